@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Python client compatibility tests (kafka-python, confluent-kafka, aiokafka) against a
+# fresh Fjord broker. Extra arguments go to pytest, e.g. `compat-tests/python.sh -k confluent`.
+#
+# Needs the venv from scripts/setup-python.sh and target/release/fjord (or FJORD_BIN).
+# Env: PYTHON_TESTS_TIMEOUT bounds the whole pytest run (seconds, default 600);
+# KEEP_WORK=1 keeps the broker's data dir and log even when everything passed.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+if [ ! -x "$VENV/bin/python" ]; then echo "no venv at $VENV: run scripts/setup-python.sh"; exit 2; fi
+if [ ! -x "$FJORD_BIN" ]; then echo "broker binary $FJORD_BIN not built"; exit 2; fi
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/fjord-python.XXXXXX")"
+rc=1
+finish() {
+  stop_broker TERM || true
+  if [ "$rc" -ne 0 ]; then
+    echo "--- broker log tail (${BROKER_LOG:-none})"; tail -40 "${BROKER_LOG:-/dev/null}" 2>/dev/null || true
+    echo "--- work dir kept: $WORK"
+  elif [ "${KEEP_WORK:-0}" = 1 ]; then
+    echo "work dir kept: $WORK"
+  else
+    rm -rf "$WORK"
+  fi
+}
+trap finish EXIT
+
+start_broker "$WORK/data"
+echo "broker on $BOOTSTRAP (pid $BROKER_PID, log $BROKER_LOG)"
+
+# -p no:cacheprovider keeps pytest from writing .pytest_cache into the source tree;
+# -rfEw lists failures, errors and warnings (consumer-side errors are reported as warnings).
+set +e
+export PYTHONDONTWRITEBYTECODE=1
+BOOTSTRAP="$BOOTSTRAP" timeout --kill-after=10 "${PYTHON_TESTS_TIMEOUT:-600}" \
+  "$VENV/bin/python" -m pytest "$ROOT/compat-tests/python" -v -p no:cacheprovider -rfEw "$@"
+rc=$?
+set -e
+[ "$rc" -eq 124 ] && echo "pytest killed after ${PYTHON_TESTS_TIMEOUT:-600}s"
+exit "$rc"

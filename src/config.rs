@@ -1,0 +1,366 @@
+//! Every broker setting, under the name a Kafka user would look for.
+//!
+//! Settings come from four layers, later ones winning: built-in defaults, a Kafka-style
+//! `server.properties` file, `FJORD_*` environment variables (`FJORD_LOG_RETENTION_MS` is
+//! `log.retention.ms`), and command-line flags. All layers go through one validator so an
+//! unknown or malformed setting is reported the same way wherever it came from.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Where a setting's value came from; DescribeConfigs reports this to admin clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Default,
+    File,
+    Env,
+    Flag,
+}
+
+/// A configuration error that names the offending setting.
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// One `NAME://host:port` entry of `listeners` / `advertised.listeners`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+}
+
+impl Listener {
+    /// Socket addresses this listener binds. `localhost` binds both loopback families because
+    /// librdkafka tries `::1` first and Java tries `127.0.0.1` first; an empty host or
+    /// `0.0.0.0` binds every IPv4 interface as Kafka does.
+    pub fn bind_addrs(&self) -> Vec<SocketAddr> {
+        let host = self.host.as_str();
+        match host {
+            "" | "0.0.0.0" => vec![SocketAddr::from(([0, 0, 0, 0], self.port))],
+            "localhost" => vec![
+                SocketAddr::from(([127, 0, 0, 1], self.port)),
+                SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, self.port)),
+            ],
+            _ => {
+                let h = host.trim_start_matches('[').trim_end_matches(']');
+                match h.parse::<std::net::IpAddr>() {
+                    Ok(ip) => vec![SocketAddr::new(ip, self.port)],
+                    Err(_) => {
+                        use std::net::ToSocketAddrs;
+                        (h, self.port)
+                            .to_socket_addrs()
+                            .map(|a| a.collect())
+                            .unwrap_or_default()
+                    }
+                }
+            }
+        }
+    }
+
+    /// The host as clients should see it in Metadata: brackets stripped, wildcard replaced.
+    pub fn advertised_host(&self) -> String {
+        let h = self.host.trim_start_matches('[').trim_end_matches(']');
+        if h.is_empty() || h == "0.0.0.0" || h == "::" {
+            "127.0.0.1".to_string()
+        } else {
+            h.to_string()
+        }
+    }
+}
+
+impl fmt::Display for Listener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://{}:{}", self.name, self.host, self.port)
+    }
+}
+
+pub fn parse_listeners(key: &str, value: &str) -> Result<Vec<Listener>, ConfigError> {
+    let bad = |why: &str| ConfigError(format!("invalid value {value:?} for setting `{key}`: {why}"));
+    let mut out: Vec<Listener> = Vec::new();
+    for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (name, rest) = item
+            .split_once("://")
+            .ok_or_else(|| bad("expected NAME://host:port"))?;
+        let (host, port) = rest
+            .rsplit_once(':')
+            .ok_or_else(|| bad("expected NAME://host:port"))?;
+        let port: u16 = port.parse().map_err(|_| bad("port is not a number"))?;
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(bad("listener name must be letters, digits or '_'"));
+        }
+        if out.iter().any(|l| l.name == name) {
+            return Err(bad("listener names must be unique"));
+        }
+        out.push(Listener {
+            name: name.to_string(),
+            host: host.to_string(),
+            port,
+        });
+    }
+    if out.is_empty() {
+        return Err(bad("at least one listener is required"));
+    }
+    Ok(out)
+}
+
+/// The kind of value a setting holds, used to validate it once, at startup.
+#[derive(Clone, Copy)]
+enum Kind {
+    Listeners,
+    Path,
+    Int { min: i64, max: i64 },
+    Bool,
+}
+
+/// The table of broker settings: name, kind, default. The single list the validator,
+/// the `--help` text and DescribeConfigs (broker resource) all read.
+const SETTINGS: &[(&str, Kind, &str)] = &[
+    ("listeners", Kind::Listeners, "PLAINTEXT://localhost:9092"),
+    ("advertised.listeners", Kind::Listeners, ""),
+    ("log.dirs", Kind::Path, "./fjord-data"),
+    ("node.id", Kind::Int { min: 0, max: i32::MAX as i64 }, "1"),
+    ("num.partitions", Kind::Int { min: 1, max: 100_000 }, "1"),
+    ("default.replication.factor", Kind::Int { min: 1, max: 1 }, "1"),
+    ("auto.create.topics.enable", Kind::Bool, "true"),
+    ("message.max.bytes", Kind::Int { min: 0, max: i32::MAX as i64 }, "1048588"),
+    ("socket.request.max.bytes", Kind::Int { min: 1024, max: i32::MAX as i64 }, "104857600"),
+    ("log.retention.ms", Kind::Int { min: -1, max: i64::MAX }, "604800000"),
+    ("log.retention.bytes", Kind::Int { min: -1, max: i64::MAX }, "-1"),
+    ("log.flush.interval.messages", Kind::Int { min: 1, max: i64::MAX }, "9223372036854775807"),
+];
+
+/// Names of every broker setting Fjord knows.
+pub fn setting_names() -> impl Iterator<Item = &'static str> {
+    SETTINGS.iter().map(|(n, _, _)| *n)
+}
+
+/// Kafka's (or Fjord's) default for a broker setting.
+pub fn default_of(name: &str) -> Option<&'static str> {
+    SETTINGS.iter().find(|(n, _, _)| *n == name).map(|(_, _, d)| *d)
+}
+
+fn validate(key: &str, value: &str) -> Result<(), ConfigError> {
+    let Some((_, kind, _)) = SETTINGS.iter().find(|(n, _, _)| *n == key) else {
+        return Err(ConfigError(format!(
+            "unknown setting `{key}` (known settings: {})",
+            setting_names().collect::<Vec<_>>().join(", ")
+        )));
+    };
+    let bad = |why: String| ConfigError(format!("invalid value {value:?} for setting `{key}`: {why}"));
+    match *kind {
+        Kind::Listeners => {
+            if !(key == "advertised.listeners" && value.is_empty()) {
+                parse_listeners(key, value)?;
+            }
+        }
+        Kind::Path => {
+            if value.trim().is_empty() {
+                return Err(bad("must not be empty".into()));
+            }
+        }
+        Kind::Int { min, max } => {
+            let v: i64 = value
+                .trim()
+                .parse()
+                .map_err(|_| bad("not an integer".into()))?;
+            if v < min || v > max {
+                return Err(bad(format!("must be between {min} and {max}")));
+            }
+        }
+        Kind::Bool => {
+            if !matches!(value.trim(), "true" | "false") {
+                return Err(bad("must be true or false".into()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The validated broker configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listeners: Vec<Listener>,
+    pub advertised_listeners: Vec<Listener>,
+    pub log_dir: PathBuf,
+    pub node_id: i32,
+    pub num_partitions: i32,
+    pub default_replication_factor: i16,
+    pub auto_create_topics_enable: bool,
+    pub message_max_bytes: i32,
+    pub socket_request_max_bytes: i32,
+    pub log_retention_ms: i64,
+    pub log_retention_bytes: i64,
+    /// Acknowledge produce only after the store has flushed to disk when this is 1.
+    pub log_flush_interval_messages: i64,
+    /// Every setting with its effective value and where it came from (for DescribeConfigs).
+    pub values: BTreeMap<String, (String, Source)>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        ConfigBuilder::new().build().expect("defaults are valid")
+    }
+}
+
+/// Layers settings and validates each as it arrives.
+pub struct ConfigBuilder {
+    values: BTreeMap<String, (String, Source)>,
+}
+
+impl Default for ConfigBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ConfigBuilder {
+    pub fn new() -> Self {
+        let values = SETTINGS
+            .iter()
+            .map(|(n, _, d)| (n.to_string(), (d.to_string(), Source::Default)))
+            .collect();
+        Self { values }
+    }
+
+    pub fn set(&mut self, key: &str, value: &str, source: Source) -> Result<&mut Self, ConfigError> {
+        let key = key.trim();
+        let value = value.trim();
+        validate(key, value)?;
+        self.values
+            .insert(key.to_string(), (value.to_string(), source));
+        Ok(self)
+    }
+
+    /// Reads a Kafka-style properties file: `key=value` (or `key: value`) lines, `#`/`!` comments.
+    pub fn load_properties(&mut self, path: &Path) -> Result<&mut Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+                continue;
+            }
+            let (k, v) = line
+                .split_once('=')
+                .or_else(|| line.split_once(':'))
+                .ok_or_else(|| {
+                    ConfigError(format!(
+                        "{}:{}: expected key=value, got {line:?}",
+                        path.display(),
+                        n + 1
+                    ))
+                })?;
+            self.set(k, v, Source::File)
+                .map_err(|e| ConfigError(format!("{}:{}: {e}", path.display(), n + 1)))?;
+        }
+        Ok(self)
+    }
+
+    /// Applies `FJORD_*` variables: `FJORD_LOG_RETENTION_MS=1000` sets `log.retention.ms`.
+    pub fn load_env<I: IntoIterator<Item = (String, String)>>(
+        &mut self,
+        vars: I,
+    ) -> Result<&mut Self, ConfigError> {
+        for (k, v) in vars {
+            if let Some(rest) = k.strip_prefix("FJORD_") {
+                let key = rest.to_ascii_lowercase().replace('_', ".");
+                self.set(&key, &v, Source::Env)
+                    .map_err(|e| ConfigError(format!("environment variable {k}: {e}")))?;
+            }
+        }
+        Ok(self)
+    }
+
+    pub fn build(&self) -> Result<Config, ConfigError> {
+        let get = |k: &str| self.values[k].0.clone();
+        let int = |k: &str| get(k).parse::<i64>().expect("validated");
+        let listeners = parse_listeners("listeners", &get("listeners"))?;
+        let adv = get("advertised.listeners");
+        let advertised_listeners = if adv.is_empty() {
+            listeners.clone()
+        } else {
+            let adv = parse_listeners("advertised.listeners", &adv)?;
+            for a in &adv {
+                if !listeners.iter().any(|l| l.name == a.name) {
+                    return Err(ConfigError(format!(
+                        "setting `advertised.listeners`: listener {} is not in `listeners`",
+                        a.name
+                    )));
+                }
+            }
+            adv
+        };
+        Ok(Config {
+            listeners,
+            advertised_listeners,
+            log_dir: PathBuf::from(get("log.dirs").split(',').next().unwrap_or("").trim()),
+            node_id: int("node.id") as i32,
+            num_partitions: int("num.partitions") as i32,
+            default_replication_factor: int("default.replication.factor") as i16,
+            auto_create_topics_enable: get("auto.create.topics.enable") == "true",
+            message_max_bytes: int("message.max.bytes") as i32,
+            socket_request_max_bytes: int("socket.request.max.bytes") as i32,
+            log_retention_ms: int("log.retention.ms"),
+            log_retention_bytes: int("log.retention.bytes"),
+            log_flush_interval_messages: int("log.flush.interval.messages"),
+            values: self.values.clone(),
+        })
+    }
+}
+
+impl Config {
+    /// The advertised address for a listener name (the one a client connected through).
+    pub fn advertised_for(&self, listener: &str) -> &Listener {
+        self.advertised_listeners
+            .iter()
+            .find(|l| l.name == listener)
+            .unwrap_or(&self.advertised_listeners[0])
+    }
+
+    pub fn flush_on_ack(&self) -> bool {
+        self.log_flush_interval_messages == 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_and_validation() {
+        let mut b = ConfigBuilder::new();
+        b.load_env(vec![
+            ("FJORD_NUM_PARTITIONS".to_string(), "6".to_string()),
+            ("PATH".to_string(), "/bin".to_string()),
+        ])
+        .unwrap();
+        let c = b.build().unwrap();
+        assert_eq!(c.num_partitions, 6);
+        assert_eq!(c.values["num.partitions"].1, Source::Env);
+        let err = b.set("num.partitions", "zero", Source::Flag).err().unwrap();
+        assert!(err.0.contains("num.partitions"), "{err}");
+        let err = b.set("no.such.thing", "1", Source::Flag).err().unwrap();
+        assert!(err.0.contains("no.such.thing"), "{err}");
+    }
+
+    #[test]
+    fn listeners_parse() {
+        let l = parse_listeners("listeners", "PLAINTEXT://[::1]:9092,OTHER://127.0.0.1:9093").unwrap();
+        assert_eq!(l[0].bind_addrs()[0].to_string(), "[::1]:9092");
+        assert_eq!(l[0].advertised_host(), "::1");
+        assert_eq!(l[1].port, 9093);
+        assert!(parse_listeners("listeners", "nonsense").is_err());
+        let local = parse_listeners("listeners", "PLAINTEXT://localhost:9092").unwrap();
+        assert_eq!(local[0].bind_addrs().len(), 2);
+    }
+}

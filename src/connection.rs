@@ -1,0 +1,143 @@
+//! One client connection: size-prefixed frames in, responses out in request order.
+//!
+//! Clients pipeline (Java and librdkafka keep up to 5 requests in flight), so each request is
+//! handled in its own task while a writer awaits those tasks strictly in arrival order. A
+//! malformed frame or an unknown API key ends this connection only; requests already read
+//! still get their responses first.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::Broker;
+use crate::dispatch;
+
+/// Requests read ahead of their responses; beyond this the reader stops reading (back
+/// pressure) until the writer catches up.
+const MAX_IN_FLIGHT: usize = 64;
+
+/// What a handler needs to know about the request besides its body.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub peer: SocketAddr,
+    /// Name of the listener the client connected through: Metadata advertises that one.
+    pub listener: String,
+    pub client_id: Option<String>,
+    pub api_version: i16,
+    pub correlation_id: i32,
+}
+
+type Pending = JoinHandle<anyhow::Result<Option<BytesMut>>>;
+
+pub async fn serve(
+    broker: Arc<Broker>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    listener: String,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let (mut rd, mut wr) = stream.into_split();
+    let (tx, mut rx) = mpsc::channel::<Pending>(MAX_IN_FLIGHT);
+
+    let writer = tokio::spawn(async move {
+        while let Some(pending) = rx.recv().await {
+            match pending.await {
+                Ok(Ok(Some(frame))) => {
+                    if let Err(e) = wr.write_all(&frame).await {
+                        tracing::debug!(%peer, error = %e, "write failed; closing connection");
+                        break;
+                    }
+                }
+                Ok(Ok(None)) => {} // acks=0 produce: the client expects no response.
+                Ok(Err(e)) => {
+                    tracing::warn!(%peer, error = %e, "closing connection");
+                    break;
+                }
+                Err(e) => {
+                    tracing::error!(%peer, error = %e, "request handler panicked; closing connection");
+                    break;
+                }
+            }
+        }
+        let _ = wr.shutdown().await;
+    });
+
+    let max = broker.config.socket_request_max_bytes as usize;
+    loop {
+        let frame = tokio::select! {
+            _ = shutdown.changed() => break,
+            _ = tx.closed() => break,
+            f = read_frame(&mut rd, max) => f,
+        };
+        let frame = match frame {
+            Ok(Some(f)) => f,
+            Ok(None) => break, // clean EOF
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "bad frame; closing connection");
+                break;
+            }
+        };
+        let pending = match parse_and_spawn(&broker, frame, peer, &listener) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "bad request; closing connection");
+                break;
+            }
+        };
+        if tx.send(pending).await.is_err() {
+            break;
+        }
+    }
+    drop(tx);
+    let _ = writer.await;
+    tracing::debug!(%peer, "connection closed");
+}
+
+/// Reads one size-prefixed frame; `Ok(None)` on EOF between frames.
+async fn read_frame(rd: &mut (impl AsyncReadExt + Unpin), max: usize) -> anyhow::Result<Option<Bytes>> {
+    let mut len = [0u8; 4];
+    match rd.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    let size = i32::from_be_bytes(len);
+    if size < 0 {
+        anyhow::bail!("negative frame size {size}");
+    }
+    if size as usize > max {
+        anyhow::bail!("frame of {size} bytes exceeds socket.request.max.bytes ({max})");
+    }
+    let mut buf = BytesMut::zeroed(size as usize);
+    rd.read_exact(&mut buf).await.map_err(|e| {
+        anyhow::anyhow!("truncated frame: expected {size} bytes: {e}")
+    })?;
+    Ok(Some(buf.freeze()))
+}
+
+/// Decodes the request header and starts the handler. Errors here mean the frame cannot be
+/// a Kafka request at all (or names an API we do not serve), which ends the connection.
+fn parse_and_spawn(broker: &Arc<Broker>, mut frame: Bytes, peer: SocketAddr, listener: &str) -> anyhow::Result<Pending> {
+    if frame.len() < 8 {
+        anyhow::bail!("frame of {} bytes is too short for a request header", frame.len());
+    }
+    let api_key = (&frame[0..2]).get_i16();
+    let api_version = (&frame[2..4]).get_i16();
+    let header = dispatch::decode_header(api_key, api_version, &mut frame)?;
+    let ctx = RequestContext {
+        peer,
+        listener: listener.to_string(),
+        client_id: header.client_id.as_ref().map(|s| s.to_string()),
+        api_version,
+        correlation_id: header.correlation_id,
+    };
+    let broker = broker.clone();
+    Ok(tokio::spawn(async move {
+        dispatch::handle(&broker, ctx, header.request_api_key, frame).await
+    }))
+}

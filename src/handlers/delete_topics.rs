@@ -1,0 +1,65 @@
+//! DeleteTopics by name (all versions) and by topic id (v6+).
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse};
+use uuid::Uuid;
+
+use super::{topic_error, topic_name};
+use crate::Broker;
+use crate::connection::RequestContext;
+
+pub async fn handle(broker: &Broker, ctx: &RequestContext, req: DeleteTopicsRequest) -> anyhow::Result<DeleteTopicsResponse> {
+    // v0-5 send names; v6 sends (name | id) pairs.
+    let targets: Vec<(Option<String>, Uuid)> = if ctx.api_version >= 6 {
+        req.topics
+            .iter()
+            .map(|t| (t.name.as_ref().map(|n| n.as_str().to_string()), t.topic_id))
+            .collect()
+    } else {
+        req.topic_names
+            .iter()
+            .map(|n| (Some(n.as_str().to_string()), Uuid::nil()))
+            .collect()
+    };
+    let mut responses = Vec::with_capacity(targets.len());
+    for (name, id) in targets {
+        let mut r = DeletableTopicResult::default();
+        let resolved = match (&name, id.is_nil()) {
+            (Some(n), _) => Ok(n.clone()),
+            (None, false) => broker
+                .topics
+                .get_by_id(id)
+                .map(|t| t.name.clone())
+                .ok_or(ResponseError::UnknownTopicId),
+            (None, true) => Err(ResponseError::InvalidRequest),
+        };
+        match resolved {
+            Ok(n) => {
+                r.name = Some(topic_name(&n));
+                match broker.topics.delete(&n) {
+                    Ok(t) => {
+                        r.topic_id = t.id;
+                        tracing::info!(topic = %n, "deleted topic");
+                    }
+                    Err(e) => {
+                        let (code, msg) = topic_error(&e);
+                        r.error_code = code;
+                        if ctx.api_version >= 5 {
+                            r.error_message = msg;
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                r.topic_id = id;
+                r.error_code = e.code();
+            }
+        }
+        if ctx.api_version < 6 {
+            r.topic_id = Uuid::nil();
+        }
+        responses.push(r);
+    }
+    Ok(DeleteTopicsResponse::default().with_responses(responses))
+}

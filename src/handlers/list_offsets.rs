@@ -1,0 +1,123 @@
+//! ListOffsets: earliest (-2), latest (-1), max timestamp (-3), earliest local (-4), and the
+//! first offset whose record timestamp is at or after a given time.
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use kafka_protocol::records::RecordBatchDecoder;
+
+use super::fetch::check_epoch;
+use crate::Broker;
+use crate::connection::RequestContext;
+use crate::log::PartitionLog;
+
+pub const LATEST: i64 = -1;
+pub const EARLIEST: i64 = -2;
+pub const MAX_TIMESTAMP: i64 = -3;
+pub const EARLIEST_LOCAL: i64 = -4;
+
+pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ListOffsetsRequest) -> anyhow::Result<ListOffsetsResponse> {
+    let v = ctx.api_version;
+    let topics = req
+        .topics
+        .iter()
+        .map(|t| {
+            let topic = broker.topics.get(t.name.as_str());
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let mut r = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index)
+                        .with_timestamp(-1)
+                        .with_offset(-1);
+                    let log = topic
+                        .as_ref()
+                        .and_then(|t| t.partition(p.partition_index))
+                        .ok_or(ResponseError::UnknownTopicOrPartition);
+                    let result = log.and_then(|log| {
+                        check_epoch(p.current_leader_epoch, log.leader_epoch())?;
+                        lookup(log, p.timestamp).map(|found| (found, log.leader_epoch()))
+                    });
+                    match result {
+                        Ok((Some((offset, ts, epoch)), current)) => {
+                            r.offset = offset;
+                            r.timestamp = ts;
+                            if v >= 4 {
+                                r.leader_epoch = if epoch >= 0 { epoch } else { current };
+                            }
+                        }
+                        Ok((None, _)) => {}
+                        Err(e) => r.error_code = e.code(),
+                    }
+                    r
+                })
+                .collect();
+            ListOffsetsTopicResponse::default()
+                .with_name(t.name.clone())
+                .with_partitions(partitions)
+        })
+        .collect();
+    Ok(ListOffsetsResponse::default().with_topics(topics))
+}
+
+/// (offset, timestamp, leader epoch of the batch) or None when no record qualifies.
+fn lookup(log: &PartitionLog, target: i64) -> Result<Option<(i64, i64, i32)>, ResponseError> {
+    match target {
+        LATEST => Ok(Some((log.high_watermark(), -1, -1))),
+        EARLIEST | EARLIEST_LOCAL => Ok(Some((log.log_start_offset(), -1, -1))),
+        MAX_TIMESTAMP => {
+            let mut best: Option<(i64, bytes::Bytes, i32)> = None;
+            log.for_each_header(|h, raw| {
+                if best.as_ref().is_none_or(|(ts, _, _)| h.max_timestamp > *ts) {
+                    best = Some((h.max_timestamp, bytes::Bytes::copy_from_slice(raw), h.leader_epoch));
+                }
+                true
+            })
+            .map_err(|_| ResponseError::KafkaStorageError)?;
+            match best {
+                None => Ok(None),
+                Some((ts, raw, epoch)) => {
+                    let off = first_record_at_or_after(&raw, ts, log.log_start_offset())?;
+                    Ok(off.map(|(o, t)| (o, t, epoch)))
+                }
+            }
+        }
+        ts if ts >= 0 => {
+            let mut found: Option<(bytes::Bytes, i32)> = None;
+            log.for_each_header(|h, raw| {
+                if h.max_timestamp >= ts {
+                    found = Some((bytes::Bytes::copy_from_slice(raw), h.leader_epoch));
+                    return false;
+                }
+                true
+            })
+            .map_err(|_| ResponseError::KafkaStorageError)?;
+            match found {
+                None => Ok(None),
+                Some((raw, epoch)) => {
+                    let off = first_record_at_or_after(&raw, ts, log.log_start_offset())?;
+                    Ok(off.map(|(o, t)| (o, t, epoch)))
+                }
+            }
+        }
+        _ => Err(ResponseError::InvalidRequest),
+    }
+}
+
+/// Decodes one batch (decompressing if needed: timestamp queries are rare, the hot path
+/// never does this) to find the first record at or after `ts`.
+fn first_record_at_or_after(raw: &bytes::Bytes, ts: i64, log_start: i64) -> Result<Option<(i64, i64)>, ResponseError> {
+    let h = crate::log::batch::stored_header(raw);
+    if h.uses_log_append_time() {
+        return Ok(Some((h.base_offset.max(log_start), h.max_timestamp)));
+    }
+    let mut buf = raw.clone();
+    let set = RecordBatchDecoder::decode(&mut buf).map_err(|_| ResponseError::CorruptMessage)?;
+    Ok(set
+        .records
+        .iter()
+        .filter(|r| r.offset >= log_start)
+        .find(|r| r.timestamp >= ts)
+        .map(|r| (r.offset, r.timestamp)))
+}

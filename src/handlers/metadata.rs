@@ -1,0 +1,122 @@
+//! Metadata: brokers, cluster id, controller, and topics with their partitions' leaders and
+//! leader epochs. Unknown topics are auto-created when both the broker
+//! (`auto.create.topics.enable`) and the client (`allow_auto_topic_creation`) allow it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
+
+use super::{str_bytes, topic_error, topic_name};
+use crate::Broker;
+use crate::connection::RequestContext;
+use crate::meta::topics::{Topic, TopicError, validate_name};
+
+/// Bits of Kafka's AclOperation codes a topic supports: READ, WRITE, CREATE, DELETE, ALTER,
+/// DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS. With no authorizer every one is allowed.
+pub const TOPIC_OPERATIONS: i32 = (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
+/// CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE.
+pub const CLUSTER_OPERATIONS: i32 = (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
+
+pub fn broker_entry(broker: &Broker, ctx: &RequestContext) -> MetadataResponseBroker {
+    let adv = broker.config.advertised_for(&ctx.listener);
+    MetadataResponseBroker::default()
+        .with_node_id(BrokerId(broker.node_id()))
+        .with_host(str_bytes(adv.advertised_host()))
+        .with_port(adv.port as i32)
+}
+
+pub fn partitions_of(broker: &Broker, t: &Topic) -> Vec<MetadataResponsePartition> {
+    let node = BrokerId(broker.node_id());
+    t.partitions
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            MetadataResponsePartition::default()
+                .with_partition_index(i as i32)
+                .with_leader_id(BrokerId(broker.leader_for(t, i as i32)))
+                .with_leader_epoch(p.leader_epoch())
+                .with_replica_nodes(vec![node])
+                .with_isr_nodes(vec![node])
+        })
+        .collect()
+}
+
+fn topic_entry(broker: &Broker, t: &Topic, ops: bool) -> MetadataResponseTopic {
+    let mut e = MetadataResponseTopic::default()
+        .with_name(Some(topic_name(&t.name)))
+        .with_topic_id(t.id)
+        .with_is_internal(t.is_internal())
+        .with_partitions(partitions_of(broker, t));
+    if ops {
+        e.topic_authorized_operations = TOPIC_OPERATIONS;
+    }
+    e
+}
+
+/// Looks a topic up, creating it when auto-creation is allowed.
+pub fn get_or_create(broker: &Broker, name: &str, allow_auto: bool) -> Result<Arc<Topic>, TopicError> {
+    if let Some(t) = broker.topics.get(name) {
+        return Ok(t);
+    }
+    validate_name(name)?;
+    if !(allow_auto && broker.config.auto_create_topics_enable) {
+        return Err(TopicError::UnknownTopic);
+    }
+    match broker
+        .topics
+        .create(name, broker.config.num_partitions, BTreeMap::new(), false)
+    {
+        Ok(t) => {
+            tracing::info!(topic = name, partitions = t.partitions.len(), "auto-created topic");
+            Ok(t)
+        }
+        // Lost a race with another creator: use theirs.
+        Err(TopicError::AlreadyExists(_)) => broker.topics.get(name).ok_or(TopicError::UnknownTopic),
+        Err(e) => Err(e),
+    }
+}
+
+pub async fn handle(broker: &Broker, ctx: &RequestContext, req: MetadataRequest) -> anyhow::Result<MetadataResponse> {
+    let v = ctx.api_version;
+    let ops = v >= 8 && req.include_topic_authorized_operations;
+    // v0 has no null array: an empty list means "all topics". v4+ lets the client opt out of
+    // auto-creation; earlier versions always allowed it.
+    let allow_auto = v < 4 || req.allow_auto_topic_creation;
+    let topics = match &req.topics {
+        None => broker.topics.list().iter().map(|t| topic_entry(broker, t, ops)).collect(),
+        Some(list) if list.is_empty() && v == 0 => {
+            broker.topics.list().iter().map(|t| topic_entry(broker, t, ops)).collect()
+        }
+        Some(list) => list
+            .iter()
+            .map(|rt| match &rt.name {
+                Some(name) => match get_or_create(broker, name.as_str(), allow_auto) {
+                    Ok(t) => topic_entry(broker, &t, ops),
+                    Err(e) => MetadataResponseTopic::default()
+                        .with_name(Some(name.clone()))
+                        .with_error_code(topic_error(&e).0),
+                },
+                None => match broker.topics.get_by_id(rt.topic_id) {
+                    Some(t) => topic_entry(broker, &t, ops),
+                    None => MetadataResponseTopic::default()
+                        .with_topic_id(rt.topic_id)
+                        .with_error_code(ResponseError::UnknownTopicId.code()),
+                },
+            })
+            .collect(),
+    };
+    let mut resp = MetadataResponse::default()
+        .with_brokers(vec![broker_entry(broker, ctx)])
+        .with_cluster_id(Some(str_bytes(broker.cluster_id.clone())))
+        .with_controller_id(BrokerId(broker.node_id()))
+        .with_topics(topics);
+    if (8..=10).contains(&v) && req.include_cluster_authorized_operations {
+        resp.cluster_authorized_operations = CLUSTER_OPERATIONS;
+    }
+    Ok(resp)
+}

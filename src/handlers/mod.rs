@@ -1,0 +1,55 @@
+//! One module per Kafka API. A handler takes the decoded request, works against the domain
+//! modules and returns the typed response; framing and versions live in `dispatch`.
+
+pub mod api_versions;
+pub mod create_partitions;
+pub mod create_topics;
+pub mod delete_topics;
+pub mod describe_cluster;
+pub mod describe_configs;
+pub mod describe_topic_partitions;
+pub mod fetch;
+pub mod init_producer_id;
+pub mod list_offsets;
+pub mod metadata;
+pub mod offset_for_leader_epoch;
+pub mod produce;
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::TopicName;
+use kafka_protocol::protocol::StrBytes;
+
+use crate::meta::topics::TopicError;
+
+pub fn str_bytes(s: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(s.into())
+}
+
+pub fn topic_name(s: &str) -> TopicName {
+    TopicName(str_bytes(s))
+}
+
+pub fn code(e: ResponseError) -> i16 {
+    e.code()
+}
+
+/// Kafka's error code and message for a topic-management failure.
+pub fn topic_error(e: &TopicError) -> (i16, Option<StrBytes>) {
+    let (err, msg) = match e {
+        TopicError::InvalidName(m) => (ResponseError::InvalidTopicException, Some(m.clone())),
+        TopicError::AlreadyExists(m) => (ResponseError::TopicAlreadyExists, Some(m.clone())),
+        TopicError::UnknownTopic => (ResponseError::UnknownTopicOrPartition, None),
+        TopicError::InvalidPartitions(m) => (ResponseError::InvalidPartitions, Some(m.clone())),
+        TopicError::InvalidReplicationFactor(m) => (ResponseError::InvalidReplicationFactor, Some(m.clone())),
+        TopicError::InvalidConfig(m) => (ResponseError::InvalidConfig, Some(m.clone())),
+        TopicError::Storage(m) => (ResponseError::KafkaStorageError, Some(m.clone())),
+    };
+    (err.code(), msg.map(str_bytes))
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,149 @@
+//! Produce: validate each partition's record batch (v2 header, CRC-32C, size), check the
+//! idempotent producer's sequence, assign offsets and store the bytes as received.
+//! Errors are per partition; one bad partition never fails the others.
+
+pub mod legacy;
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+
+use super::{now_ms, str_bytes};
+use crate::Broker;
+use crate::connection::RequestContext;
+use crate::log::batch::{self, BatchError};
+use crate::log::AppendError;
+use crate::meta::configs::topic_config_value;
+use crate::meta::topics::Topic;
+
+pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) -> anyhow::Result<ProduceResponse> {
+    let v = ctx.api_version;
+    let mut any_appended = false;
+    let mut responses = Vec::with_capacity(req.topic_data.len());
+    for td in &req.topic_data {
+        // v13+ names topics by id only (KIP-516).
+        let topic = if v >= 13 {
+            broker.topics.get_by_id(td.topic_id)
+        } else {
+            broker.topics.get(td.name.as_str())
+        };
+        let missing = if v >= 13 {
+            ResponseError::UnknownTopicId
+        } else {
+            ResponseError::UnknownTopicOrPartition
+        };
+        let mut tr = TopicProduceResponse::default()
+            .with_name(td.name.clone())
+            .with_topic_id(td.topic_id);
+        for pd in &td.partition_data {
+            let mut pr = PartitionProduceResponse::default()
+                .with_index(pd.index)
+                .with_base_offset(-1)
+                .with_log_append_time_ms(-1)
+                .with_log_start_offset(-1);
+            let outcome = if !matches!(req.acks, -1..=1) {
+                Err((ResponseError::InvalidRequiredAcks, None))
+            } else if req.transactional_id.is_some() {
+                // Transactions arrive with the transaction coordinator.
+                Err((
+                    ResponseError::TransactionalIdAuthorizationFailed,
+                    Some("transactions are not supported by this broker yet".to_string()),
+                ))
+            } else {
+                match &topic {
+                    None => Err((missing, None)),
+                    Some(t) => append_partition(broker, t, pd.index, pd.records.as_ref()),
+                }
+            };
+            match outcome {
+                Ok((info, log_append_time)) => {
+                    pr.base_offset = info.base_offset;
+                    pr.log_start_offset = info.log_start_offset;
+                    pr.log_append_time_ms = log_append_time.unwrap_or(-1);
+                    any_appended |= !info.duplicate;
+                }
+                Err((err, msg)) => {
+                    pr.error_code = err.code();
+                    if v >= 8 {
+                        if err == ResponseError::InvalidRecord {
+                            pr.record_errors = vec![BatchIndexAndErrorMessage::default()
+                                .with_batch_index(0)
+                                .with_batch_index_error_message(msg.clone().map(str_bytes))];
+                        }
+                        pr.error_message = msg.map(str_bytes);
+                    }
+                }
+            }
+            tr.partition_responses.push(pr);
+        }
+        responses.push(tr);
+    }
+    // Durable acknowledgement, when configured: one flush covers every partition written by
+    // this request, and concurrent requests share sled's flush.
+    if any_appended && req.acks != 0 && broker.config.flush_on_ack() {
+        broker.store.flush().await?;
+    }
+    Ok(ProduceResponse::default().with_responses(responses))
+}
+
+type Outcome = Result<(crate::log::AppendInfo, Option<i64>), (ResponseError, Option<String>)>;
+
+fn append_partition(broker: &Broker, topic: &Topic, index: i32, records: Option<&bytes::Bytes>) -> Outcome {
+    let Some(log) = topic.partition(index) else {
+        return Err((ResponseError::UnknownTopicOrPartition, None));
+    };
+    let Some(records) = records else {
+        return Err((ResponseError::CorruptMessage, Some("null record set".into())));
+    };
+    let max: usize = topic_config_value(&broker.config, &topic.configs, "max.message.bytes")
+        .parse()
+        .unwrap_or(broker.config.message_max_bytes as usize);
+    let batches = batch::split_and_validate(records, max).map_err(|e| {
+        tracing::debug!(topic = %topic.name, partition = index, error = ?e, "rejected record batch");
+        match e {
+            BatchError::Corrupt(m) => (ResponseError::CorruptMessage, Some(m)),
+            BatchError::UnsupportedMagic(m) => (
+                ResponseError::UnsupportedForMessageFormat,
+                Some(format!("message format v{m} is not supported; use record batch v2")),
+            ),
+            BatchError::TooLarge { size, max } => (
+                ResponseError::MessageTooLarge,
+                Some(format!("record batch of {size} bytes exceeds the limit of {max}")),
+            ),
+            BatchError::Invalid(m) => (ResponseError::InvalidRecord, Some(m)),
+        }
+    })?;
+    if batches.len() != 1 {
+        return Err((
+            ResponseError::InvalidRecord,
+            Some("Produce requests with version 3 or above must contain exactly one record batch".into()),
+        ));
+    }
+    let h = batch::BatchHeader::parse(&batches[0]).expect("validated");
+    if h.is_transactional() {
+        return Err((
+            ResponseError::TransactionalIdAuthorizationFailed,
+            Some("transactional batches are not supported by this broker yet".into()),
+        ));
+    }
+    let log_append_time = (topic_config_value(&broker.config, &topic.configs, "message.timestamp.type")
+        == "LogAppendTime")
+        .then(now_ms);
+    match log.append(&batches[0], log_append_time) {
+        Ok(info) => Ok((info, log_append_time)),
+        Err(AppendError::OutOfOrderSequence { expected, got }) => Err((
+            ResponseError::OutOfOrderSequenceNumber,
+            Some(format!("expected sequence {expected}, got {got}")),
+        )),
+        Err(AppendError::InvalidProducerEpoch { current, got }) => Err((
+            ResponseError::InvalidProducerEpoch,
+            Some(format!("producer epoch {got} is older than the current epoch {current}")),
+        )),
+        Err(AppendError::Storage(e)) => {
+            tracing::error!(topic = %topic.name, partition = index, error = %e, "append failed");
+            Err((ResponseError::KafkaStorageError, Some(e.to_string())))
+        }
+    }
+}

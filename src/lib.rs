@@ -1,0 +1,52 @@
+//! Fjord: a single-binary broker that speaks the Apache Kafka wire protocol.
+//!
+//! Request flow: `server` accepts connections, `connection` frames requests and keeps
+//! responses in order, `dispatch` maps each API key to its handler in `handlers`, and the
+//! handlers work against the domain modules (`log`, `meta`, `txn`).
+
+pub mod config;
+pub mod connection;
+pub mod dispatch;
+pub mod handlers;
+pub mod log;
+pub mod meta;
+pub mod server;
+pub mod txn;
+
+use std::sync::Arc;
+
+pub use config::Config;
+pub use server::{Server, ServerHandle};
+
+/// Shared broker state handed to every handler.
+pub struct Broker {
+    pub config: Config,
+    pub store: Arc<log::Store>,
+    pub topics: meta::topics::Topics,
+    pub cluster_id: String,
+}
+
+impl Broker {
+    /// Opens the data dir and loads everything persisted there.
+    pub fn open(config: Config) -> anyhow::Result<Arc<Broker>> {
+        let store = Arc::new(log::Store::open(&config.log_dir)?);
+        let topics = meta::topics::Topics::load(store.clone())?;
+        let cluster_id = meta::cluster_id(&store)?;
+        Ok(Arc::new(Broker {
+            config,
+            store,
+            topics,
+            cluster_id,
+        }))
+    }
+
+    pub fn node_id(&self) -> i32 {
+        self.config.node_id
+    }
+
+    /// The partition leader for every partition. A single node leads everything; when
+    /// replication arrives this becomes a lookup in the replicated metadata.
+    pub fn leader_for(&self, _topic: &meta::topics::Topic, _partition: i32) -> i32 {
+        self.config.node_id
+    }
+}

@@ -1,0 +1,144 @@
+//! The `fjord` command: parse settings, start the broker, stop cleanly on SIGINT/SIGTERM.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use fjord::config::{ConfigBuilder, Source};
+
+/// A Kafka-compatible broker in one binary. Settings use Kafka's names; each can also be
+/// given as a FJORD_* environment variable (FJORD_LOG_RETENTION_MS for log.retention.ms) or
+/// in a server.properties file. Flags win over the environment, which wins over the file.
+#[derive(Parser, Debug)]
+#[command(name = "fjord", version, about)]
+struct Cli {
+    /// Kafka-style properties file (key=value lines).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Any setting as key=value, e.g. --override log.retention.ms=60000 (repeatable).
+    #[arg(long = "override", short = 'o', value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+    /// listeners: comma-separated NAME://host:port [default: PLAINTEXT://localhost:9092,
+    /// which binds 127.0.0.1 and ::1].
+    #[arg(long)]
+    listeners: Option<String>,
+    /// advertised.listeners: addresses given to clients in Metadata [default: listeners].
+    #[arg(long)]
+    advertised_listeners: Option<String>,
+    /// log.dirs: data directory [default: ./fjord-data].
+    #[arg(long)]
+    log_dirs: Option<String>,
+    /// node.id: this broker's id [default: 1].
+    #[arg(long)]
+    node_id: Option<String>,
+    /// num.partitions: partitions of auto-created topics [default: 1].
+    #[arg(long)]
+    num_partitions: Option<String>,
+    /// default.replication.factor [default: 1].
+    #[arg(long)]
+    default_replication_factor: Option<String>,
+    /// auto.create.topics.enable [default: true].
+    #[arg(long)]
+    auto_create_topics_enable: Option<String>,
+    /// message.max.bytes: largest record batch accepted [default: 1048588].
+    #[arg(long)]
+    message_max_bytes: Option<String>,
+    /// socket.request.max.bytes: largest request frame [default: 104857600].
+    #[arg(long)]
+    socket_request_max_bytes: Option<String>,
+    /// log.retention.ms [default: 604800000, 7 days].
+    #[arg(long)]
+    log_retention_ms: Option<String>,
+    /// log.flush.interval.messages: 1 = acknowledge produce only after a disk flush.
+    #[arg(long)]
+    log_flush_interval_messages: Option<String>,
+}
+
+impl Cli {
+    fn flag_settings(&self) -> Vec<(&'static str, &String)> {
+        let pairs = [
+            ("listeners", &self.listeners),
+            ("advertised.listeners", &self.advertised_listeners),
+            ("log.dirs", &self.log_dirs),
+            ("node.id", &self.node_id),
+            ("num.partitions", &self.num_partitions),
+            ("default.replication.factor", &self.default_replication_factor),
+            ("auto.create.topics.enable", &self.auto_create_topics_enable),
+            ("message.max.bytes", &self.message_max_bytes),
+            ("socket.request.max.bytes", &self.socket_request_max_bytes),
+            ("log.retention.ms", &self.log_retention_ms),
+            ("log.flush.interval.messages", &self.log_flush_interval_messages),
+        ];
+        pairs
+            .into_iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
+            .collect()
+    }
+}
+
+fn build_config(cli: &Cli) -> Result<fjord::Config, String> {
+    let mut b = ConfigBuilder::new();
+    if let Some(path) = &cli.config {
+        b.load_properties(path).map_err(|e| e.to_string())?;
+    }
+    b.load_env(std::env::vars()).map_err(|e| e.to_string())?;
+    for (k, v) in cli.flag_settings() {
+        b.set(k, v, Source::Flag).map_err(|e| format!("flag --{}: {e}", k.replace('.', "-")))?;
+    }
+    for o in &cli.overrides {
+        let (k, v) = o
+            .split_once('=')
+            .ok_or_else(|| format!("--override {o:?}: expected key=value"))?;
+        b.set(k, v, Source::Flag).map_err(|e| format!("--override: {e}"))?;
+    }
+    b.build().map_err(|e| e.to_string())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = match build_config(&cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("fjord: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    rt.block_on(async move {
+        let listeners: Vec<String> = config.listeners.iter().map(|l| l.to_string()).collect();
+        let data = config.log_dir.clone();
+        let server = match fjord::Server::bind(config).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start");
+                eprintln!("fjord: cannot start: {e:#}");
+                return ExitCode::from(1);
+            }
+        };
+        let handle = server.start();
+        tracing::info!(listeners = ?listeners, data_dir = %data.display(), cluster_id = %handle.broker.cluster_id, "fjord started");
+        wait_for_signal().await;
+        handle.shutdown().await;
+        tracing::info!("fjord stopped");
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,21 @@
+//! Cluster metadata: topics and their configs, the cluster id, and this broker's identity.
+
+pub mod configs;
+pub mod topics;
+
+use base64::Engine as _;
+
+use crate::log::Store;
+
+/// Loads the cluster id, minting one on first start. Kafka's cluster ids are a random UUID in
+/// URL-safe base64 without padding (22 characters); tools display it, some validate its shape.
+pub fn cluster_id(store: &Store) -> anyhow::Result<String> {
+    let tree = store.meta_tree("cluster")?;
+    if let Some(v) = tree.get("cluster.id")? {
+        return Ok(String::from_utf8_lossy(&v).into_owned());
+    }
+    let id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(uuid::Uuid::new_v4().as_bytes());
+    tree.insert("cluster.id", id.as_bytes())?;
+    tree.flush()?;
+    Ok(id)
+}

@@ -1,0 +1,156 @@
+//! Accepts connections on every listener and runs one task per connection. Shutdown: stop
+//! accepting, let each connection finish the requests it has read, flush the store.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::{Broker, Config, connection};
+
+pub struct Server {
+    broker: Arc<Broker>,
+    listeners: Vec<(String, TcpListener)>,
+}
+
+/// Lets the owner (main, or a test) stop a running server and wait for it.
+pub struct ServerHandle {
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    pub addrs: Vec<std::net::SocketAddr>,
+    pub broker: Arc<Broker>,
+}
+
+impl ServerHandle {
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+}
+
+impl Server {
+    /// Opens the store and binds every listener. A listener on `localhost` binds both loopback
+    /// families; one of them failing (no IPv6 on the host) is a warning, not an error.
+    pub async fn bind(mut config: Config) -> anyhow::Result<Server> {
+        let mut listeners = Vec::new();
+        for l in config.listeners.iter_mut() {
+            let addrs = l.bind_addrs();
+            if addrs.is_empty() {
+                anyhow::bail!("listener {l}: cannot resolve host");
+            }
+            let mut bound = 0;
+            let mut port = l.port;
+            for mut addr in addrs.clone() {
+                // With port 0, bind every family of this listener to the port the first got.
+                if l.port == 0 {
+                    addr.set_port(port);
+                }
+                match TcpListener::bind(addr).await {
+                    Ok(s) => {
+                        if port == 0 {
+                            port = s.local_addr()?.port();
+                        }
+                        listeners.push((l.name.clone(), s));
+                        bound += 1;
+                    }
+                    Err(e) if addrs.len() > 1 => {
+                        tracing::warn!(listener = %l, %addr, error = %e, "could not bind one address of listener")
+                    }
+                    Err(e) => anyhow::bail!("listener {l}: cannot bind {addr}: {e}"),
+                }
+            }
+            if bound == 0 {
+                anyhow::bail!("listener {l}: could not bind any address");
+            }
+            l.port = port;
+        }
+        // A listener on port 0 (tests) must advertise the port it actually got.
+        for a in config.advertised_listeners.iter_mut() {
+            if a.port == 0 {
+                if let Some(l) = config.listeners.iter().find(|l| l.name == a.name) {
+                    a.port = l.port;
+                }
+            }
+        }
+        let broker = Broker::open(config)?;
+        Ok(Server { broker, listeners })
+    }
+
+    pub fn local_addrs(&self) -> Vec<std::net::SocketAddr> {
+        self.listeners
+            .iter()
+            .filter_map(|(_, l)| l.local_addr().ok())
+            .collect()
+    }
+
+    /// Starts accepting in the background.
+    pub fn start(self) -> ServerHandle {
+        let (tx, rx) = watch::channel(false);
+        let addrs = self.local_addrs();
+        let broker = self.broker.clone();
+        let task = tokio::spawn(self.run(rx));
+        ServerHandle {
+            shutdown: tx,
+            task,
+            addrs,
+            broker,
+        }
+    }
+
+    async fn run(self, shutdown: watch::Receiver<bool>) {
+        for (name, l) in &self.listeners {
+            tracing::info!(listener = %name, addr = %l.local_addr().map(|a| a.to_string()).unwrap_or_default(), "listening");
+        }
+        let mut conns = JoinSet::new();
+        let mut accepts = JoinSet::new();
+        let (conn_tx, mut conn_rx) = tokio::sync::mpsc::channel(64);
+        for (name, l) in self.listeners {
+            let tx = conn_tx.clone();
+            let mut sd = shutdown.clone();
+            accepts.spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = sd.changed() => break,
+                        r = l.accept() => match r {
+                            Ok((s, peer)) => { if tx.send((s, peer, name.clone())).await.is_err() { break; } }
+                            Err(e) => {
+                                // Out of file descriptors and the like: back off instead of spinning.
+                                tracing::warn!(error = %e, "accept failed");
+                                tokio::time::sleep(Duration::from_millis(50)).await;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+        drop(conn_tx);
+        let mut sd = shutdown.clone();
+        loop {
+            tokio::select! {
+                _ = sd.changed() => break,
+                c = conn_rx.recv() => match c {
+                    Some((stream, peer, listener)) => {
+                        let _ = stream.set_nodelay(true);
+                        tracing::debug!(%peer, %listener, "connection accepted");
+                        conns.spawn(connection::serve(self.broker.clone(), stream, peer, listener, shutdown.clone()));
+                    }
+                    None => break,
+                },
+                Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            }
+        }
+        tracing::info!(connections = conns.len(), "shutting down: finishing in-flight requests");
+        accepts.shutdown().await;
+        let drain = async { while conns.join_next().await.is_some() {} };
+        if tokio::time::timeout(Duration::from_secs(10), drain).await.is_err() {
+            tracing::warn!("connections still busy after 10s; closing them");
+            conns.shutdown().await;
+        }
+        match self.broker.store.flush().await {
+            Ok(()) => tracing::info!("store flushed"),
+            Err(e) => tracing::error!(error = %e, "final flush failed"),
+        }
+    }
+}
