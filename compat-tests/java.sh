@@ -14,7 +14,7 @@
 #   JAVA_COMPAT_SEED          data-set seed (default 42)
 #   JAVA_COMPAT_COMPILE_ONLY  1 = fetch jars and compile, start no broker
 #   JAVA_COMPAT_KEEP          1 = keep the broker data dir and log even when everything passed
-#   FJORD_JAVA_LOG_LEVEL      kafka-clients log level (default warn)
+#   JAVA_COMPAT_LOG_LEVEL     kafka-clients log level (default warn)
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 SRC="$ROOT/compat-tests/java"
@@ -24,7 +24,11 @@ RECORDS="${JAVA_COMPAT_RECORDS:-100000}"
 SEED="${JAVA_COMPAT_SEED:-42}"
 JAVA_TIMEOUT=300
 
-bash "$ROOT/scripts/fetch-jars.sh"
+FJORD_CACHE="$CACHE" bash "$ROOT/scripts/fetch-jars.sh"
+# The broker reads every FJORD_* environment variable as a setting and refuses to start on an
+# unknown one, so the harness's own FJORD_BIN / FJORD_CACHE must not reach it. lib.sh has already
+# copied them into shell variables; keep them, just stop exporting them.
+export -n FJORD_BIN FJORD_CACHE 2>/dev/null || true
 
 # An explicit classpath rather than $JARS/*: the cache also holds Kafka Connect and its deps,
 # which these scenarios must not pick up by accident.
@@ -49,7 +53,7 @@ done
 echo "java.sh: compiling $SRC -> $CLASSES"
 rm -rf "$CLASSES"
 mkdir -p "$CLASSES"
-javac --release 17 -Xlint:all -encoding UTF-8 -d "$CLASSES" -cp "$CP" "$SRC"/*.java
+timeout 300 javac --release 17 -Xlint:all -encoding UTF-8 -d "$CLASSES" -cp "$CP" "$SRC"/*.java
 
 if [ "${JAVA_COMPAT_COMPILE_ONLY:-0}" = 1 ]; then
   echo "java.sh: compile-only mode; not starting a broker"
@@ -102,7 +106,11 @@ run_java() {
   echo "---"
 }
 
-start_broker "$DATA"
+if ! start_broker "$DATA"; then
+  FAILED+=(broker-start)
+  echo "java-compat: 0 passed, 1 failed"
+  exit 1
+fi
 echo "java.sh: broker pid $BROKER_PID on $BOOTSTRAP, data $DATA"
 
 run_java admin AdminScenario "$BOOTSTRAP"

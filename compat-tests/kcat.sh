@@ -50,9 +50,10 @@ finish() {
 trap 'finish; exit $?' EXIT
 trap 'echo interrupted; FAILED=$((FAILED + 1)); exit 130' INT TERM
 
-# Records sent are appended to $WORK/expected.<topic> as "partition<TAB>key<TAB>value<TAB>headers",
-# in send order; offsets are assigned when comparing (per partition, from 0), which is
-# exactly what a fresh log must hand back.
+# Records sent are appended to $WORK/expected.<topic> as
+# "partition<TAB>keylen:key<TAB>valuelen:value<TAB>headers" in send order; offsets are
+# assigned when comparing (per partition, from 0), which is exactly what a fresh log must
+# hand back. Lengths are in bytes so empty and null (-1) keys/values are told apart.
 CONSUME_FMT='%p\t%o\t%K:%k\t%S:%s\t%h\n'
 
 # partition_for KEY NPART: librdkafka's default partitioner (consistent_random) is
@@ -201,7 +202,7 @@ verify "read back auto-created topic" "$T_AUTO"
 T_PRE=kcat-precreated
 step "produce to pre-created 3-partition topic $T_PRE"
 if [ ! -x "$VENV/bin/python" ]; then
-  skip "pre-created topic steps: no venv at $VENV (run scripts/setup-python.sh)"
+  fail "pre-created topic steps need the venv at $VENV (run scripts/setup-python.sh)"
 elif ! create_topic "$T_PRE" 3 2>"$WORK/create.err"; then
   fail "create $T_PRE via confluent-kafka AdminClient: $(tail -3 "$WORK/create.err")"
 else

@@ -20,7 +20,8 @@ start_broker() {
   BROKER_PORT="${BROKER_PORT:-$(free_port)}"
   BOOTSTRAP="127.0.0.1:$BROKER_PORT"
   BROKER_LOG="$dir.log"
-  RUST_LOG="${RUST_LOG:-info}" "$FJORD_BIN" \
+  # The harness variables are not broker settings; the broker rejects unknown FJORD_* names.
+  env -u FJORD_CACHE -u FJORD_BIN RUST_LOG="${RUST_LOG:-info}" "$FJORD_BIN" \
     --listeners "PLAINTEXT://127.0.0.1:$BROKER_PORT" --log-dirs "$dir" "$@" >>"$BROKER_LOG" 2>&1 &
   BROKER_PID=$!
   for _ in $(seq 1 100); do

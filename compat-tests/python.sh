@@ -29,11 +29,14 @@ start_broker "$WORK/data"
 echo "broker on $BOOTSTRAP (pid $BROKER_PID, log $BROKER_LOG)"
 
 # -p no:cacheprovider keeps pytest from writing .pytest_cache into the source tree;
-# -rfEw lists failures, errors and warnings (consumer-side errors are reported as warnings).
+# -rfExXw lists failures, errors, xfails/xpasses (features the broker does not advertise yet,
+# see conftest.py) and warnings (consumer-side errors are reported as warnings);
+# kafka-python's own DeprecationWarnings (importlib.resources) would drown those out.
 set +e
 export PYTHONDONTWRITEBYTECODE=1
 BOOTSTRAP="$BOOTSTRAP" timeout --kill-after=10 "${PYTHON_TESTS_TIMEOUT:-600}" \
-  "$VENV/bin/python" -m pytest "$ROOT/compat-tests/python" -v -p no:cacheprovider -rfEw "$@"
+  "$VENV/bin/python" -m pytest "$ROOT/compat-tests/python" -v -p no:cacheprovider -rfExXw \
+  -W ignore::DeprecationWarning "$@"
 rc=$?
 set -e
 [ "$rc" -eq 124 ] && echo "pytest killed after ${PYTHON_TESTS_TIMEOUT:-600}s"

@@ -85,7 +85,11 @@ impl fmt::Display for Listener {
 }
 
 pub fn parse_listeners(key: &str, value: &str) -> Result<Vec<Listener>, ConfigError> {
-    let bad = |why: &str| ConfigError(format!("invalid value {value:?} for setting `{key}`: {why}"));
+    let bad = |why: &str| {
+        ConfigError(format!(
+            "invalid value {value:?} for setting `{key}`: {why}"
+        ))
+    };
     let mut out: Vec<Listener> = Vec::new();
     for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let (name, rest) = item
@@ -128,15 +132,68 @@ const SETTINGS: &[(&str, Kind, &str)] = &[
     ("listeners", Kind::Listeners, "PLAINTEXT://localhost:9092"),
     ("advertised.listeners", Kind::Listeners, ""),
     ("log.dirs", Kind::Path, "./fjord-data"),
-    ("node.id", Kind::Int { min: 0, max: i32::MAX as i64 }, "1"),
-    ("num.partitions", Kind::Int { min: 1, max: 100_000 }, "1"),
-    ("default.replication.factor", Kind::Int { min: 1, max: 1 }, "1"),
+    (
+        "node.id",
+        Kind::Int {
+            min: 0,
+            max: i32::MAX as i64,
+        },
+        "1",
+    ),
+    (
+        "num.partitions",
+        Kind::Int {
+            min: 1,
+            max: 100_000,
+        },
+        "1",
+    ),
+    (
+        "default.replication.factor",
+        Kind::Int { min: 1, max: 1 },
+        "1",
+    ),
     ("auto.create.topics.enable", Kind::Bool, "true"),
-    ("message.max.bytes", Kind::Int { min: 0, max: i32::MAX as i64 }, "1048588"),
-    ("socket.request.max.bytes", Kind::Int { min: 1024, max: i32::MAX as i64 }, "104857600"),
-    ("log.retention.ms", Kind::Int { min: -1, max: i64::MAX }, "604800000"),
-    ("log.retention.bytes", Kind::Int { min: -1, max: i64::MAX }, "-1"),
-    ("log.flush.interval.messages", Kind::Int { min: 1, max: i64::MAX }, "9223372036854775807"),
+    (
+        "message.max.bytes",
+        Kind::Int {
+            min: 0,
+            max: i32::MAX as i64,
+        },
+        "1048588",
+    ),
+    (
+        "socket.request.max.bytes",
+        Kind::Int {
+            min: 1024,
+            max: i32::MAX as i64,
+        },
+        "104857600",
+    ),
+    (
+        "log.retention.ms",
+        Kind::Int {
+            min: -1,
+            max: i64::MAX,
+        },
+        "604800000",
+    ),
+    (
+        "log.retention.bytes",
+        Kind::Int {
+            min: -1,
+            max: i64::MAX,
+        },
+        "-1",
+    ),
+    (
+        "log.flush.interval.messages",
+        Kind::Int {
+            min: 1,
+            max: i64::MAX,
+        },
+        "9223372036854775807",
+    ),
 ];
 
 /// Names of every broker setting Fjord knows.
@@ -146,7 +203,10 @@ pub fn setting_names() -> impl Iterator<Item = &'static str> {
 
 /// Kafka's (or Fjord's) default for a broker setting.
 pub fn default_of(name: &str) -> Option<&'static str> {
-    SETTINGS.iter().find(|(n, _, _)| *n == name).map(|(_, _, d)| *d)
+    SETTINGS
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|(_, _, d)| *d)
 }
 
 fn validate(key: &str, value: &str) -> Result<(), ConfigError> {
@@ -156,7 +216,11 @@ fn validate(key: &str, value: &str) -> Result<(), ConfigError> {
             setting_names().collect::<Vec<_>>().join(", ")
         )));
     };
-    let bad = |why: String| ConfigError(format!("invalid value {value:?} for setting `{key}`: {why}"));
+    let bad = |why: String| {
+        ConfigError(format!(
+            "invalid value {value:?} for setting `{key}`: {why}"
+        ))
+    };
     match *kind {
         Kind::Listeners => {
             if !(key == "advertised.listeners" && value.is_empty()) {
@@ -232,7 +296,12 @@ impl ConfigBuilder {
         Self { values }
     }
 
-    pub fn set(&mut self, key: &str, value: &str, source: Source) -> Result<&mut Self, ConfigError> {
+    pub fn set(
+        &mut self,
+        key: &str,
+        value: &str,
+        source: Source,
+    ) -> Result<&mut Self, ConfigError> {
         let key = key.trim();
         let value = value.trim();
         validate(key, value)?;
@@ -355,7 +424,8 @@ mod tests {
 
     #[test]
     fn listeners_parse() {
-        let l = parse_listeners("listeners", "PLAINTEXT://[::1]:9092,OTHER://127.0.0.1:9093").unwrap();
+        let l =
+            parse_listeners("listeners", "PLAINTEXT://[::1]:9092,OTHER://127.0.0.1:9093").unwrap();
         assert_eq!(l[0].bind_addrs()[0].to_string(), "[::1]:9092");
         assert_eq!(l[0].advertised_host(), "::1");
         assert_eq!(l[1].port, 9093);

@@ -1,9 +1,11 @@
 //! One client connection: size-prefixed frames in, responses out in request order.
 //!
-//! Clients pipeline (Java and librdkafka keep up to 5 requests in flight), so each request is
-//! handled in its own task while a writer awaits those tasks strictly in arrival order. A
-//! malformed frame or an unknown API key ends this connection only; requests already read
-//! still get their responses first.
+//! Clients pipeline (Java and librdkafka keep up to 5 requests in flight), and an idempotent
+//! producer's pipelined batches must be appended in the order sent. So, as in Kafka, the
+//! requests of one connection are handled one at a time, in order; a reader task reads ahead
+//! (bounded) so the next request is already decoded when the current one finishes. A
+//! malformed frame or an unknown API key ends this connection only, after the requests
+//! before it have been answered.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,14 +14,13 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
 
 use crate::Broker;
 use crate::dispatch;
 
-/// Requests read ahead of their responses; beyond this the reader stops reading (back
-/// pressure) until the writer catches up.
-const MAX_IN_FLIGHT: usize = 64;
+/// Requests read ahead of the one being handled; beyond this the reader stops reading
+/// (back pressure on the client) until the handler catches up.
+const READ_AHEAD: usize = 8;
 
 /// What a handler needs to know about the request besides its body.
 #[derive(Debug, Clone)]
@@ -32,7 +33,11 @@ pub struct RequestContext {
     pub correlation_id: i32,
 }
 
-type Pending = JoinHandle<anyhow::Result<Option<BytesMut>>>;
+struct Parsed {
+    ctx: RequestContext,
+    api_key: i16,
+    body: Bytes,
+}
 
 pub async fn serve(
     broker: Arc<Broker>,
@@ -42,64 +47,67 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let (mut rd, mut wr) = stream.into_split();
-    let (tx, mut rx) = mpsc::channel::<Pending>(MAX_IN_FLIGHT);
+    let (tx, mut rx) = mpsc::channel::<Parsed>(READ_AHEAD);
 
-    let writer = tokio::spawn(async move {
-        while let Some(pending) = rx.recv().await {
-            match pending.await {
-                Ok(Ok(Some(frame))) => {
-                    if let Err(e) = wr.write_all(&frame).await {
-                        tracing::debug!(%peer, error = %e, "write failed; closing connection");
+    let max = broker.config.socket_request_max_bytes as usize;
+    let reader = tokio::spawn(async move {
+        loop {
+            let frame = tokio::select! {
+                _ = shutdown.changed() => break,
+                _ = tx.closed() => break,
+                f = read_frame(&mut rd, max) => f,
+            };
+            let frame = match frame {
+                Ok(Some(f)) => f,
+                Ok(None) => break, // clean EOF
+                Err(e) => {
+                    tracing::warn!(%peer, error = %e, "bad frame; closing connection");
+                    break;
+                }
+            };
+            match parse(frame, peer, &listener) {
+                Ok(p) => {
+                    if tx.send(p).await.is_err() {
                         break;
                     }
                 }
-                Ok(Ok(None)) => {} // acks=0 produce: the client expects no response.
-                Ok(Err(e)) => {
-                    tracing::warn!(%peer, error = %e, "closing connection");
-                    break;
-                }
                 Err(e) => {
-                    tracing::error!(%peer, error = %e, "request handler panicked; closing connection");
+                    tracing::warn!(%peer, error = %e, "bad request; closing connection");
                     break;
                 }
             }
         }
-        let _ = wr.shutdown().await;
     });
 
-    let max = broker.config.socket_request_max_bytes as usize;
-    loop {
-        let frame = tokio::select! {
-            _ = shutdown.changed() => break,
-            _ = tx.closed() => break,
-            f = read_frame(&mut rd, max) => f,
-        };
-        let frame = match frame {
-            Ok(Some(f)) => f,
-            Ok(None) => break, // clean EOF
+    // Handle in arrival order; the channel closes when the reader stops, after which the
+    // requests already read are still answered.
+    while let Some(p) = rx.recv().await {
+        match dispatch::handle(&broker, p.ctx, p.api_key, p.body).await {
+            Ok(Some(frame)) => {
+                if let Err(e) = wr.write_all(&frame).await {
+                    tracing::debug!(%peer, error = %e, "write failed; closing connection");
+                    break;
+                }
+            }
+            Ok(None) => {} // acks=0 produce: the client expects no response.
             Err(e) => {
-                tracing::warn!(%peer, error = %e, "bad frame; closing connection");
+                tracing::warn!(%peer, error = %e, "closing connection");
                 break;
             }
-        };
-        let pending = match parse_and_spawn(&broker, frame, peer, &listener) {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!(%peer, error = %e, "bad request; closing connection");
-                break;
-            }
-        };
-        if tx.send(pending).await.is_err() {
-            break;
         }
     }
-    drop(tx);
-    let _ = writer.await;
+    drop(rx);
+    let _ = wr.shutdown().await;
+    reader.abort();
+    let _ = reader.await;
     tracing::debug!(%peer, "connection closed");
 }
 
 /// Reads one size-prefixed frame; `Ok(None)` on EOF between frames.
-async fn read_frame(rd: &mut (impl AsyncReadExt + Unpin), max: usize) -> anyhow::Result<Option<Bytes>> {
+async fn read_frame(
+    rd: &mut (impl AsyncReadExt + Unpin),
+    max: usize,
+) -> anyhow::Result<Option<Bytes>> {
     let mut len = [0u8; 4];
     match rd.read_exact(&mut len).await {
         Ok(_) => {}
@@ -114,17 +122,20 @@ async fn read_frame(rd: &mut (impl AsyncReadExt + Unpin), max: usize) -> anyhow:
         anyhow::bail!("frame of {size} bytes exceeds socket.request.max.bytes ({max})");
     }
     let mut buf = BytesMut::zeroed(size as usize);
-    rd.read_exact(&mut buf).await.map_err(|e| {
-        anyhow::anyhow!("truncated frame: expected {size} bytes: {e}")
-    })?;
+    rd.read_exact(&mut buf)
+        .await
+        .map_err(|e| anyhow::anyhow!("truncated frame: expected {size} bytes: {e}"))?;
     Ok(Some(buf.freeze()))
 }
 
-/// Decodes the request header and starts the handler. Errors here mean the frame cannot be
-/// a Kafka request at all (or names an API we do not serve), which ends the connection.
-fn parse_and_spawn(broker: &Arc<Broker>, mut frame: Bytes, peer: SocketAddr, listener: &str) -> anyhow::Result<Pending> {
+/// Decodes the request header. Errors here mean the frame cannot be a Kafka request at all
+/// (or names an API we do not serve), which ends the connection.
+fn parse(mut frame: Bytes, peer: SocketAddr, listener: &str) -> anyhow::Result<Parsed> {
     if frame.len() < 8 {
-        anyhow::bail!("frame of {} bytes is too short for a request header", frame.len());
+        anyhow::bail!(
+            "frame of {} bytes is too short for a request header",
+            frame.len()
+        );
     }
     let api_key = (&frame[0..2]).get_i16();
     let api_version = (&frame[2..4]).get_i16();
@@ -136,8 +147,9 @@ fn parse_and_spawn(broker: &Arc<Broker>, mut frame: Bytes, peer: SocketAddr, lis
         api_version,
         correlation_id: header.correlation_id,
     };
-    let broker = broker.clone();
-    Ok(tokio::spawn(async move {
-        dispatch::handle(&broker, ctx, header.request_api_key, frame).await
-    }))
+    Ok(Parsed {
+        ctx,
+        api_key,
+        body: frame,
+    })
 }

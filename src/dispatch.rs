@@ -70,8 +70,13 @@ pub fn supported_range(key: ApiKey) -> Option<(i16, i16)> {
 }
 
 /// Decodes the request header. Unknown API keys end the connection, as in Kafka.
-pub fn decode_header(api_key: i16, api_version: i16, frame: &mut Bytes) -> anyhow::Result<RequestHeader> {
-    let key = ApiKey::try_from(api_key).map_err(|_| anyhow::anyhow!("unknown API key {api_key}"))?;
+pub fn decode_header(
+    api_key: i16,
+    api_version: i16,
+    frame: &mut Bytes,
+) -> anyhow::Result<RequestHeader> {
+    let key =
+        ApiKey::try_from(api_key).map_err(|_| anyhow::anyhow!("unknown API key {api_key}"))?;
     if supported_range(key).is_none() {
         anyhow::bail!("unsupported API {key:?} (key {api_key})");
     }
@@ -82,13 +87,22 @@ pub fn decode_header(api_key: i16, api_version: i16, frame: &mut Bytes) -> anyho
 
 /// Handles one request and returns the full response frame (size prefix included), or None
 /// when the client expects no response.
-pub async fn handle(broker: &Broker, ctx: RequestContext, api_key: i16, body: Bytes) -> anyhow::Result<Option<BytesMut>> {
-    let key = ApiKey::try_from(api_key).map_err(|_| anyhow::anyhow!("unknown API key {api_key}"))?;
-    let (min, max) = supported_range(key).ok_or_else(|| anyhow::anyhow!("unsupported API {key:?}"))?;
+pub async fn handle(
+    broker: &Broker,
+    ctx: RequestContext,
+    api_key: i16,
+    body: Bytes,
+) -> anyhow::Result<Option<BytesMut>> {
+    let key =
+        ApiKey::try_from(api_key).map_err(|_| anyhow::anyhow!("unknown API key {api_key}"))?;
+    let (min, max) =
+        supported_range(key).ok_or_else(|| anyhow::anyhow!("unsupported API {key:?}"))?;
     let version = ctx.api_version;
     if key == ApiKey::ApiVersions && version > max {
         // KIP-511: a client newer than us gets our ranges in a v0 body so it can retry.
-        return Ok(Some(handlers::api_versions::unsupported_version_frame(ctx.correlation_id)?));
+        return Ok(Some(handlers::api_versions::unsupported_version_frame(
+            ctx.correlation_id,
+        )?));
     }
     if version < min || version > max {
         anyhow::bail!("{key:?} v{version} is outside the supported range {min}..={max}");
@@ -100,7 +114,11 @@ pub async fn handle(broker: &Broker, ctx: RequestContext, api_key: i16, body: By
 }
 
 /// Frames a response: size, response header (v0 or v1 per API and version), body.
-pub fn encode_response<R: Encodable>(key: ApiKey, ctx: &RequestContext, resp: &R) -> anyhow::Result<BytesMut> {
+pub fn encode_response<R: Encodable>(
+    key: ApiKey,
+    ctx: &RequestContext,
+    resp: &R,
+) -> anyhow::Result<BytesMut> {
     let version = ctx.api_version;
     let header_version = key.response_header_version(version);
     let header = ResponseHeader::default().with_correlation_id(ctx.correlation_id);
@@ -124,7 +142,10 @@ mod tests {
             assert!(min <= max, "{key:?}");
             // Produce v0-2 are advertised but answered by hand (see handlers::produce::legacy).
             let min = if key == ApiKey::Produce { 3 } else { min };
-            assert!(min >= codec.min && max <= codec.max, "{key:?} {min}..{max} vs codec {codec}");
+            assert!(
+                min >= codec.min && max <= codec.max,
+                "{key:?} {min}..{max} vs codec {codec}"
+            );
         }
     }
 }

@@ -4,6 +4,7 @@
 //! responses in order, `dispatch` maps each API key to its handler in `handlers`, and the
 //! handlers work against the domain modules (`log`, `meta`, `txn`).
 
+pub mod alloc;
 pub mod config;
 pub mod connection;
 pub mod dispatch;
@@ -16,6 +17,9 @@ pub mod txn;
 use std::sync::Arc;
 
 pub use config::Config;
+
+#[global_allocator]
+static GLOBAL: alloc::FjordAlloc = alloc::FjordAlloc;
 pub use server::{Server, ServerHandle};
 
 /// Shared broker state handed to every handler.

@@ -62,12 +62,18 @@ impl Cli {
             ("log.dirs", &self.log_dirs),
             ("node.id", &self.node_id),
             ("num.partitions", &self.num_partitions),
-            ("default.replication.factor", &self.default_replication_factor),
+            (
+                "default.replication.factor",
+                &self.default_replication_factor,
+            ),
             ("auto.create.topics.enable", &self.auto_create_topics_enable),
             ("message.max.bytes", &self.message_max_bytes),
             ("socket.request.max.bytes", &self.socket_request_max_bytes),
             ("log.retention.ms", &self.log_retention_ms),
-            ("log.flush.interval.messages", &self.log_flush_interval_messages),
+            (
+                "log.flush.interval.messages",
+                &self.log_flush_interval_messages,
+            ),
         ];
         pairs
             .into_iter()
@@ -83,13 +89,15 @@ fn build_config(cli: &Cli) -> Result<fjord::Config, String> {
     }
     b.load_env(std::env::vars()).map_err(|e| e.to_string())?;
     for (k, v) in cli.flag_settings() {
-        b.set(k, v, Source::Flag).map_err(|e| format!("flag --{}: {e}", k.replace('.', "-")))?;
+        b.set(k, v, Source::Flag)
+            .map_err(|e| format!("flag --{}: {e}", k.replace('.', "-")))?;
     }
     for o in &cli.overrides {
         let (k, v) = o
             .split_once('=')
             .ok_or_else(|| format!("--override {o:?}: expected key=value"))?;
-        b.set(k, v, Source::Flag).map_err(|e| format!("--override: {e}"))?;
+        b.set(k, v, Source::Flag)
+            .map_err(|e| format!("--override: {e}"))?;
     }
     b.build().map_err(|e| e.to_string())
 }
@@ -111,6 +119,8 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a terminal, not in log files.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let config = match build_config(&cli) {
         Ok(c) => c,

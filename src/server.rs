@@ -68,10 +68,10 @@ impl Server {
         }
         // A listener on port 0 (tests) must advertise the port it actually got.
         for a in config.advertised_listeners.iter_mut() {
-            if a.port == 0 {
-                if let Some(l) = config.listeners.iter().find(|l| l.name == a.name) {
-                    a.port = l.port;
-                }
+            if a.port == 0
+                && let Some(l) = config.listeners.iter().find(|l| l.name == a.name)
+            {
+                a.port = l.port;
             }
         }
         let broker = Broker::open(config)?;
@@ -141,10 +141,16 @@ impl Server {
                 Some(_) = conns.join_next(), if !conns.is_empty() => {}
             }
         }
-        tracing::info!(connections = conns.len(), "shutting down: finishing in-flight requests");
+        tracing::info!(
+            connections = conns.len(),
+            "shutting down: finishing in-flight requests"
+        );
         accepts.shutdown().await;
         let drain = async { while conns.join_next().await.is_some() {} };
-        if tokio::time::timeout(Duration::from_secs(10), drain).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(10), drain)
+            .await
+            .is_err()
+        {
             tracing::warn!("connections still busy after 10s; closing them");
             conns.shutdown().await;
         }

@@ -21,6 +21,8 @@ import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.Metric;
+import org.apache.kafka.common.MetricName;
 import org.apache.kafka.common.PartitionInfo;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.header.Header;
@@ -174,6 +176,13 @@ public final class ProduceVerify {
                 });
             }
             producer.flush();
+            // Against a healthy local broker a stock producer never needs to retry. A retry means
+            // some produce request was answered with an error (the client logs each one as a WARN),
+            // even if the data ends up correct thanks to idempotence.
+            for (String name : List.of("record-retry-total", "record-error-total")) {
+                double v = metric(producer, name);
+                c.check(v == 0.0, "producer " + name + " = " + (long) v + (Double.isNaN(v) ? " (metric missing)" : ""));
+            }
         }
         double secs = (System.nanoTime() - start) / 1e9;
         c.info(String.format("sent %d records in %.1f s (%.0f rec/s)", n, secs, n / secs));
@@ -205,6 +214,17 @@ public final class ProduceVerify {
         c.check(badTimestamp == 0, "RecordMetadata timestamp equals the CreateTime sent (" + badTimestamp + " mismatches)");
         details.forEach(d -> c.info(d));
         c.info("records per partition: " + Arrays.toString(nextOffset));
+    }
+
+    /** A cumulative producer-level metric (group producer-metrics); NaN if the client lacks it. */
+    static double metric(KafkaProducer<?, ?> producer, String name) {
+        for (Map.Entry<MetricName, ? extends Metric> e : producer.metrics().entrySet()) {
+            MetricName m = e.getKey();
+            if (m.group().equals("producer-metrics") && m.name().equals(name)) {
+                return ((Number) e.getValue().metricValue()).doubleValue();
+            }
+        }
+        return Double.NaN;
     }
 
     static void verify(String bootstrap, String topic, List<Rec> recs, Checks c) throws Exception {

@@ -7,13 +7,18 @@ from kafka.admin import KafkaAdminClient
 from helpers import WAIT_S, Deadline, describe_diff, expected_rows, sample_records
 
 
-def test_produce_consume_roundtrip(bootstrap, topic_name):
-    name = topic_name()
+def create(bootstrap, name, partitions):
+    # aiokafka's own admin client is thin; topic setup is not what this file tests.
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(WAIT_S * 1000))
     try:
-        admin.create_topics({name: {"num_partitions": 2, "replication_factor": 1}})
+        admin.create_topics({name: {"num_partitions": partitions, "replication_factor": 1}})
     finally:
         admin.close()
+
+
+def test_produce_consume_roundtrip(bootstrap, topic_name):
+    name = topic_name()
+    create(bootstrap, name, 2)
     # aiokafka, like kafka-python, only accepts bytes header values.
     records = sample_records(null_header_values=False)
     # One overall bound: asyncio waits inside the clients have no deadline of their own.

@@ -69,7 +69,8 @@ def test_admin_describe_cluster(admin):
     assert cluster["cluster_id"], f"empty cluster id: {cluster}"
 
 
-@pytest.mark.parametrize("bad", ["bad/name", "has space", "..", "x" * 250, ""])
+@pytest.mark.parametrize("bad", ["bad/name", "has space", "..", "x" * 250, ""],
+                         ids=["slash", "space", "dotdot", "250-chars", "empty"])
 def test_admin_create_invalid_topic_name(admin, bad):
     with pytest.raises(Errors.InvalidTopicError):
         create(admin, bad)

@@ -23,7 +23,11 @@ fn api_keys() -> Vec<ApiVersion> {
         .collect()
 }
 
-pub async fn handle(_broker: &Broker, ctx: &RequestContext, req: ApiVersionsRequest) -> anyhow::Result<ApiVersionsResponse> {
+pub async fn handle(
+    _broker: &Broker,
+    ctx: &RequestContext,
+    req: ApiVersionsRequest,
+) -> anyhow::Result<ApiVersionsResponse> {
     if ctx.api_version >= 3 {
         tracing::debug!(
             peer = %ctx.peer,

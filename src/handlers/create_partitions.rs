@@ -8,27 +8,39 @@ use crate::Broker;
 use crate::connection::RequestContext;
 use crate::meta::topics::TopicError;
 
-pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: CreatePartitionsRequest) -> anyhow::Result<CreatePartitionsResponse> {
+pub async fn handle(
+    broker: &Broker,
+    _ctx: &RequestContext,
+    req: CreatePartitionsRequest,
+) -> anyhow::Result<CreatePartitionsResponse> {
     let results = req
         .topics
         .iter()
         .map(|t| {
             let mut r = CreatePartitionsTopicResult::default().with_name(t.name.clone());
             let res = match &t.assignments {
-                Some(a) if a.iter().any(|x| x.broker_ids.iter().any(|b| b.0 != broker.node_id())) => {
+                Some(a)
+                    if a.iter()
+                        .any(|x| x.broker_ids.iter().any(|b| b.0 != broker.node_id())) =>
+                {
                     Err(TopicError::InvalidReplicationFactor(format!(
                         "Assignments may only name broker {}",
                         broker.node_id()
                     )))
                 }
-                _ => broker.topics.add_partitions(t.name.as_str(), t.count, req.validate_only),
+                _ => broker
+                    .topics
+                    .add_partitions(t.name.as_str(), t.count, req.validate_only),
             };
             if let Err(e) = res {
                 let (code, msg) = topic_error(&e);
                 r.error_code = code;
                 r.error_message = msg.or_else(|| Some(str_bytes("")));
                 if e == TopicError::UnknownTopic {
-                    r.error_message = Some(str_bytes(format!("The topic '{}' does not exist.", t.name.as_str())));
+                    r.error_message = Some(str_bytes(format!(
+                        "The topic '{}' does not exist.",
+                        t.name.as_str()
+                    )));
                 }
             } else if !req.validate_only {
                 tracing::info!(topic = t.name.as_str(), count = t.count, "added partitions");

@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 
 use super::{str_bytes, topic_error};
@@ -13,7 +15,11 @@ use crate::connection::RequestContext;
 use crate::meta::configs::resolve_topic_configs;
 use crate::meta::topics::TopicError;
 
-pub async fn handle(broker: &Broker, ctx: &RequestContext, req: CreateTopicsRequest) -> anyhow::Result<CreateTopicsResponse> {
+pub async fn handle(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: CreateTopicsRequest,
+) -> anyhow::Result<CreateTopicsResponse> {
     let mut results = Vec::with_capacity(req.topics.len());
     let mut seen = std::collections::HashSet::new();
     for t in &req.topics {
@@ -21,7 +27,8 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: CreateTopicsRequ
         let mut result = CreatableTopicResult::default().with_name(t.name.clone());
         if !seen.insert(name.to_string()) {
             result.error_code = kafka_protocol::ResponseError::InvalidRequest.code();
-            result.error_message = Some(str_bytes(format!("Duplicate topic name {name} in request")));
+            result.error_message =
+                Some(str_bytes(format!("Duplicate topic name {name} in request")));
             results.push(result);
             continue;
         }
@@ -44,7 +51,11 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: CreateTopicsRequ
                     );
                 }
                 if !req.validate_only {
-                    tracing::info!(topic = name, partitions = topic.partitions.len(), "created topic");
+                    tracing::info!(
+                        topic = name,
+                        partitions = topic.partitions.len(),
+                        "created topic"
+                    );
                 }
             }
             Err(e) => {
@@ -61,7 +72,11 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: CreateTopicsRequ
     Ok(CreateTopicsResponse::default().with_topics(results))
 }
 
-type Created = (std::sync::Arc<crate::meta::topics::Topic>, BTreeMap<String, String>, i32);
+type Created = (
+    std::sync::Arc<crate::meta::topics::Topic>,
+    BTreeMap<String, String>,
+    i32,
+);
 
 fn create_one(
     broker: &Broker,
@@ -107,8 +122,9 @@ fn create_one(
             .map_err(TopicError::InvalidConfig)?;
         configs.insert(c.name.as_str().to_string(), value.unwrap_or_default());
     }
-    let topic = broker
-        .topics
-        .create(t.name.as_str(), partitions, configs.clone(), validate_only)?;
+    let topic =
+        broker
+            .topics
+            .create(t.name.as_str(), partitions, configs.clone(), validate_only)?;
     Ok((topic, configs, partitions))
 }

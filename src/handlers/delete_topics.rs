@@ -9,7 +9,11 @@ use super::{topic_error, topic_name};
 use crate::Broker;
 use crate::connection::RequestContext;
 
-pub async fn handle(broker: &Broker, ctx: &RequestContext, req: DeleteTopicsRequest) -> anyhow::Result<DeleteTopicsResponse> {
+pub async fn handle(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: DeleteTopicsRequest,
+) -> anyhow::Result<DeleteTopicsResponse> {
     // v0-5 send names; v6 sends (name | id) pairs.
     let targets: Vec<(Option<String>, Uuid)> = if ctx.api_version >= 6 {
         req.topics

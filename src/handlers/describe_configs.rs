@@ -11,12 +11,18 @@ use super::str_bytes;
 use crate::Broker;
 use crate::config::Source;
 use crate::connection::RequestContext;
-use crate::meta::configs::{ConfigSource, ConfigType, ResolvedConfig, TOPIC_CONFIGS, resolve_topic_configs};
+use crate::meta::configs::{
+    ConfigSource, ConfigType, ResolvedConfig, TOPIC_CONFIGS, resolve_topic_configs,
+};
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
 
-pub async fn handle(broker: &Broker, ctx: &RequestContext, req: DescribeConfigsRequest) -> anyhow::Result<DescribeConfigsResponse> {
+pub async fn handle(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: DescribeConfigsRequest,
+) -> anyhow::Result<DescribeConfigsResponse> {
     let v = ctx.api_version;
     let results = req
         .resources
@@ -29,16 +35,28 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: DescribeConfigsR
             let entries = match res.resource_type {
                 RESOURCE_TOPIC => match broker.topics.get(name) {
                     Some(t) => Ok(resolve_topic_configs(&broker.config, &t.configs)),
-                    None => Err((ResponseError::UnknownTopicOrPartition, format!("Topic {name} does not exist"))),
+                    None => Err((
+                        ResponseError::UnknownTopicOrPartition,
+                        format!("Topic {name} does not exist"),
+                    )),
                 },
                 RESOURCE_BROKER => {
                     if name.is_empty() || name == broker.node_id().to_string() {
                         Ok(broker_configs(broker))
                     } else {
-                        Err((ResponseError::InvalidRequest, format!("Unexpected broker id, expected {} but received {name}", broker.node_id())))
+                        Err((
+                            ResponseError::InvalidRequest,
+                            format!(
+                                "Unexpected broker id, expected {} but received {name}",
+                                broker.node_id()
+                            ),
+                        ))
                     }
                 }
-                other => Err((ResponseError::InvalidRequest, format!("Unsupported resource type {other}"))),
+                other => Err((
+                    ResponseError::InvalidRequest,
+                    format!("Unsupported resource type {other}"),
+                )),
             };
             match entries {
                 Ok(list) => {
@@ -46,11 +64,20 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: DescribeConfigsR
                     r.configs = list
                         .into_iter()
                         .filter(|c| {
-                            res.configuration_keys
-                                .as_ref()
-                                .is_none_or(|keys| keys.iter().any(|k| k.as_str() == c.name))
+                            // Null (and, as Kafka treats it, empty) means every key.
+                            res.configuration_keys.as_ref().is_none_or(|keys| {
+                                keys.is_empty() || keys.iter().any(|k| k.as_str() == c.name)
+                            })
                         })
-                        .map(|c| entry(c, read_only, v, req.include_synonyms, req.include_documentation))
+                        .map(|c| {
+                            entry(
+                                c,
+                                read_only,
+                                v,
+                                req.include_synonyms,
+                                req.include_documentation,
+                            )
+                        })
                         .collect();
                 }
                 Err((e, msg)) => {
@@ -64,7 +91,13 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: DescribeConfigsR
     Ok(DescribeConfigsResponse::default().with_results(results))
 }
 
-fn entry(c: ResolvedConfig, read_only: bool, v: i16, synonyms: bool, docs: bool) -> DescribeConfigsResourceResult {
+fn entry(
+    c: ResolvedConfig,
+    read_only: bool,
+    v: i16,
+    synonyms: bool,
+    docs: bool,
+) -> DescribeConfigsResourceResult {
     let mut e = DescribeConfigsResourceResult::default()
         .with_name(str_bytes(c.name))
         .with_value(Some(str_bytes(c.value)))
@@ -99,8 +132,14 @@ fn broker_configs(broker: &Broker) -> Vec<ResolvedConfig> {
         .values
         .iter()
         .map(|(k, (val, src))| {
-            let source = if *src == Source::Default { ConfigSource::Default } else { ConfigSource::StaticBroker };
-            let name: &'static str = crate::config::setting_names().find(|n| n == k).unwrap_or("unknown");
+            let source = if *src == Source::Default {
+                ConfigSource::Default
+            } else {
+                ConfigSource::StaticBroker
+            };
+            let name: &'static str = crate::config::setting_names()
+                .find(|n| n == k)
+                .unwrap_or("unknown");
             let config_type = if val == "true" || val == "false" {
                 ConfigType::Boolean
             } else if val.parse::<i64>().is_ok() {
@@ -109,12 +148,19 @@ fn broker_configs(broker: &Broker) -> Vec<ResolvedConfig> {
                 ConfigType::String
             };
             let mut synonyms = vec![(name.to_string(), val.clone(), source)];
-            if source != ConfigSource::Default {
-                if let Some(d) = crate::config::default_of(name) {
-                    synonyms.push((name.to_string(), d.to_string(), ConfigSource::Default));
-                }
+            if source != ConfigSource::Default
+                && let Some(d) = crate::config::default_of(name)
+            {
+                synonyms.push((name.to_string(), d.to_string(), ConfigSource::Default));
             }
-            ResolvedConfig { name, value: val.clone(), source, config_type, doc: "", synonyms }
+            ResolvedConfig {
+                name,
+                value: val.clone(),
+                source,
+                config_type,
+                doc: "",
+                synonyms,
+            }
         })
         .collect();
     for def in TOPIC_CONFIGS {
@@ -127,7 +173,11 @@ fn broker_configs(broker: &Broker) -> Vec<ResolvedConfig> {
             source: ConfigSource::Default,
             config_type: def.config_type(),
             doc: def.doc,
-            synonyms: vec![(def.broker_synonym.to_string(), def.default.to_string(), ConfigSource::Default)],
+            synonyms: vec![(
+                def.broker_synonym.to_string(),
+                def.default.to_string(),
+                ConfigSource::Default,
+            )],
         });
     }
     out.sort_by_key(|c| c.name);

@@ -6,7 +6,9 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::describe_topic_partitions_response::{
     Cursor, DescribeTopicPartitionsResponsePartition, DescribeTopicPartitionsResponseTopic,
 };
-use kafka_protocol::messages::{BrokerId, DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse};
+use kafka_protocol::messages::{
+    BrokerId, DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse,
+};
 
 use super::metadata::TOPIC_OPERATIONS;
 use super::topic_name;
@@ -16,16 +18,31 @@ use crate::connection::RequestContext;
 /// Kafka's broker-side cap (`max.request.partition.size.limit` default).
 const MAX_PARTITIONS: i32 = 2000;
 
-pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: DescribeTopicPartitionsRequest) -> anyhow::Result<DescribeTopicPartitionsResponse> {
+pub async fn handle(
+    broker: &Broker,
+    _ctx: &RequestContext,
+    req: DescribeTopicPartitionsRequest,
+) -> anyhow::Result<DescribeTopicPartitionsResponse> {
     let mut names: Vec<String> = if req.topics.is_empty() {
-        broker.topics.list().iter().map(|t| t.name.clone()).collect()
+        broker
+            .topics
+            .list()
+            .iter()
+            .map(|t| t.name.clone())
+            .collect()
     } else {
-        req.topics.iter().map(|t| t.name.as_str().to_string()).collect()
+        req.topics
+            .iter()
+            .map(|t| t.name.as_str().to_string())
+            .collect()
     };
     names.sort();
     names.dedup();
     let (start_topic, start_part) = match &req.cursor {
-        Some(c) => (Some(c.topic_name.as_str().to_string()), c.partition_index.max(0)),
+        Some(c) => (
+            Some(c.topic_name.as_str().to_string()),
+            c.partition_index.max(0),
+        ),
         None => (None, 0),
     };
     let mut budget = if req.response_partition_limit > 0 {
@@ -37,10 +54,10 @@ pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: DescribeTopicPa
     let mut next_cursor = None;
     let node = BrokerId(broker.node_id());
     for name in names {
-        if let Some(st) = &start_topic {
-            if name < *st {
-                continue;
-            }
+        if let Some(st) = &start_topic
+            && name < *st
+        {
+            continue;
         }
         let Some(t) = broker.topics.get(&name) else {
             topics.push(
@@ -50,11 +67,19 @@ pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: DescribeTopicPa
             );
             continue;
         };
-        let first = if start_topic.as_deref() == Some(name.as_str()) { start_part } else { 0 };
+        let first = if start_topic.as_deref() == Some(name.as_str()) {
+            start_part
+        } else {
+            0
+        };
         let mut parts = Vec::new();
         for (i, p) in t.partitions.iter().enumerate().skip(first as usize) {
             if budget == 0 {
-                next_cursor = Some(Cursor::default().with_topic_name(topic_name(&name)).with_partition_index(i as i32));
+                next_cursor = Some(
+                    Cursor::default()
+                        .with_topic_name(topic_name(&name))
+                        .with_partition_index(i as i32),
+                );
                 break;
             }
             parts.push(

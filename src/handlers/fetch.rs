@@ -22,11 +22,17 @@ use crate::meta::topics::Topic;
 /// The broker's cap on a fetch response, whatever the client asks for.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 
-pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) -> anyhow::Result<FetchResponse> {
+pub async fn handle(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: FetchRequest,
+) -> anyhow::Result<FetchResponse> {
     let v = ctx.api_version;
     if v >= 7 && req.session_id != 0 {
         // We never hand out session ids, so an incremental fetch names one we do not know.
-        return Ok(FetchResponse::default().with_error_code(ResponseError::FetchSessionIdNotFound.code()));
+        return Ok(
+            FetchResponse::default().with_error_code(ResponseError::FetchSessionIdNotFound.code())
+        );
     }
     // Resolve topics once: v13+ identifies them by id.
     let topics: Vec<Option<Arc<Topic>>> = req
@@ -58,7 +64,10 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) ->
             registered = true;
             continue;
         }
-        if tokio::time::timeout_at(deadline, notify.notified()).await.is_err() {
+        if tokio::time::timeout_at(deadline, notify.notified())
+            .await
+            .is_err()
+        {
             let (resp, _, _) = read_all(broker, v, &req, &topics);
             return Ok(resp);
         }
@@ -66,7 +75,11 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) ->
     }
 }
 
-fn for_each_log(req: &FetchRequest, topics: &[Option<Arc<Topic>>], mut f: impl FnMut(&PartitionLog)) {
+fn for_each_log(
+    req: &FetchRequest,
+    topics: &[Option<Arc<Topic>>],
+    mut f: impl FnMut(&PartitionLog),
+) {
     for (t, topic) in req.topics.iter().zip(topics) {
         if let Some(topic) = topic {
             for p in &t.partitions {
@@ -80,7 +93,12 @@ fn for_each_log(req: &FetchRequest, topics: &[Option<Arc<Topic>>], mut f: impl F
 
 /// One pass over every requested partition. Returns the response, the record bytes it holds,
 /// and whether any partition has an error (errors are returned at once, not long-polled).
-fn read_all(broker: &Broker, v: i16, req: &FetchRequest, topics: &[Option<Arc<Topic>>]) -> (FetchResponse, usize, bool) {
+fn read_all(
+    broker: &Broker,
+    v: i16,
+    req: &FetchRequest,
+    topics: &[Option<Arc<Topic>>],
+) -> (FetchResponse, usize, bool) {
     let mut budget = (req.max_bytes.max(0) as usize).min(MAX_RESPONSE_BYTES);
     if v < 3 || req.max_bytes <= 0 {
         budget = MAX_RESPONSE_BYTES;
@@ -130,7 +148,10 @@ fn read_all(broker: &Broker, v: i16, req: &FetchRequest, topics: &[Option<Arc<To
                             budget = budget.saturating_sub(r.records.len());
                             pd.records = Some(r.records);
                         }
-                        Err(ReadError::OffsetOutOfRange { log_start, high_watermark }) => {
+                        Err(ReadError::OffsetOutOfRange {
+                            log_start,
+                            high_watermark,
+                        }) => {
                             pd.error_code = ResponseError::OffsetOutOfRange.code();
                             pd.high_watermark = high_watermark;
                             pd.last_stable_offset = high_watermark;
@@ -153,7 +174,11 @@ fn read_all(broker: &Broker, v: i16, req: &FetchRequest, topics: &[Option<Arc<To
         responses.push(tr);
     }
     let _ = broker;
-    (FetchResponse::default().with_responses(responses), total, had_error)
+    (
+        FetchResponse::default().with_responses(responses),
+        total,
+        had_error,
+    )
 }
 
 /// Leader-epoch fencing shared by Fetch, ListOffsets and OffsetForLeaderEpoch: a client with

@@ -8,7 +8,11 @@ use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, Pr
 use crate::Broker;
 use crate::connection::RequestContext;
 
-pub async fn handle(broker: &Broker, ctx: &RequestContext, req: InitProducerIdRequest) -> anyhow::Result<InitProducerIdResponse> {
+pub async fn handle(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: InitProducerIdRequest,
+) -> anyhow::Result<InitProducerIdResponse> {
     let mut resp = InitProducerIdResponse::default()
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);

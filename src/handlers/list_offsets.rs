@@ -2,7 +2,9 @@
 //! first offset whose record timestamp is at or after a given time.
 
 use kafka_protocol::ResponseError;
-use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use kafka_protocol::records::RecordBatchDecoder;
 
@@ -16,7 +18,11 @@ pub const EARLIEST: i64 = -2;
 pub const MAX_TIMESTAMP: i64 = -3;
 pub const EARLIEST_LOCAL: i64 = -4;
 
-pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ListOffsetsRequest) -> anyhow::Result<ListOffsetsResponse> {
+pub async fn handle(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: ListOffsetsRequest,
+) -> anyhow::Result<ListOffsetsResponse> {
     let v = ctx.api_version;
     let topics = req
         .topics
@@ -70,7 +76,11 @@ fn lookup(log: &PartitionLog, target: i64) -> Result<Option<(i64, i64, i32)>, Re
             let mut best: Option<(i64, bytes::Bytes, i32)> = None;
             log.for_each_header(|h, raw| {
                 if best.as_ref().is_none_or(|(ts, _, _)| h.max_timestamp > *ts) {
-                    best = Some((h.max_timestamp, bytes::Bytes::copy_from_slice(raw), h.leader_epoch));
+                    best = Some((
+                        h.max_timestamp,
+                        bytes::Bytes::copy_from_slice(raw),
+                        h.leader_epoch,
+                    ));
                 }
                 true
             })
@@ -107,7 +117,11 @@ fn lookup(log: &PartitionLog, target: i64) -> Result<Option<(i64, i64, i32)>, Re
 
 /// Decodes one batch (decompressing if needed: timestamp queries are rare, the hot path
 /// never does this) to find the first record at or after `ts`.
-fn first_record_at_or_after(raw: &bytes::Bytes, ts: i64, log_start: i64) -> Result<Option<(i64, i64)>, ResponseError> {
+fn first_record_at_or_after(
+    raw: &bytes::Bytes,
+    ts: i64,
+    log_start: i64,
+) -> Result<Option<(i64, i64)>, ResponseError> {
     let h = crate::log::batch::stored_header(raw);
     if h.uses_log_append_time() {
         return Ok(Some((h.base_offset.max(log_start), h.max_timestamp)));

@@ -18,9 +18,11 @@ use crate::meta::topics::{Topic, TopicError, validate_name};
 
 /// Bits of Kafka's AclOperation codes a topic supports: READ, WRITE, CREATE, DELETE, ALTER,
 /// DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS. With no authorizer every one is allowed.
-pub const TOPIC_OPERATIONS: i32 = (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
+pub const TOPIC_OPERATIONS: i32 =
+    (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
 /// CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE.
-pub const CLUSTER_OPERATIONS: i32 = (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
+pub const CLUSTER_OPERATIONS: i32 =
+    (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
 
 pub fn broker_entry(broker: &Broker, ctx: &RequestContext) -> MetadataResponseBroker {
     let adv = broker.config.advertised_for(&ctx.listener);
@@ -59,7 +61,11 @@ fn topic_entry(broker: &Broker, t: &Topic, ops: bool) -> MetadataResponseTopic {
 }
 
 /// Looks a topic up, creating it when auto-creation is allowed.
-pub fn get_or_create(broker: &Broker, name: &str, allow_auto: bool) -> Result<Arc<Topic>, TopicError> {
+pub fn get_or_create(
+    broker: &Broker,
+    name: &str,
+    allow_auto: bool,
+) -> Result<Arc<Topic>, TopicError> {
     if let Some(t) = broker.topics.get(name) {
         return Ok(t);
     }
@@ -72,26 +78,44 @@ pub fn get_or_create(broker: &Broker, name: &str, allow_auto: bool) -> Result<Ar
         .create(name, broker.config.num_partitions, BTreeMap::new(), false)
     {
         Ok(t) => {
-            tracing::info!(topic = name, partitions = t.partitions.len(), "auto-created topic");
+            tracing::info!(
+                topic = name,
+                partitions = t.partitions.len(),
+                "auto-created topic"
+            );
             Ok(t)
         }
         // Lost a race with another creator: use theirs.
-        Err(TopicError::AlreadyExists(_)) => broker.topics.get(name).ok_or(TopicError::UnknownTopic),
+        Err(TopicError::AlreadyExists(_)) => {
+            broker.topics.get(name).ok_or(TopicError::UnknownTopic)
+        }
         Err(e) => Err(e),
     }
 }
 
-pub async fn handle(broker: &Broker, ctx: &RequestContext, req: MetadataRequest) -> anyhow::Result<MetadataResponse> {
+pub async fn handle(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: MetadataRequest,
+) -> anyhow::Result<MetadataResponse> {
     let v = ctx.api_version;
     let ops = v >= 8 && req.include_topic_authorized_operations;
     // v0 has no null array: an empty list means "all topics". v4+ lets the client opt out of
     // auto-creation; earlier versions always allowed it.
     let allow_auto = v < 4 || req.allow_auto_topic_creation;
     let topics = match &req.topics {
-        None => broker.topics.list().iter().map(|t| topic_entry(broker, t, ops)).collect(),
-        Some(list) if list.is_empty() && v == 0 => {
-            broker.topics.list().iter().map(|t| topic_entry(broker, t, ops)).collect()
-        }
+        None => broker
+            .topics
+            .list()
+            .iter()
+            .map(|t| topic_entry(broker, t, ops))
+            .collect(),
+        Some(list) if list.is_empty() && v == 0 => broker
+            .topics
+            .list()
+            .iter()
+            .map(|t| topic_entry(broker, t, ops))
+            .collect(),
         Some(list) => list
             .iter()
             .map(|rt| match &rt.name {

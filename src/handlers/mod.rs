@@ -40,7 +40,9 @@ pub fn topic_error(e: &TopicError) -> (i16, Option<StrBytes>) {
         TopicError::AlreadyExists(m) => (ResponseError::TopicAlreadyExists, Some(m.clone())),
         TopicError::UnknownTopic => (ResponseError::UnknownTopicOrPartition, None),
         TopicError::InvalidPartitions(m) => (ResponseError::InvalidPartitions, Some(m.clone())),
-        TopicError::InvalidReplicationFactor(m) => (ResponseError::InvalidReplicationFactor, Some(m.clone())),
+        TopicError::InvalidReplicationFactor(m) => {
+            (ResponseError::InvalidReplicationFactor, Some(m.clone()))
+        }
         TopicError::InvalidConfig(m) => (ResponseError::InvalidConfig, Some(m.clone())),
         TopicError::Storage(m) => (ResponseError::KafkaStorageError, Some(m.clone())),
     };

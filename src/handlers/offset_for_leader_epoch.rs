@@ -4,14 +4,20 @@
 //! current one began (the log start).
 
 use kafka_protocol::ResponseError;
-use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderTopicResult};
+use kafka_protocol::messages::offset_for_leader_epoch_response::{
+    EpochEndOffset, OffsetForLeaderTopicResult,
+};
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
 use super::fetch::check_epoch;
 use crate::Broker;
 use crate::connection::RequestContext;
 
-pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: OffsetForLeaderEpochRequest) -> anyhow::Result<OffsetForLeaderEpochResponse> {
+pub async fn handle(
+    broker: &Broker,
+    _ctx: &RequestContext,
+    req: OffsetForLeaderEpochRequest,
+) -> anyhow::Result<OffsetForLeaderEpochResponse> {
     let topics = req
         .topics
         .iter()

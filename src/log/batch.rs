@@ -110,7 +110,10 @@ impl BatchHeader {
 /// Splits a produce payload into its batches and validates each one: v2 magic, lengths
 /// consistent with the payload, the record count agreeing with the offset delta, the CRC-32C,
 /// and the size limit. Returns the batches as zero-copy slices of `records`.
-pub fn split_and_validate(records: &Bytes, max_batch_bytes: usize) -> Result<Vec<Bytes>, BatchError> {
+pub fn split_and_validate(
+    records: &Bytes,
+    max_batch_bytes: usize,
+) -> Result<Vec<Bytes>, BatchError> {
     let mut out = Vec::with_capacity(1);
     let mut pos = 0usize;
     if records.is_empty() {
@@ -129,12 +132,16 @@ pub fn split_and_validate(records: &Bytes, max_batch_bytes: usize) -> Result<Vec
             return if magic == 0 || magic == 1 {
                 Err(BatchError::UnsupportedMagic(magic))
             } else {
-                Err(BatchError::Corrupt(format!("unknown record batch magic {magic}")))
+                Err(BatchError::Corrupt(format!(
+                    "unknown record batch magic {magic}"
+                )))
             };
         }
         let batch_length = i32::from_be_bytes(rest[8..12].try_into().unwrap());
         if batch_length < (HEADER_LEN - LOG_OVERHEAD) as i32 {
-            return Err(BatchError::Corrupt(format!("batch length {batch_length} is too small")));
+            return Err(BatchError::Corrupt(format!(
+                "batch length {batch_length} is too small"
+            )));
         }
         let total = LOG_OVERHEAD + batch_length as usize;
         if total > rest.len() {
@@ -158,7 +165,9 @@ pub fn split_and_validate(records: &Bytes, max_batch_bytes: usize) -> Result<Vec
             )));
         }
         if h.records_count < 0 || h.last_offset_delta < 0 {
-            return Err(BatchError::Corrupt("negative record count or offset delta".into()));
+            return Err(BatchError::Corrupt(
+                "negative record count or offset delta".into(),
+            ));
         }
         if h.records_count > 0 && h.last_offset_delta != h.records_count - 1 {
             return Err(BatchError::Corrupt(format!(
@@ -167,7 +176,9 @@ pub fn split_and_validate(records: &Bytes, max_batch_bytes: usize) -> Result<Vec
             )));
         }
         if h.is_control() {
-            return Err(BatchError::Invalid("clients may not produce control batches".into()));
+            return Err(BatchError::Invalid(
+                "clients may not produce control batches".into(),
+            ));
         }
         out.push(records.slice(pos..pos + total));
         pos += total;
@@ -211,12 +222,14 @@ pub(crate) mod tests {
             .map(|i| Record {
                 transactional: false,
                 control: false,
+                delete_horizon: false,
                 partition_leader_epoch: -1,
                 producer_id: pid,
                 producer_epoch: epoch,
                 timestamp_type: TimestampType::Creation,
                 offset: i as i64,
-                sequence: if seq < 0 { -1 } else { seq + i as i32 },
+                // The encoder groups records whose offset-sequence gap is constant into one batch.
+                sequence: seq + i as i32,
                 timestamp: 1_700_000_000_000 + i as i64,
                 key: Some(Bytes::from(format!("k{i}"))),
                 value: Some(Bytes::from(format!("v{i}"))),
@@ -277,7 +290,8 @@ pub(crate) mod tests {
         let h = BatchHeader::parse(&again[0]).unwrap();
         assert_eq!((h.base_offset, h.leader_epoch), (42, 7));
         set_log_append_time(&mut v, 123);
-        let h = BatchHeader::parse(&split_and_validate(&Bytes::from(v), 1 << 20).unwrap()[0]).unwrap();
+        let h =
+            BatchHeader::parse(&split_and_validate(&Bytes::from(v), 1 << 20).unwrap()[0]).unwrap();
         assert_eq!(h.max_timestamp, 123);
         assert!(h.uses_log_append_time());
     }

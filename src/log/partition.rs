@@ -138,7 +138,11 @@ impl PartitionLog {
     /// Appends one validated batch. Idempotent batches are checked against the producer's
     /// state first: a retry is answered with the original offsets and not stored again.
     /// `log_append_time` is Some(now) when the topic uses LogAppendTime.
-    pub fn append(&self, batch: &Bytes, log_append_time: Option<i64>) -> Result<AppendInfo, AppendError> {
+    pub fn append(
+        &self,
+        batch: &Bytes,
+        log_append_time: Option<i64>,
+    ) -> Result<AppendInfo, AppendError> {
         let h = BatchHeader::parse(batch).expect("validated by the caller");
         let mut st = self.state.lock().unwrap();
         let mut producer = None;
@@ -214,7 +218,12 @@ impl PartitionLog {
 
     /// Reads whole batches from the one containing `offset` onward, up to `max_bytes`
     /// (always at least one batch when `min_one`, so a consumer can pass an oversized batch).
-    pub fn read(&self, offset: i64, max_bytes: usize, min_one: bool) -> Result<ReadResult, ReadError> {
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+    ) -> Result<ReadResult, ReadError> {
         let st = *self.state.lock().unwrap();
         let hw = st.next_offset;
         if offset < st.log_start_offset || offset > hw {
@@ -234,7 +243,11 @@ impl PartitionLog {
         let storage = |e: sled::Error| ReadError::Storage(e.to_string());
         // The batch holding `offset` starts at or before it.
         let mut start = batch_key(offset);
-        if let Some(kv) = self.tree.range(batch_key(0)..=batch_key(offset)).next_back() {
+        if let Some(kv) = self
+            .tree
+            .range(batch_key(0)..=batch_key(offset))
+            .next_back()
+        {
             let (k, v) = kv.map_err(storage)?;
             if batch::stored_header(&v).last_offset() >= offset {
                 start.copy_from_slice(&k);
@@ -256,7 +269,10 @@ impl PartitionLog {
     }
 
     /// Visits stored batch headers in offset order (for timestamp lookups).
-    pub fn for_each_header(&self, mut f: impl FnMut(&BatchHeader, &[u8]) -> bool) -> sled::Result<()> {
+    pub fn for_each_header(
+        &self,
+        mut f: impl FnMut(&BatchHeader, &[u8]) -> bool,
+    ) -> sled::Result<()> {
         let hw = self.high_watermark();
         for kv in self.tree.range(batch_key(0)..batch_key(hw)) {
             let (_, v) = kv?;
@@ -287,7 +303,10 @@ impl PartitionLog {
         for k in doomed {
             w.remove(k);
         }
-        w.insert(STATE_KEY, Self::encode_state(new_start, st.leader_epoch).to_vec());
+        w.insert(
+            STATE_KEY,
+            Self::encode_state(new_start, st.leader_epoch).to_vec(),
+        );
         self.tree.apply_batch(w)?;
         st.log_start_offset = new_start;
         Ok(new_start)
@@ -354,7 +373,10 @@ mod tests {
         assert_eq!(p.high_watermark(), 2);
         assert!(matches!(
             p.append(&make_batch(1, 9, 0, 5), None),
-            Err(AppendError::OutOfOrderSequence { expected: 2, got: 5 })
+            Err(AppendError::OutOfOrderSequence {
+                expected: 2,
+                got: 5
+            })
         ));
         p.append(&make_batch(1, 9, 1, 0), None).unwrap();
         assert!(matches!(
@@ -370,7 +392,10 @@ mod tests {
             p.append(&make_batch(2, -1, -1, -1), None).unwrap();
         }
         assert_eq!(p.advance_log_start(3).unwrap(), 3);
-        assert!(matches!(p.read(1, 100, true), Err(ReadError::OffsetOutOfRange { .. })));
+        assert!(matches!(
+            p.read(1, 100, true),
+            Err(ReadError::OffsetOutOfRange { .. })
+        ));
         let r = p.read(3, 1 << 20, true).unwrap();
         assert_eq!(BatchHeader::parse(&r.records).unwrap().base_offset, 2);
     }

@@ -175,11 +175,19 @@ mod tests {
         let h0 = header(0, 0, 3, 10);
         assert_eq!(ProducerEntry::check(None, &h0), SequenceCheck::Accept);
         let e = ProducerEntry::record(None, &h0);
-        assert!(matches!(ProducerEntry::check(Some(&e), &h0), SequenceCheck::Duplicate(b) if b.base_offset == 10));
-        assert_eq!(ProducerEntry::check(Some(&e), &header(0, 3, 1, 0)), SequenceCheck::Accept);
+        assert!(
+            matches!(ProducerEntry::check(Some(&e), &h0), SequenceCheck::Duplicate(b) if b.base_offset == 10)
+        );
+        assert_eq!(
+            ProducerEntry::check(Some(&e), &header(0, 3, 1, 0)),
+            SequenceCheck::Accept
+        );
         assert!(matches!(
             ProducerEntry::check(Some(&e), &header(0, 5, 1, 0)),
-            SequenceCheck::OutOfOrder { expected: 3, got: 5 }
+            SequenceCheck::OutOfOrder {
+                expected: 3,
+                got: 5
+            }
         ));
         let e1 = ProducerEntry::record(Some(e.clone()), &header(1, 0, 1, 20));
         assert!(matches!(

@@ -64,34 +64,202 @@ macro_rules! def {
 }
 
 pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
-    def!("cleanup.policy", "log.cleanup.policy", "delete", Rule::ListOf(&["delete", "compact"]), "Retention policy: delete old data, compact by key, or both."),
-    def!("compression.type", "compression.type", "producer", Rule::OneOf(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]), "Final compression type; 'producer' keeps the producer's codec."),
-    def!("delete.retention.ms", "log.cleaner.delete.retention.ms", "86400000", Rule::Long(0), "How long tombstones are kept on compacted topics."),
-    def!("file.delete.delay.ms", "log.segment.delete.delay.ms", "60000", Rule::Long(0), "Delay before deleting a unit of storage."),
-    def!("flush.messages", "log.flush.interval.messages", "9223372036854775807", Rule::Long(1), "Messages between forced flushes; 1 acknowledges only after a flush."),
-    def!("flush.ms", "log.flush.interval.ms", "9223372036854775807", Rule::Long(0), "Time between forced flushes."),
-    def!("index.interval.bytes", "log.index.interval.bytes", "4096", Rule::Int(0), "Bytes between offset index entries."),
-    def!("local.retention.bytes", "log.local.retention.bytes", "-2", Rule::Long(-2), "Local retention size for tiered storage."),
-    def!("local.retention.ms", "log.local.retention.ms", "-2", Rule::Long(-2), "Local retention time for tiered storage."),
-    def!("max.compaction.lag.ms", "log.cleaner.max.compaction.lag.ms", "9223372036854775807", Rule::Long(1), "Maximum time a record stays uncompacted."),
-    def!("max.message.bytes", "message.max.bytes", "1048588", Rule::Int(0), "Largest record batch size allowed."),
-    def!("message.timestamp.after.max.ms", "log.message.timestamp.after.max.ms", "3600000", Rule::Long(0), "Allowed future skew of a record timestamp."),
-    def!("message.timestamp.before.max.ms", "log.message.timestamp.before.max.ms", "9223372036854775807", Rule::Long(0), "Allowed past skew of a record timestamp."),
-    def!("message.timestamp.type", "log.message.timestamp.type", "CreateTime", Rule::OneOf(&["CreateTime", "LogAppendTime"]), "Whether timestamps are the producer's or the broker's."),
-    def!("min.cleanable.dirty.ratio", "log.cleaner.min.cleanable.ratio", "0.5", Rule::Ratio, "Dirty fraction that triggers compaction."),
-    def!("min.compaction.lag.ms", "log.cleaner.min.compaction.lag.ms", "0", Rule::Long(0), "Minimum time a record stays uncompacted."),
-    def!("min.insync.replicas", "min.insync.replicas", "1", Rule::Int(1), "Replicas that must acknowledge an acks=all write."),
-    def!("preallocate", "log.preallocate", "false", Rule::Bool, "Preallocate storage files."),
-    def!("remote.storage.enable", "remote.log.storage.system.enable", "false", Rule::Bool, "Tiered storage for this topic."),
-    def!("retention.bytes", "log.retention.bytes", "-1", Rule::Long(-1), "Maximum partition size before old data is deleted; -1 is unlimited."),
-    def!("retention.ms", "log.retention.ms", "604800000", Rule::Long(-1), "Maximum age of data before it is deleted; -1 is forever."),
-    def!("segment.bytes", "log.segment.bytes", "1073741824", Rule::Int(1_048_576), "Size of a unit of deletion."),
-    def!("segment.index.bytes", "log.index.size.max.bytes", "10485760", Rule::Int(4), "Size of the offset index per unit."),
-    def!("segment.jitter.ms", "log.roll.jitter.ms", "0", Rule::Long(0), "Jitter applied to segment.ms."),
-    def!("segment.ms", "log.roll.ms", "604800000", Rule::Long(1), "Time after which a new unit of deletion starts."),
-    def!("unclean.leader.election.enable", "unclean.leader.election.enable", "false", Rule::Bool, "Allow out-of-sync replicas to lead."),
-    def!("follower.replication.throttled.replicas", "follower.replication.throttled.replicas", "", Rule::AnyList, "Replicas throttled on the follower side."),
-    def!("leader.replication.throttled.replicas", "leader.replication.throttled.replicas", "", Rule::AnyList, "Replicas throttled on the leader side."),
+    def!(
+        "cleanup.policy",
+        "log.cleanup.policy",
+        "delete",
+        Rule::ListOf(&["delete", "compact"]),
+        "Retention policy: delete old data, compact by key, or both."
+    ),
+    def!(
+        "compression.type",
+        "compression.type",
+        "producer",
+        Rule::OneOf(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]),
+        "Final compression type; 'producer' keeps the producer's codec."
+    ),
+    def!(
+        "delete.retention.ms",
+        "log.cleaner.delete.retention.ms",
+        "86400000",
+        Rule::Long(0),
+        "How long tombstones are kept on compacted topics."
+    ),
+    def!(
+        "file.delete.delay.ms",
+        "log.segment.delete.delay.ms",
+        "60000",
+        Rule::Long(0),
+        "Delay before deleting a unit of storage."
+    ),
+    def!(
+        "flush.messages",
+        "log.flush.interval.messages",
+        "9223372036854775807",
+        Rule::Long(1),
+        "Messages between forced flushes; 1 acknowledges only after a flush."
+    ),
+    def!(
+        "flush.ms",
+        "log.flush.interval.ms",
+        "9223372036854775807",
+        Rule::Long(0),
+        "Time between forced flushes."
+    ),
+    def!(
+        "index.interval.bytes",
+        "log.index.interval.bytes",
+        "4096",
+        Rule::Int(0),
+        "Bytes between offset index entries."
+    ),
+    def!(
+        "local.retention.bytes",
+        "log.local.retention.bytes",
+        "-2",
+        Rule::Long(-2),
+        "Local retention size for tiered storage."
+    ),
+    def!(
+        "local.retention.ms",
+        "log.local.retention.ms",
+        "-2",
+        Rule::Long(-2),
+        "Local retention time for tiered storage."
+    ),
+    def!(
+        "max.compaction.lag.ms",
+        "log.cleaner.max.compaction.lag.ms",
+        "9223372036854775807",
+        Rule::Long(1),
+        "Maximum time a record stays uncompacted."
+    ),
+    def!(
+        "max.message.bytes",
+        "message.max.bytes",
+        "1048588",
+        Rule::Int(0),
+        "Largest record batch size allowed."
+    ),
+    def!(
+        "message.timestamp.after.max.ms",
+        "log.message.timestamp.after.max.ms",
+        "3600000",
+        Rule::Long(0),
+        "Allowed future skew of a record timestamp."
+    ),
+    def!(
+        "message.timestamp.before.max.ms",
+        "log.message.timestamp.before.max.ms",
+        "9223372036854775807",
+        Rule::Long(0),
+        "Allowed past skew of a record timestamp."
+    ),
+    def!(
+        "message.timestamp.type",
+        "log.message.timestamp.type",
+        "CreateTime",
+        Rule::OneOf(&["CreateTime", "LogAppendTime"]),
+        "Whether timestamps are the producer's or the broker's."
+    ),
+    def!(
+        "min.cleanable.dirty.ratio",
+        "log.cleaner.min.cleanable.ratio",
+        "0.5",
+        Rule::Ratio,
+        "Dirty fraction that triggers compaction."
+    ),
+    def!(
+        "min.compaction.lag.ms",
+        "log.cleaner.min.compaction.lag.ms",
+        "0",
+        Rule::Long(0),
+        "Minimum time a record stays uncompacted."
+    ),
+    def!(
+        "min.insync.replicas",
+        "min.insync.replicas",
+        "1",
+        Rule::Int(1),
+        "Replicas that must acknowledge an acks=all write."
+    ),
+    def!(
+        "preallocate",
+        "log.preallocate",
+        "false",
+        Rule::Bool,
+        "Preallocate storage files."
+    ),
+    def!(
+        "remote.storage.enable",
+        "remote.log.storage.system.enable",
+        "false",
+        Rule::Bool,
+        "Tiered storage for this topic."
+    ),
+    def!(
+        "retention.bytes",
+        "log.retention.bytes",
+        "-1",
+        Rule::Long(-1),
+        "Maximum partition size before old data is deleted; -1 is unlimited."
+    ),
+    def!(
+        "retention.ms",
+        "log.retention.ms",
+        "604800000",
+        Rule::Long(-1),
+        "Maximum age of data before it is deleted; -1 is forever."
+    ),
+    def!(
+        "segment.bytes",
+        "log.segment.bytes",
+        "1073741824",
+        Rule::Int(1_048_576),
+        "Size of a unit of deletion."
+    ),
+    def!(
+        "segment.index.bytes",
+        "log.index.size.max.bytes",
+        "10485760",
+        Rule::Int(4),
+        "Size of the offset index per unit."
+    ),
+    def!(
+        "segment.jitter.ms",
+        "log.roll.jitter.ms",
+        "0",
+        Rule::Long(0),
+        "Jitter applied to segment.ms."
+    ),
+    def!(
+        "segment.ms",
+        "log.roll.ms",
+        "604800000",
+        Rule::Long(1),
+        "Time after which a new unit of deletion starts."
+    ),
+    def!(
+        "unclean.leader.election.enable",
+        "unclean.leader.election.enable",
+        "false",
+        Rule::Bool,
+        "Allow out-of-sync replicas to lead."
+    ),
+    def!(
+        "follower.replication.throttled.replicas",
+        "follower.replication.throttled.replicas",
+        "",
+        Rule::AnyList,
+        "Replicas throttled on the follower side."
+    ),
+    def!(
+        "leader.replication.throttled.replicas",
+        "leader.replication.throttled.replicas",
+        "",
+        Rule::AnyList,
+        "Replicas throttled on the leader side."
+    ),
 ];
 
 pub fn topic_config_def(name: &str) -> Option<&'static TopicConfigDef> {
@@ -109,7 +277,11 @@ pub fn validate_topic_config(name: &str, value: Option<&str>) -> Result<(), Stri
     let bad = |why: &str| format!("Invalid value {value} for configuration {name}: {why}");
     match def.rule {
         Rule::Long(min) | Rule::Int(min) => {
-            let max = if matches!(def.rule, Rule::Int(_)) { i32::MAX as i64 } else { L };
+            let max = if matches!(def.rule, Rule::Int(_)) {
+                i32::MAX as i64
+            } else {
+                L
+            };
             let n: i64 = v.parse().map_err(|_| bad("Not a number"))?;
             if n < min || n > max {
                 return Err(bad(&format!("Value must be at least {min}")));
@@ -134,7 +306,10 @@ pub fn validate_topic_config(name: &str, value: Option<&str>) -> Result<(), Stri
         Rule::ListOf(opts) => {
             for item in v.split(',').map(str::trim) {
                 if !opts.contains(&item) {
-                    return Err(bad(&format!("List values must be one of: {}", opts.join(", "))));
+                    return Err(bad(&format!(
+                        "List values must be one of: {}",
+                        opts.join(", ")
+                    )));
                 }
             }
         }
@@ -174,7 +349,10 @@ fn broker_default(cfg: &Config, def: &TopicConfigDef) -> (String, ConfigSource) 
 }
 
 /// Every topic config for a topic, with overrides applied and sources reported.
-pub fn resolve_topic_configs(cfg: &Config, overrides: &BTreeMap<String, String>) -> Vec<ResolvedConfig> {
+pub fn resolve_topic_configs(
+    cfg: &Config,
+    overrides: &BTreeMap<String, String>,
+) -> Vec<ResolvedConfig> {
     TOPIC_CONFIGS
         .iter()
         .map(|def| {
@@ -188,9 +366,17 @@ pub fn resolve_topic_configs(cfg: &Config, overrides: &BTreeMap<String, String>)
                 None => (bval.clone(), bsrc),
             };
             if bsrc == ConfigSource::StaticBroker {
-                synonyms.push((def.broker_synonym.to_string(), bval, ConfigSource::StaticBroker));
+                synonyms.push((
+                    def.broker_synonym.to_string(),
+                    bval,
+                    ConfigSource::StaticBroker,
+                ));
             }
-            synonyms.push((def.broker_synonym.to_string(), def.default.to_string(), ConfigSource::Default));
+            synonyms.push((
+                def.broker_synonym.to_string(),
+                def.default.to_string(),
+                ConfigSource::Default,
+            ));
             ResolvedConfig {
                 name: def.name,
                 value,
@@ -204,7 +390,11 @@ pub fn resolve_topic_configs(cfg: &Config, overrides: &BTreeMap<String, String>)
 }
 
 /// The effective value of one topic config.
-pub fn topic_config_value(cfg: &Config, overrides: &BTreeMap<String, String>, name: &str) -> String {
+pub fn topic_config_value(
+    cfg: &Config,
+    overrides: &BTreeMap<String, String>,
+    name: &str,
+) -> String {
     if let Some(v) = overrides.get(name) {
         return v.clone();
     }
@@ -221,10 +411,18 @@ mod tests {
     #[test]
     fn validation_and_sources() {
         assert!(validate_topic_config("retention.ms", Some("1000")).is_ok());
-        assert!(validate_topic_config("retention.ms", Some("-5")).unwrap_err().contains("retention.ms"));
+        assert!(
+            validate_topic_config("retention.ms", Some("-5"))
+                .unwrap_err()
+                .contains("retention.ms")
+        );
         assert!(validate_topic_config("cleanup.policy", Some("compact,delete")).is_ok());
         assert!(validate_topic_config("cleanup.policy", Some("keep")).is_err());
-        assert!(validate_topic_config("no.such", Some("1")).unwrap_err().contains("no.such"));
+        assert!(
+            validate_topic_config("no.such", Some("1"))
+                .unwrap_err()
+                .contains("no.such")
+        );
 
         let mut b = ConfigBuilder::new();
         b.set("log.retention.ms", "1000", Source::File).unwrap();
@@ -233,10 +431,16 @@ mod tests {
         o.insert("cleanup.policy".to_string(), "compact".to_string());
         let all = resolve_topic_configs(&cfg, &o);
         let r = all.iter().find(|c| c.name == "retention.ms").unwrap();
-        assert_eq!((r.value.as_str(), r.source), ("1000", ConfigSource::StaticBroker));
+        assert_eq!(
+            (r.value.as_str(), r.source),
+            ("1000", ConfigSource::StaticBroker)
+        );
         let c = all.iter().find(|c| c.name == "cleanup.policy").unwrap();
         assert_eq!(c.source, ConfigSource::DynamicTopic);
         let m = all.iter().find(|c| c.name == "max.message.bytes").unwrap();
-        assert_eq!((m.value.as_str(), m.source), ("1048588", ConfigSource::Default));
+        assert_eq!(
+            (m.value.as_str(), m.source),
+            ("1048588", ConfigSource::Default)
+        );
     }
 }

@@ -14,7 +14,8 @@ pub fn cluster_id(store: &Store) -> anyhow::Result<String> {
     if let Some(v) = tree.get("cluster.id")? {
         return Ok(String::from_utf8_lossy(&v).into_owned());
     }
-    let id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(uuid::Uuid::new_v4().as_bytes());
+    let id =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(uuid::Uuid::new_v4().as_bytes());
     tree.insert("cluster.id", id.as_bytes())?;
     tree.flush()?;
     Ok(id)

@@ -35,7 +35,9 @@ pub struct Topic {
 
 impl Topic {
     pub fn partition(&self, index: i32) -> Option<&Arc<PartitionLog>> {
-        usize::try_from(index).ok().and_then(|i| self.partitions.get(i))
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| self.partitions.get(i))
     }
 
     pub fn is_internal(&self) -> bool {
@@ -170,7 +172,9 @@ impl Topics {
         }
         let mut map = self.map.write().unwrap();
         if map.contains_key(name) {
-            return Err(TopicError::AlreadyExists(format!("Topic '{name}' already exists.")));
+            return Err(TopicError::AlreadyExists(format!(
+                "Topic '{name}' already exists."
+            )));
         }
         // Kafka refuses names that differ only by '.' vs '_' because metric names collide.
         let collides = |n: &str| n.replace('.', "_") == name.replace('.', "_");
@@ -222,7 +226,12 @@ impl Topics {
     }
 
     /// Grows a topic to `count` partitions (CreatePartitions); shrinking is not allowed.
-    pub fn add_partitions(&self, name: &str, count: i32, validate_only: bool) -> Result<(), TopicError> {
+    pub fn add_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        validate_only: bool,
+    ) -> Result<(), TopicError> {
         let mut map = self.map.write().unwrap();
         let topic = map.get(name).cloned().ok_or(TopicError::UnknownTopic)?;
         let current = topic.partitions.len() as i32;
@@ -273,7 +282,10 @@ mod tests {
     fn names() {
         assert!(validate_name("orders-v1.x_y").is_ok());
         for bad in ["", ".", "..", "a b", "é", &"x".repeat(250)] {
-            assert!(matches!(validate_name(bad), Err(TopicError::InvalidName(_))), "{bad}");
+            assert!(
+                matches!(validate_name(bad), Err(TopicError::InvalidName(_))),
+                "{bad}"
+            );
         }
     }
 
@@ -283,8 +295,14 @@ mod tests {
         let store = Arc::new(Store::open(dir.path()).unwrap());
         let topics = Topics::load(store.clone()).unwrap();
         let t = topics.create("a.b", 3, BTreeMap::new(), false).unwrap();
-        assert!(matches!(topics.create("a.b", 1, BTreeMap::new(), false), Err(TopicError::AlreadyExists(_))));
-        assert!(matches!(topics.create("a_b", 1, BTreeMap::new(), false), Err(TopicError::InvalidName(_))));
+        assert!(matches!(
+            topics.create("a.b", 1, BTreeMap::new(), false),
+            Err(TopicError::AlreadyExists(_))
+        ));
+        assert!(matches!(
+            topics.create("a_b", 1, BTreeMap::new(), false),
+            Err(TopicError::InvalidName(_))
+        ));
         topics.add_partitions("a.b", 5, false).unwrap();
         drop(topics);
         let topics = Topics::load(store).unwrap();

@@ -11,7 +11,10 @@ use crate::connection::RequestContext;
 fn string(b: &mut Bytes) -> anyhow::Result<Bytes> {
     anyhow::ensure!(b.remaining() >= 2, "truncated string length");
     let n = b.get_i16();
-    anyhow::ensure!(n >= 0 && b.remaining() >= n as usize, "bad string length {n}");
+    anyhow::ensure!(
+        n >= 0 && b.remaining() >= n as usize,
+        "bad string length {n}"
+    );
     Ok(b.split_to(n as usize))
 }
 
@@ -19,7 +22,10 @@ fn count(b: &mut Bytes, min_item: usize) -> anyhow::Result<usize> {
     anyhow::ensure!(b.remaining() >= 4, "truncated array length");
     let n = b.get_i32();
     // Every element takes at least `min_item` bytes: a huge count cannot make us allocate.
-    anyhow::ensure!(n >= 0 && (n as usize) * min_item <= b.remaining(), "bad array length {n}");
+    anyhow::ensure!(
+        n >= 0 && (n as usize) * min_item <= b.remaining(),
+        "bad array length {n}"
+    );
     Ok(n as usize)
 }
 
@@ -44,7 +50,10 @@ pub fn reject(_broker: &Broker, ctx: &RequestContext, mut body: Bytes) -> anyhow
             anyhow::ensure!(body.remaining() >= 8, "truncated partition");
             let index = body.get_i32();
             let len = body.get_i32();
-            anyhow::ensure!(len >= -1 && body.remaining() >= len.max(0) as usize, "bad message set length");
+            anyhow::ensure!(
+                len >= -1 && body.remaining() >= len.max(0) as usize,
+                "bad message set length"
+            );
             body.advance(len.max(0) as usize);
             out.put_i32(index);
             out.put_i16(ResponseError::UnsupportedVersion.code());

@@ -13,12 +13,16 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use super::{now_ms, str_bytes};
 use crate::Broker;
 use crate::connection::RequestContext;
-use crate::log::batch::{self, BatchError};
 use crate::log::AppendError;
+use crate::log::batch::{self, BatchError};
 use crate::meta::configs::topic_config_value;
 use crate::meta::topics::Topic;
 
-pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) -> anyhow::Result<ProduceResponse> {
+pub async fn handle(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: ProduceRequest,
+) -> anyhow::Result<ProduceResponse> {
     let v = ctx.api_version;
     let mut any_appended = false;
     let mut responses = Vec::with_capacity(req.topic_data.len());
@@ -68,9 +72,11 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) 
                     pr.error_code = err.code();
                     if v >= 8 {
                         if err == ResponseError::InvalidRecord {
-                            pr.record_errors = vec![BatchIndexAndErrorMessage::default()
-                                .with_batch_index(0)
-                                .with_batch_index_error_message(msg.clone().map(str_bytes))];
+                            pr.record_errors = vec![
+                                BatchIndexAndErrorMessage::default()
+                                    .with_batch_index(0)
+                                    .with_batch_index_error_message(msg.clone().map(str_bytes)),
+                            ];
                         }
                         pr.error_message = msg.map(str_bytes);
                     }
@@ -90,12 +96,20 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) 
 
 type Outcome = Result<(crate::log::AppendInfo, Option<i64>), (ResponseError, Option<String>)>;
 
-fn append_partition(broker: &Broker, topic: &Topic, index: i32, records: Option<&bytes::Bytes>) -> Outcome {
+fn append_partition(
+    broker: &Broker,
+    topic: &Topic,
+    index: i32,
+    records: Option<&bytes::Bytes>,
+) -> Outcome {
     let Some(log) = topic.partition(index) else {
         return Err((ResponseError::UnknownTopicOrPartition, None));
     };
     let Some(records) = records else {
-        return Err((ResponseError::CorruptMessage, Some("null record set".into())));
+        return Err((
+            ResponseError::CorruptMessage,
+            Some("null record set".into()),
+        ));
     };
     let max: usize = topic_config_value(&broker.config, &topic.configs, "max.message.bytes")
         .parse()
@@ -118,7 +132,10 @@ fn append_partition(broker: &Broker, topic: &Topic, index: i32, records: Option<
     if batches.len() != 1 {
         return Err((
             ResponseError::InvalidRecord,
-            Some("Produce requests with version 3 or above must contain exactly one record batch".into()),
+            Some(
+                "Produce requests with version 3 or above must contain exactly one record batch"
+                    .into(),
+            ),
         ));
     }
     let h = batch::BatchHeader::parse(&batches[0]).expect("validated");
@@ -128,9 +145,10 @@ fn append_partition(broker: &Broker, topic: &Topic, index: i32, records: Option<
             Some("transactional batches are not supported by this broker yet".into()),
         ));
     }
-    let log_append_time = (topic_config_value(&broker.config, &topic.configs, "message.timestamp.type")
-        == "LogAppendTime")
-        .then(now_ms);
+    let log_append_time =
+        (topic_config_value(&broker.config, &topic.configs, "message.timestamp.type")
+            == "LogAppendTime")
+            .then(now_ms);
     match log.append(&batches[0], log_append_time) {
         Ok(info) => Ok((info, log_append_time)),
         Err(AppendError::OutOfOrderSequence { expected, got }) => Err((
@@ -139,7 +157,9 @@ fn append_partition(broker: &Broker, topic: &Topic, index: i32, records: Option<
         )),
         Err(AppendError::InvalidProducerEpoch { current, got }) => Err((
             ResponseError::InvalidProducerEpoch,
-            Some(format!("producer epoch {got} is older than the current epoch {current}")),
+            Some(format!(
+                "producer epoch {got} is older than the current epoch {current}"
+            )),
         )),
         Err(AppendError::Storage(e)) => {
             tracing::error!(topic = %topic.name, partition = index, error = %e, "append failed");

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The one command that runs every Fjord test on a fresh machine:
+#   1. installs what the client scenarios need (kcat via apt-get, a Python venv with
+#      kafka-python / confluent-kafka / aiokafka, the Kafka 4.3.0 Java client jars from PyPI),
+#   2. builds the broker and runs the Rust unit and integration tests,
+#   3. runs the compatibility scenarios through kcat, Python and Java clients.
+# Everything installed lives in .cache/ (override with FJORD_CACHE) except the kcat package.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export FJORD_CACHE="${FJORD_CACHE:-$PWD/.cache}"
+mkdir -p "$FJORD_CACHE"
+
+section() { echo; echo "################ $*"; }
+
+section "setup: kcat, python venv, java jars"
+bash scripts/setup-kcat.sh
+bash scripts/setup-python.sh
+bash scripts/fetch-jars.sh
+
+section "build"
+cargo build --release --locked
+
+section "rust tests (unit + integration)"
+cargo test --release --locked
+
+failed=()
+for scenario in kcat python java; do
+  section "compat: $scenario"
+  if ! bash "compat-tests/$scenario.sh"; then
+    failed+=("$scenario")
+  fi
+done
+
+echo
+if [ ${#failed[@]} -ne 0 ]; then
+  echo "FAILED compat scenarios: ${failed[*]}"
+  exit 1
+fi
+echo "all tests passed"
