@@ -228,3 +228,26 @@ async fn acks_zero_gets_no_response() {
     let p = c.fetch("fire", 0, 0, 0).await;
     assert_eq!(p.high_watermark, 2);
 }
+
+#[tokio::test]
+async fn localhost_listener_serves_ipv4_and_ipv6() {
+    // librdkafka resolves localhost to ::1 first, Java to 127.0.0.1 first: both must answer.
+    let b = start_with(&[("listeners", "PLAINTEXT://localhost:0")]).await;
+    let port = b.addr.port();
+    let v4: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let v6: std::net::SocketAddr = (std::net::Ipv6Addr::LOCALHOST, port).into();
+    assert!(b.handle.as_ref().unwrap().addrs.contains(&v4));
+    assert!(
+        b.handle.as_ref().unwrap().addrs.contains(&v6),
+        "{:?}",
+        b.handle.as_ref().unwrap().addrs
+    );
+    for addr in [v4, v6] {
+        let mut c = Client::connect(addr).await;
+        let m = c
+            .call(12, &MetadataRequest::default().with_topics(None))
+            .await;
+        assert_eq!(m.brokers[0].host.as_str(), "localhost");
+        assert_eq!(m.brokers[0].port as u16, port);
+    }
+}

@@ -10,7 +10,7 @@
 
 use std::io::Write;
 use std::net::{IpAddr, ToSocketAddrs};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -36,6 +36,10 @@ struct Cli {
     /// Hard wall-clock limit for the whole run, in seconds.
     #[arg(long, global = true, default_value_t = 300)]
     timeout_secs: u64,
+    /// Extra librdkafka setting for every client, e.g. -X debug=fetch (repeatable; applied
+    /// last, so it can override the benchmark's own choices).
+    #[arg(short = 'X', global = true, value_name = "KEY=VALUE")]
+    client_config: Vec<String>,
     #[command(subcommand)]
     mode: Mode,
 }
@@ -110,6 +114,12 @@ struct E2eArgs {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     check_loopback(&cli.brokers)?;
+    let mut extra = Vec::new();
+    for kv in &cli.client_config {
+        let (k, v) = kv.split_once('=').with_context(|| format!("-X {kv:?}: expected key=value"))?;
+        extra.push((k.to_string(), v.to_string()));
+    }
+    EXTRA_CONFIG.set(extra).expect("set once");
     let deadline = Instant::now() + Duration::from_secs(cli.timeout_secs);
     match &cli.mode {
         Mode::Produce(a) => produce(&cli.brokers, a, deadline),
@@ -141,6 +151,9 @@ fn remaining(deadline: Instant) -> Duration {
     deadline.saturating_duration_since(Instant::now())
 }
 
+/// `-X` settings; a global because every client constructor needs them.
+static EXTRA_CONFIG: OnceLock<Vec<(String, String)>> = OnceLock::new();
+
 /// Settings shared by every client: bounded retries and timeouts, and quiet logs.
 fn base_config(brokers: &str) -> ClientConfig {
     let mut c = ClientConfig::new();
@@ -149,6 +162,14 @@ fn base_config(brokers: &str) -> ClientConfig {
         .set("broker.address.family", "v4")
         .set("socket.timeout.ms", "30000")
         .set("log_level", "4");
+    c
+}
+
+/// Apply `-X` overrides; called on each finished config so they win over our defaults.
+fn with_extra(mut c: ClientConfig) -> ClientConfig {
+    for (k, v) in EXTRA_CONFIG.get().map(Vec::as_slice).unwrap_or_default() {
+        c.set(k, v);
+    }
     c
 }
 
@@ -173,13 +194,13 @@ fn producer_config(brokers: &str, acks: &str, linger_ms: u32, batch_size: u32) -
         // Bounded: a message that cannot be delivered in a minute counts as an error
         // instead of hanging the run.
         .set("message.timeout.ms", "60000");
-    Ok(c)
+    Ok(with_extra(c))
 }
 
 /// Create `topic` with `partitions` partitions; an existing topic is fine.
 fn create_topic(brokers: &str, topic: &str, partitions: i32, deadline: Instant) -> Result<()> {
     let admin: AdminClient<DefaultClientContext> =
-        base_config(brokers).create().context("creating admin client")?;
+        with_extra(base_config(brokers)).create().context("creating admin client")?;
     let rt = tokio::runtime::Builder::new_current_thread().build()?;
     let opts = AdminOptions::new().request_timeout(Some(remaining(deadline).min(Duration::from_secs(30))));
     let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
@@ -219,6 +240,18 @@ fn new_histogram() -> Histogram<u64> {
 
 fn ms(h: &Histogram<u64>, q: f64) -> f64 {
     h.value_at_quantile(q) as f64 / 1000.0
+}
+
+/// This process's CPU time (user + system, all threads) in seconds, from /proc/self/stat.
+/// Client and broker share two cores, so the client's share explains many broker figures.
+fn own_cpu_secs() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return f64::NAN };
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::NAN);
+    // USER_HZ is 100 on every Linux architecture Rust targets.
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// Emit one machine-readable result line.
@@ -338,6 +371,7 @@ fn produce(brokers: &str, a: &ProduceArgs, deadline: Instant) -> Result<()> {
     out("produce.lat_p99_ms", format!("{:.3}", ms(&h, 0.99)));
     out("produce.lat_max_ms", format!("{:.3}", h.max() as f64 / 1000.0));
     out("produce.queue_full_waits", queue_full_waits);
+    out("produce.client_cpu_s", format!("{:.1}", own_cpu_secs()));
     eprintln!(
         "produce {}: {ok} records x {} B in {elapsed:.2}s = {:.0} rec/s, {:.1} MB/s; ack latency p50 {:.2} ms p99 {:.2} ms; {failed} errors",
         a.topic,
@@ -361,12 +395,21 @@ fn produce(brokers: &str, a: &ProduceArgs, deadline: Instant) -> Result<()> {
 /// coordinator, and the benchmark wants the raw fetch path anyway.
 fn assign_only_consumer(brokers: &str) -> Result<BaseConsumer> {
     let mut c = base_config(brokers);
-    c.set("enable.auto.commit", "false")
+    // librdkafka refuses assign() without a group.id even though nothing here uses the
+    // group; a unique name keeps runs from ever sharing state on a broker that has groups.
+    c.set("group.id", format!("fjord-bench-{}", std::process::id()))
+        .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         // Data is never compressed here and the broker computes CRCs already.
-        .set("check.crcs", "false");
-    c.create().context("creating consumer")
+        .set("check.crcs", "false")
+        // librdkafka (>= 2.4) stops fetching a partition for fetch.queue.backoff.ms (1 s by
+        // default) whenever its local queue passes queued.min.messages. Small records hit
+        // that threshold constantly, and the resulting one-second stalls made 100-byte
+        // consume figures swing 2-4x between identical runs while the broker sat idle.
+        // That measures the client's back-pressure, not the broker, so keep it short.
+        .set("fetch.queue.backoff.ms", "10");
+    with_extra(c).create().context("creating consumer")
 }
 
 fn partition_count(brokers: &str, topic: &str, deadline: Instant) -> Result<i32> {
@@ -448,6 +491,7 @@ fn consume(brokers: &str, a: &ConsumeArgs, deadline: Instant) -> Result<()> {
     out("consume.elapsed_s", format!("{elapsed:.3}"));
     out("consume.records_per_s", format!("{:.0}", records as f64 / elapsed));
     out("consume.mb_per_s", format!("{:.2}", bytes as f64 / elapsed / 1e6));
+    out("consume.client_cpu_s", format!("{:.1}", own_cpu_secs()));
     eprintln!(
         "consume {}: {records} records, {bytes} bytes in {elapsed:.2}s = {:.0} rec/s, {:.1} MB/s",
         a.topic,
@@ -551,6 +595,7 @@ fn e2e(brokers: &str, a: &E2eArgs, deadline: Instant) -> Result<()> {
     out("e2e.lat_max_ms", format!("{:.3}", h.max() as f64 / 1000.0));
     out("e2e.ack_p50_ms", format!("{:.3}", ms(&ph, 0.50)));
     out("e2e.ack_p99_ms", format!("{:.3}", ms(&ph, 0.99)));
+    out("e2e.client_cpu_s", format!("{:.1}", own_cpu_secs()));
     eprintln!(
         "e2e {}: {sent} sent at {:.0}/s, {received} received; latency p50 {:.2} ms p99 {:.2} ms p99.9 {:.2} ms max {:.2} ms",
         a.topic,
