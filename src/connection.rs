@@ -111,7 +111,17 @@ async fn read_frame(
     let mut len = [0u8; 4];
     match rd.read_exact(&mut len).await {
         Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        // A client going away between requests is a normal disconnect, not a bad frame.
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::UnexpectedEof
+                    | std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+            ) =>
+        {
+            return Ok(None);
+        }
         Err(e) => return Err(e.into()),
     }
     let size = i32::from_be_bytes(len);

@@ -10,8 +10,8 @@
 
 use std::io::Write;
 use std::net::{IpAddr, ToSocketAddrs};
-use std::sync::{Mutex, OnceLock};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -28,7 +28,10 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 #[derive(Parser)]
-#[command(name = "fjord-bench", about = "Kafka-wire broker benchmark (librdkafka client)")]
+#[command(
+    name = "fjord-bench",
+    about = "Kafka-wire broker benchmark (librdkafka client)"
+)]
 struct Cli {
     /// Bootstrap broker; must be a loopback address.
     #[arg(long, global = true, default_value = "127.0.0.1:9092")]
@@ -116,7 +119,9 @@ fn main() -> Result<()> {
     check_loopback(&cli.brokers)?;
     let mut extra = Vec::new();
     for kv in &cli.client_config {
-        let (k, v) = kv.split_once('=').with_context(|| format!("-X {kv:?}: expected key=value"))?;
+        let (k, v) = kv
+            .split_once('=')
+            .with_context(|| format!("-X {kv:?}: expected key=value"))?;
         extra.push((k.to_string(), v.to_string()));
     }
     EXTRA_CONFIG.set(extra).expect("set once");
@@ -141,7 +146,10 @@ fn check_loopback(brokers: &str) -> Result<()> {
                 IpAddr::V4(ip) => ip.is_loopback(),
                 IpAddr::V6(ip) => ip.is_loopback(),
             };
-            ensure!(ok, "broker {b:?} resolves to {a}, which is not loopback; refusing");
+            ensure!(
+                ok,
+                "broker {b:?} resolves to {a}, which is not loopback; refusing"
+            );
         }
     }
     Ok(())
@@ -182,7 +190,12 @@ fn acks_value(acks: &str) -> Result<&'static str> {
     })
 }
 
-fn producer_config(brokers: &str, acks: &str, linger_ms: u32, batch_size: u32) -> Result<ClientConfig> {
+fn producer_config(
+    brokers: &str,
+    acks: &str,
+    linger_ms: u32,
+    batch_size: u32,
+) -> Result<ClientConfig> {
     let mut c = base_config(brokers);
     c.set("acks", acks_value(acks)?)
         .set("linger.ms", linger_ms.to_string())
@@ -199,10 +212,12 @@ fn producer_config(brokers: &str, acks: &str, linger_ms: u32, batch_size: u32) -
 
 /// Create `topic` with `partitions` partitions; an existing topic is fine.
 fn create_topic(brokers: &str, topic: &str, partitions: i32, deadline: Instant) -> Result<()> {
-    let admin: AdminClient<DefaultClientContext> =
-        with_extra(base_config(brokers)).create().context("creating admin client")?;
+    let admin: AdminClient<DefaultClientContext> = with_extra(base_config(brokers))
+        .create()
+        .context("creating admin client")?;
     let rt = tokio::runtime::Builder::new_current_thread().build()?;
-    let opts = AdminOptions::new().request_timeout(Some(remaining(deadline).min(Duration::from_secs(30))));
+    let opts =
+        AdminOptions::new().request_timeout(Some(remaining(deadline).min(Duration::from_secs(30))));
     let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
     let results = rt
         .block_on(admin.create_topics([&new], &opts))
@@ -245,11 +260,17 @@ fn ms(h: &Histogram<u64>, q: f64) -> f64 {
 /// This process's CPU time (user + system, all threads) in seconds, from /proc/self/stat.
 /// Client and broker share two cores, so the client's share explains many broker figures.
 fn own_cpu_secs() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return f64::NAN };
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return f64::NAN;
+    };
     // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
     let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
     let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::NAN);
+    let ticks = |i: usize| {
+        f.get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
     // USER_HZ is 100 on every Linux architecture Rust targets.
     (ticks(11) + ticks(12)) / 100.0
 }
@@ -296,7 +317,10 @@ impl ProducerContext for LatencyContext {
 }
 
 fn produce(brokers: &str, a: &ProduceArgs, deadline: Instant) -> Result<()> {
-    ensure!(a.records > 0 && a.size > 0 && a.partitions > 0, "records, size and partitions must be > 0");
+    ensure!(
+        a.records > 0 && a.size > 0 && a.partitions > 0,
+        "records, size and partitions must be > 0"
+    );
     create_topic(brokers, &a.topic, a.partitions, deadline)?;
     let partitions = partition_count(brokers, &a.topic, deadline)?;
 
@@ -307,9 +331,10 @@ fn produce(brokers: &str, a: &ProduceArgs, deadline: Instant) -> Result<()> {
         failed: AtomicU64::new(0),
         first_error: Mutex::new(None),
     };
-    let producer: ThreadedProducer<LatencyContext> = producer_config(brokers, &a.acks, a.linger_ms, a.batch_size)?
-        .create_with_context(ctx)
-        .context("creating producer")?;
+    let producer: ThreadedProducer<LatencyContext> =
+        producer_config(brokers, &a.acks, a.linger_ms, a.batch_size)?
+            .create_with_context(ctx)
+            .context("creating producer")?;
 
     // Values are windows into a 4 MiB random pool at pseudo-random offsets, with the
     // record number stamped in front, so no two values are equal and the data is
@@ -329,7 +354,9 @@ fn produce(brokers: &str, a: &ProduceArgs, deadline: Instant) -> Result<()> {
         // Round-robin partitions: an even spread, so the consumer benchmark reads all
         // partitions equally and no partition is a hidden hotspot.
         let partition = (i % partitions as u64) as i32;
-        let mut record = BaseRecord::with_opaque_to(&a.topic, 0usize).partition(partition).payload(&value[..]);
+        let mut record = BaseRecord::with_opaque_to(&a.topic, 0usize)
+            .partition(partition)
+            .payload(&value[..]);
         loop {
             record.delivery_opaque = producer.context().start.elapsed().as_nanos() as usize;
             match producer.send::<[u8], [u8]>(record) {
@@ -339,7 +366,11 @@ fn produce(brokers: &str, a: &ProduceArgs, deadline: Instant) -> Result<()> {
                     // for deliveries to drain it rather than spinning.
                     record = r;
                     queue_full_waits += 1;
-                    ensure!(Instant::now() < deadline, "timed out with {i} of {} records sent", a.records);
+                    ensure!(
+                        Instant::now() < deadline,
+                        "timed out with {i} of {} records sent",
+                        a.records
+                    );
                     thread::sleep(Duration::from_micros(500));
                 }
                 Err((e, _)) => bail!("send failed at record {i}: {e}"),
@@ -350,9 +381,12 @@ fn produce(brokers: &str, a: &ProduceArgs, deadline: Instant) -> Result<()> {
             let _ = std::io::stderr().flush();
         }
     }
-    producer
-        .flush(remaining(deadline))
-        .with_context(|| format!("flush timed out; {} records unacknowledged", producer.in_flight_count()))?;
+    producer.flush(remaining(deadline)).with_context(|| {
+        format!(
+            "flush timed out; {} records unacknowledged",
+            producer.in_flight_count()
+        )
+    })?;
     let elapsed = started.elapsed().as_secs_f64();
     eprintln!();
 
@@ -365,11 +399,17 @@ fn produce(brokers: &str, a: &ProduceArgs, deadline: Instant) -> Result<()> {
     out("produce.errors", failed);
     out("produce.bytes", bytes as u64);
     out("produce.elapsed_s", format!("{elapsed:.3}"));
-    out("produce.records_per_s", format!("{:.0}", ok as f64 / elapsed));
+    out(
+        "produce.records_per_s",
+        format!("{:.0}", ok as f64 / elapsed),
+    );
     out("produce.mb_per_s", format!("{:.2}", bytes / elapsed / 1e6));
     out("produce.lat_p50_ms", format!("{:.3}", ms(&h, 0.50)));
     out("produce.lat_p99_ms", format!("{:.3}", ms(&h, 0.99)));
-    out("produce.lat_max_ms", format!("{:.3}", h.max() as f64 / 1000.0));
+    out(
+        "produce.lat_max_ms",
+        format!("{:.3}", h.max() as f64 / 1000.0),
+    );
     out("produce.queue_full_waits", queue_full_waits);
     out("produce.client_cpu_s", format!("{:.1}", own_cpu_secs()));
     eprintln!(
@@ -417,14 +457,21 @@ fn partition_count(brokers: &str, topic: &str, deadline: Instant) -> Result<i32>
     // A freshly created topic can take a moment to appear in Metadata.
     loop {
         let md = consumer
-            .fetch_metadata(Some(topic), remaining(deadline).min(Duration::from_secs(10)))
+            .fetch_metadata(
+                Some(topic),
+                remaining(deadline).min(Duration::from_secs(10)),
+            )
             .context("Metadata request failed")?;
-        if let Some(t) = md.topics().iter().find(|t| t.name() == topic) {
-            if t.error().is_none() && !t.partitions().is_empty() {
-                return Ok(t.partitions().len() as i32);
-            }
+        if let Some(t) = md.topics().iter().find(|t| t.name() == topic)
+            && t.error().is_none()
+            && !t.partitions().is_empty()
+        {
+            return Ok(t.partitions().len() as i32);
         }
-        ensure!(Instant::now() < deadline, "topic {topic} did not appear in Metadata");
+        ensure!(
+            Instant::now() < deadline,
+            "topic {topic} did not appear in Metadata"
+        );
         thread::sleep(Duration::from_millis(100));
     }
 }
@@ -440,7 +487,11 @@ fn consume(brokers: &str, a: &ConsumeArgs, deadline: Instant) -> Result<()> {
     let mut expected = 0u64;
     for p in 0..partitions {
         let (lo, hi) = consumer
-            .fetch_watermarks(&a.topic, p, remaining(deadline).min(Duration::from_secs(10)))
+            .fetch_watermarks(
+                &a.topic,
+                p,
+                remaining(deadline).min(Duration::from_secs(10)),
+            )
             .with_context(|| format!("ListOffsets for {}/{p}", a.topic))?;
         end.push(hi);
         expected += (hi - lo).max(0) as u64;
@@ -489,8 +540,14 @@ fn consume(brokers: &str, a: &ConsumeArgs, deadline: Instant) -> Result<()> {
     out("consume.expected", expected);
     out("consume.bytes", bytes);
     out("consume.elapsed_s", format!("{elapsed:.3}"));
-    out("consume.records_per_s", format!("{:.0}", records as f64 / elapsed));
-    out("consume.mb_per_s", format!("{:.2}", bytes as f64 / elapsed / 1e6));
+    out(
+        "consume.records_per_s",
+        format!("{:.0}", records as f64 / elapsed),
+    );
+    out(
+        "consume.mb_per_s",
+        format!("{:.2}", bytes as f64 / elapsed / 1e6),
+    );
     out("consume.client_cpu_s", format!("{:.1}", own_cpu_secs()));
     eprintln!(
         "consume {}: {records} records, {bytes} bytes in {elapsed:.2}s = {:.0} rec/s, {:.1} MB/s",
@@ -498,17 +555,26 @@ fn consume(brokers: &str, a: &ConsumeArgs, deadline: Instant) -> Result<()> {
         records as f64 / elapsed,
         bytes as f64 / elapsed / 1e6
     );
-    ensure!(records >= expected, "read {records} records but the watermarks promised {expected}");
+    ensure!(
+        records >= expected,
+        "read {records} records but the watermarks promised {expected}"
+    );
     Ok(())
 }
 
 fn unix_nanos() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos() as u64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos() as u64
 }
 
 fn e2e(brokers: &str, a: &E2eArgs, deadline: Instant) -> Result<()> {
     ensure!(a.size >= 8, "--size must be at least 8 bytes");
-    ensure!(a.rate > 0 && a.duration_secs > 0.0, "rate and duration must be > 0");
+    ensure!(
+        a.rate > 0 && a.duration_secs > 0.0,
+        "rate and duration must be > 0"
+    );
     create_topic(brokers, &a.topic, a.partitions, deadline)?;
     let partitions = partition_count(brokers, &a.topic, deadline)?;
     let total = (a.rate as f64 * a.duration_secs).round() as u64;
@@ -527,7 +593,10 @@ fn e2e(brokers: &str, a: &E2eArgs, deadline: Instant) -> Result<()> {
         let mut h = new_histogram();
         let mut received = 0u64;
         while received < total {
-            ensure!(Instant::now() < deadline, "e2e: timed out after receiving {received} of {total}");
+            ensure!(
+                Instant::now() < deadline,
+                "e2e: timed out after receiving {received} of {total}"
+            );
             match consumer.poll(Duration::from_millis(200)) {
                 None | Some(Err(KafkaError::PartitionEOF(_))) => {}
                 Some(Err(e)) => bail!("e2e consume error: {e}"),
@@ -546,15 +615,16 @@ fn e2e(brokers: &str, a: &E2eArgs, deadline: Instant) -> Result<()> {
         Ok((h, received))
     });
 
-    let producer: ThreadedProducer<LatencyContext> = producer_config(brokers, &a.acks, a.linger_ms, 1_000_000)?
-        .create_with_context(LatencyContext {
-            start: Instant::now(),
-            hist: Mutex::new(new_histogram()),
-            ok: AtomicU64::new(0),
-            failed: AtomicU64::new(0),
-            first_error: Mutex::new(None),
-        })
-        .context("creating producer")?;
+    let producer: ThreadedProducer<LatencyContext> =
+        producer_config(brokers, &a.acks, a.linger_ms, 1_000_000)?
+            .create_with_context(LatencyContext {
+                start: Instant::now(),
+                hist: Mutex::new(new_histogram()),
+                ok: AtomicU64::new(0),
+                failed: AtomicU64::new(0),
+                first_error: Mutex::new(None),
+            })
+            .context("creating producer")?;
     let mut value = random_bytes(a.size, 0xD1B5_4A32_D192_ED03);
     let started = Instant::now();
     let mut sent = 0u64;
@@ -568,7 +638,9 @@ fn e2e(brokers: &str, a: &E2eArgs, deadline: Instant) -> Result<()> {
             value[..8].copy_from_slice(&unix_nanos().to_le_bytes());
             let partition = (sent % partitions as u64) as i32;
             let opaque = producer.context().start.elapsed().as_nanos() as usize;
-            let rec = BaseRecord::with_opaque_to(&a.topic, opaque).partition(partition).payload(&value[..]);
+            let rec = BaseRecord::with_opaque_to(&a.topic, opaque)
+                .partition(partition)
+                .payload(&value[..]);
             if let Err((e, _)) = producer.send::<[u8], [u8]>(rec) {
                 bail!("e2e send failed at message {sent}: {e}");
             }
@@ -579,7 +651,9 @@ fn e2e(brokers: &str, a: &E2eArgs, deadline: Instant) -> Result<()> {
     }
     let send_elapsed = started.elapsed().as_secs_f64();
     producer.flush(remaining(deadline)).context("e2e flush")?;
-    let (h, received) = receiver.join().map_err(|_| anyhow::anyhow!("receiver thread panicked"))??;
+    let (h, received) = receiver
+        .join()
+        .map_err(|_| anyhow::anyhow!("receiver thread panicked"))??;
     let ctx = producer.context();
     let failed = ctx.failed.load(Ordering::Relaxed);
     let ph = ctx.hist.lock().unwrap();
@@ -587,7 +661,10 @@ fn e2e(brokers: &str, a: &E2eArgs, deadline: Instant) -> Result<()> {
     out("e2e.sent", sent);
     out("e2e.received", received);
     out("e2e.errors", failed);
-    out("e2e.achieved_rate", format!("{:.0}", sent as f64 / send_elapsed));
+    out(
+        "e2e.achieved_rate",
+        format!("{:.0}", sent as f64 / send_elapsed),
+    );
     out("e2e.measured", h.len());
     out("e2e.lat_p50_ms", format!("{:.3}", ms(&h, 0.50)));
     out("e2e.lat_p99_ms", format!("{:.3}", ms(&h, 0.99)));
