@@ -15,45 +15,16 @@
 #   JAVA_COMPAT_COMPILE_ONLY  1 = fetch jars and compile, start no broker
 #   JAVA_COMPAT_KEEP          1 = keep the broker data dir and log even when everything passed
 #   JAVA_COMPAT_LOG_LEVEL     kafka-clients log level (default warn)
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# lib.sh, the classpath, compiling and run_java live in java-common.sh (shared with java-groups.sh).
+RUNNER=java.sh
+CLASSES_SUBDIR=java-classes
+source "$(dirname "${BASH_SOURCE[0]}")/java-common.sh"
 
-SRC="$ROOT/compat-tests/java"
-CLASSES="$CACHE/java-classes"
 CODECS="${JAVA_COMPAT_CODECS:-none gzip snappy lz4 zstd}"
 RECORDS="${JAVA_COMPAT_RECORDS:-100000}"
 SEED="${JAVA_COMPAT_SEED:-42}"
-JAVA_TIMEOUT=300
 
-FJORD_CACHE="$CACHE" bash "$ROOT/scripts/fetch-jars.sh"
-# The broker reads every FJORD_* environment variable as a setting and refuses to start on an
-# unknown one, so the harness's own FJORD_BIN / FJORD_CACHE must not reach it. lib.sh has already
-# copied them into shell variables; keep them, just stop exporting them.
-export -n FJORD_BIN FJORD_CACHE 2>/dev/null || true
-
-# An explicit classpath rather than $JARS/*: the cache also holds Kafka Connect and its deps,
-# which these scenarios must not pick up by accident.
-jar_path() {
-  local f
-  for f in "$JARS"/$1; do
-    [ -f "$f" ] && { echo "$f"; return 0; }
-  done
-  return 1
-}
-CP=""
-for pat in 'kafka-clients-4.3.0.jar' 'slf4j-api-*.jar' 'lz4-java-*.jar' 'snappy-java-*.jar' 'zstd-jni-*.jar'; do
-  f="$(jar_path "$pat")" || { echo "java.sh: missing $pat in $JARS" >&2; exit 1; }
-  CP="$CP${CP:+:}$f"
-done
-# Optional log4j2 binding: with it client warnings show (filtered by log4j2.properties); without it
-# slf4j prints a single "no providers" notice and stays silent.
-for pat in 'log4j-api-*.jar' 'log4j-core-*.jar' 'log4j-slf4j2-impl-*.jar'; do
-  if f="$(jar_path "$pat")"; then CP="$CP:$f"; fi
-done
-
-echo "java.sh: compiling $SRC -> $CLASSES"
-rm -rf "$CLASSES"
-mkdir -p "$CLASSES"
-timeout 300 javac --release 17 -Xlint:all -encoding UTF-8 -d "$CLASSES" -cp "$CP" "$SRC"/*.java
+java_prepare
 
 if [ "${JAVA_COMPAT_COMPILE_ONLY:-0}" = 1 ]; then
   echo "java.sh: compile-only mode; not starting a broker"
@@ -85,26 +56,6 @@ cleanup() {
   fi
 }
 trap cleanup EXIT
-
-# run_java NAME MAIN_CLASS [ARGS...]: one scenario in its own bounded JVM; records the outcome.
-run_java() {
-  local name="$1"; shift
-  local rc=0
-  echo
-  echo "=== $name"
-  timeout "$JAVA_TIMEOUT" java "${JAVA_OPTS[@]}" -cp "$CLASSES:$CP" "$@" || rc=$?
-  if [ "$rc" -eq 0 ]; then
-    PASSED+=("$name")
-    return 0
-  fi
-  [ "$rc" -eq 124 ] && echo "java.sh: $name timed out after ${JAVA_TIMEOUT}s"
-  FAILED+=("$name")
-  if ! kill -0 "${BROKER_PID:-0}" 2>/dev/null; then echo "java.sh: the broker process is no longer running"; fi
-  echo "--- broker log tail ($BROKER_LOG)"
-  # Colour codes stripped and lines clipped: tracing output is unreadable otherwise.
-  tail -n 30 "$BROKER_LOG" | sed 's/\x1b\[[0-9;]*m//g' | cut -c1-300 || true
-  echo "---"
-}
 
 if ! start_broker "$DATA"; then
   FAILED+=(broker-start)

@@ -6,10 +6,12 @@
 # its work dir (data, broker log, kcat stderr) and prints the broker log tail.
 #
 # Needs: kcat (scripts/setup-kcat.sh), target/release/fjord (or FJORD_BIN). The venv from
-# scripts/setup-python.sh is used only to pre-create a multi-partition topic, because
-# kcat cannot create topics; without it those steps are skipped.
+# scripts/setup-python.sh is used to pre-create multi-partition topics, because kcat cannot
+# create topics, and to read a consumer group's committed offsets through confluent-kafka's
+# AdminClient; without it those steps fail.
 #
-# Env: KCAT_TIMEOUT (seconds per kcat call, default 30), KEEP_WORK=1 keeps the work dir.
+# Env: KCAT_TIMEOUT (seconds per kcat call, default 30), GROUP_WAIT (seconds a consumer-group
+# step may take, default 40), KEEP_WORK=1 keeps the work dir.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # lib.sh enables errexit; checks here must keep going after a failure to report them all.
 set +e
@@ -34,6 +36,8 @@ WORK="$(mktemp -d "${TMPDIR:-/tmp}/fjord-kcat.XXXXXX")"
 DATA="$WORK/data"
 
 finish() {
+  local p
+  for p in ${GROUP_PIDS[@]+"${GROUP_PIDS[@]}"}; do kill -TERM "$p" 2>/dev/null; done
   stop_broker TERM
   echo
   if [ "$FAILED" -ne 0 ]; then
@@ -174,6 +178,88 @@ except Exception as e:  # one line for the report; the type tells timeout from b
 EOF
 }
 
+# --- consumer groups (kcat -G) -------------------------------------------------------------
+# kcat -G is librdkafka's balanced KafkaConsumer: group.id, subscribe, auto-commit of the
+# records it printed, and a final commit when it closes on SIGTERM/SIGINT. No -o: an explicit
+# start offset would override the committed offsets; auto.offset.reset=earliest applies only
+# where the group has none. -e in -G mode (kcat 1.7.1) exits once every partition of the
+# *current* assignment has hit EOF, and its EOF count is not reset by a rebalance, so it is
+# only reliable for a member that is alone in its group; two members are stopped with SIGTERM.
+KCAT_GROUP_TIMEOUT="${KCAT_GROUP_TIMEOUT:-120}"
+
+# group_start NAME GROUP TOPIC [kcat args...]: starts a kcat -G member in the background;
+# its records go to $WORK/group.NAME.out, its log (rebalances) to $WORK/group.NAME.err.
+# Sets GROUP_PID (the pid of `timeout`, which passes SIGTERM on to kcat and exits with its
+# status). Every member is also in GROUP_PIDS, which finish() stops.
+GROUP_PIDS=()
+group_start() {
+  local name="$1" group="$2" topic="$3"; shift 3
+  timeout --kill-after=5 "$KCAT_GROUP_TIMEOUT" kcat -b "$BOOTSTRAP" -G "$group" \
+    -X auto.offset.reset=earliest -X client.id="$name" -u -f "$CONSUME_FMT" "$@" "$topic" \
+    >"$WORK/group.$name.out" 2>"$WORK/group.$name.err" &
+  GROUP_PID=$!
+  GROUP_PIDS+=("$GROUP_PID")
+}
+
+# group_split NPART NAME...: prints each member's current assignment (from the last
+# "rebalanced" line kcat logged) as "name=p,p,..." and exits 0 when they split 0..NPART-1
+# cleanly: every member owns some, none is owned twice, all are owned.
+group_split() {
+  python3 - "$WORK" "$@" <<'EOF'
+import re, sys
+work, npart, names = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+owned = {}
+for name in names:
+    lines = [l for l in open(f"{work}/group.{name}.err", errors="replace") if "rebalanced" in l]
+    last = lines[-1] if lines else ""
+    owned[name] = sorted(int(p) for p in re.findall(r"\[(\d+)\]", last)) if "assigned:" in last else []
+print(" ".join(f"{n}={','.join(map(str, ps)) or '-'}" for n, ps in owned.items()))
+flat = [p for ps in owned.values() for p in ps]
+ok = all(owned.values()) and len(flat) == len(set(flat)) == npart and set(flat) == set(range(npart))
+sys.exit(0 if ok else 1)
+EOF
+}
+
+# group_offsets GROUP TOPIC: the group's committed offsets via confluent-kafka's AdminClient
+# list_consumer_group_offsets, as "partition=offset" sorted by partition, or an error line.
+group_offsets() {
+  "$VENV/bin/python" - "$BOOTSTRAP" "$1" "$2" <<'EOF'
+import sys
+from confluent_kafka.admin import AdminClient, ConsumerGroupTopicPartitions
+bootstrap, group, topic = sys.argv[1:]
+admin = AdminClient({"bootstrap.servers": bootstrap})
+try:
+    res = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)],
+                                            request_timeout=20)[group].result(timeout=25)
+except Exception as e:
+    sys.exit(f"{type(e).__name__}: {e}")
+bad = [f"{tp.topic}[{tp.partition}]: {tp.error}" for tp in res.topic_partitions
+       if tp.error or tp.topic != topic]
+if bad:
+    sys.exit("unexpected entries: " + "; ".join(bad))
+print(" ".join(f"{tp.partition}={tp.offset}"
+               for tp in sorted(res.topic_partitions, key=lambda tp: tp.partition)))
+EOF
+}
+
+# expected_rows TOPIC: the expected file numbered per partition, sorted (as verify does).
+expected_rows() {
+  awk -F'\t' -v OFS='\t' '{ print $1, off[$1]++, $2, $3, $4 }' "$WORK/expected.$1" |
+    sort -t"$(printf '\t')" -k1,1n -k2,2n
+}
+
+# wait_for_pids SECONDS PID...: true when all exited in time.
+wait_for_pids() {
+  local secs="$1" p alive; shift
+  for _ in $(seq 1 $((secs * 10))); do
+    alive=0
+    for p in "$@"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
 # ---------------------------------------------------------------------------------------
 step "start broker"
 if ! start_broker "$DATA"; then fail "broker did not start"; exit 1; fi
@@ -256,12 +342,140 @@ if grep -q 'ipv6#\[::1\].*failed' "$WORK/produce.err"; then
 fi
 verify "read back via localhost bootstrap" "$T_AUTO" "localhost:$BROKER_PORT"
 
+T_GRP=kcat-group
+G_KCAT=kcat-group-members
+GROUP_WAIT="${GROUP_WAIT:-40}"
+step "consumer group: two kcat -G members share the 6-partition topic $T_GRP"
+if [ ! -x "$VENV/bin/python" ]; then
+  fail "group steps need the venv at $VENV (run scripts/setup-python.sh)"
+elif ! create_topic "$T_GRP" 6 2>"$WORK/create.err"; then
+  fail "create $T_GRP via confluent-kafka AdminClient: $(tail -3 "$WORK/create.err")"
+else
+  pass "created $T_GRP with 6 partitions"
+  group_start ga "$G_KCAT" "$T_GRP"; PID_A=$GROUP_PID
+  group_start gb "$G_KCAT" "$T_GRP"; PID_B=$GROUP_PID
+  split="" split_ok=0
+  for _ in $(seq 1 $((GROUP_WAIT * 5))); do
+    if split="$(group_split 6 ga gb)"; then split_ok=1; break; fi
+    { kill -0 "$PID_A" && kill -0 "$PID_B"; } 2>/dev/null || break
+    sleep 0.2
+  done
+  if [ "$split_ok" = 1 ]; then
+    pass "each member owns part of $T_GRP, together all of it, none twice: $split"
+  else
+    fail "no clean split of $T_GRP between the two members within ${GROUP_WAIT}s: ${split:-no rebalance logged}"
+    for m in ga gb; do echo "kcat $m log: $(grep -v '^%7' "$WORK/group.$m.err" | tail -5)"; done
+  fi
+
+  # Produced only now, after the split, so each record can only go to its partition's owner.
+  for p in 0 1 2 3 4 5; do
+    produce "group topic, partition $p" "$T_GRP" "$p" -H grp="$p" <<EOF
+g$p-a:first of $p
+g$p-b:second of $p
+g$p-c:third of $p
+EOF
+  done
+  expected_rows "$T_GRP" >"$WORK/group.expected"
+  want_n=$(wc -l <"$WORK/group.expected")
+  for _ in $(seq 1 $((GROUP_WAIT * 5))); do
+    [ "$(cat "$WORK/group.ga.out" "$WORK/group.gb.out" | wc -l)" -ge "$want_n" ] && break
+    sleep 0.2
+  done
+  sleep 2  # listen a little longer: duplicates would show up now
+  sort -t"$(printf '\t')" -k1,1n -k2,2n "$WORK/group.ga.out" "$WORK/group.gb.out" >"$WORK/group.got"
+  if cmp -s "$WORK/group.expected" "$WORK/group.got"; then
+    pass "the two members together read all $want_n records exactly once (partition, offset, key, value, headers)"
+  else
+    fail "records read by the two members differ from those produced (expected vs got):"
+    diff "$WORK/group.expected" "$WORK/group.got" | cut -c1-160 | head -20
+  fi
+  if msg="$(python3 - "$WORK" "$split" <<'EOF'
+import sys
+work, split = sys.argv[1], sys.argv[2]
+owned = {n: {int(p) for p in ps.split(",") if p != "-"}
+         for n, ps in (item.split("=") for item in split.split())}
+errs, summary = [], []
+for name, parts in owned.items():
+    read = {int(line.split("\t")[0]) for line in open(f"{work}/group.{name}.out")}
+    if not read:
+        errs.append(f"{name} read nothing")
+    if read - parts:
+        errs.append(f"{name} read partitions {sorted(read - parts)} it does not own {sorted(parts)}")
+    summary.append(f"{name} read partitions {sorted(read)}")
+print("; ".join(errs or summary))
+sys.exit(1 if errs else 0)
+EOF
+  )"; then pass "each member read only its own partitions: $msg"; else fail "$msg"; fi
+
+  # SIGTERM: kcat closes the consumer, which commits what it printed and leaves the group.
+  kill -TERM "$PID_A" "$PID_B" 2>/dev/null
+  if wait_for_pids 30 "$PID_A" "$PID_B"; then
+    wait "$PID_A"; rc_a=$?
+    wait "$PID_B"; rc_b=$?
+    if [ "$rc_a" = 0 ] && [ "$rc_b" = 0 ]; then
+      pass "both members closed on SIGTERM with exit code 0"
+    else
+      fail "members exited with $rc_a and $rc_b after SIGTERM: $(grep -v '^%7' "$WORK/group.ga.err" "$WORK/group.gb.err" | tail -6)"
+    fi
+  else
+    fail "members still running 30s after SIGTERM (consumer close hangs?)"
+    kill -KILL "$PID_A" "$PID_B" 2>/dev/null
+  fi
+  want_offsets="0=3 1=3 2=3 3=3 4=3 5=3"
+  got_offsets="$(group_offsets "$G_KCAT" "$T_GRP" 2>&1)"
+  if [ "$got_offsets" = "$want_offsets" ]; then
+    pass "list_consumer_group_offsets($G_KCAT) shows the offsets kcat committed: $got_offsets"
+  else
+    fail "list_consumer_group_offsets($G_KCAT): expected '$want_offsets', got '$got_offsets'"
+  fi
+
+  step "a new kcat -G member of $G_KCAT resumes at the committed offsets"
+  for p in 0 1 2 3 4 5; do
+    produce "after the members left, partition $p" "$T_GRP" "$p" -H grp="$p" <<EOF
+g$p-d:fourth of $p
+EOF
+  done
+  # Alone in the group, -e is reliable: it exits once all six partitions reached their end.
+  group_start gc "$G_KCAT" "$T_GRP" -e; PID_C=$GROUP_PID
+  if wait_for_pids "$GROUP_WAIT" "$PID_C"; then
+    wait "$PID_C"; rc_c=$?
+    [ "$rc_c" = 0 ] && pass "kcat -G -e exited by itself at the end of its partitions" ||
+      fail "kcat -G -e exited with $rc_c: $(grep -v '^%7' "$WORK/group.gc.err" | tail -5)"
+  else
+    fail "kcat -G -e did not exit within ${GROUP_WAIT}s: $(grep -v '^%7' "$WORK/group.gc.err" | tail -5)"
+    kill -TERM "$PID_C" 2>/dev/null; wait_for_pids 10 "$PID_C" || kill -KILL "$PID_C" 2>/dev/null
+  fi
+  expected_rows "$T_GRP" | awk -F'\t' '$2 >= 3' >"$WORK/group.expected"
+  sort -t"$(printf '\t')" -k1,1n -k2,2n "$WORK/group.gc.out" >"$WORK/group.got"
+  if cmp -s "$WORK/group.expected" "$WORK/group.got"; then
+    pass "the new member read exactly the $(wc -l <"$WORK/group.got") records produced after the commits"
+  else
+    fail "the new member must start at the committed offsets (3 per partition); expected vs got:"
+    diff "$WORK/group.expected" "$WORK/group.got" | cut -c1-160 | head -20
+  fi
+  GROUP_WANT_OFFSETS="0=4 1=4 2=4 3=4 4=4 5=4"
+  got_offsets="$(group_offsets "$G_KCAT" "$T_GRP" 2>&1)"
+  if [ "$got_offsets" = "$GROUP_WANT_OFFSETS" ]; then
+    pass "offsets after the new member closed: $got_offsets"
+  else
+    fail "offsets after the new member closed: expected '$GROUP_WANT_OFFSETS', got '$got_offsets'"
+  fi
+fi
+
 step "restart broker and read everything back"
 if restart_broker "$DATA"; then
   pass "broker restarted on $BOOTSTRAP"
   verify "after restart: $T_AUTO" "$T_AUTO"
   [ -s "$WORK/expected.$T_PRE" ] && verify "after restart: $T_PRE" "$T_PRE"
   verify "after restart: $T_CODEC" "$T_CODEC"
+  if [ -n "${GROUP_WANT_OFFSETS:-}" ]; then
+    got_offsets="$(group_offsets "$G_KCAT" "$T_GRP" 2>&1)"
+    if [ "$got_offsets" = "$GROUP_WANT_OFFSETS" ]; then
+      pass "after restart: committed offsets of $G_KCAT kept: $got_offsets"
+    else
+      fail "after restart: offsets of $G_KCAT: expected '$GROUP_WANT_OFFSETS', got '$got_offsets'"
+    fi
+  fi
 else
   fail "broker did not restart"
 fi

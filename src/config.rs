@@ -122,8 +122,13 @@ pub fn parse_listeners(key: &str, value: &str) -> Result<Vec<Listener>, ConfigEr
 enum Kind {
     Listeners,
     Path,
-    Int { min: i64, max: i64 },
+    Int {
+        min: i64,
+        max: i64,
+    },
     Bool,
+    /// Server-side assignors for KIP-848 consumer groups, the first being the default.
+    Assignors,
 }
 
 /// The table of broker settings: name, kind, default. The single list the validator,
@@ -194,7 +199,30 @@ const SETTINGS: &[(&str, Kind, &str)] = &[
         },
         "9223372036854775807",
     ),
+    ("group.initial.rebalance.delay.ms", I32, "3000"),
+    ("group.min.session.timeout.ms", I32, "6000"),
+    ("group.max.session.timeout.ms", I32, "1800000"),
+    ("group.max.size", POSITIVE_I32, "2147483647"),
+    ("group.consumer.heartbeat.interval.ms", POSITIVE_I32, "5000"),
+    ("group.consumer.session.timeout.ms", POSITIVE_I32, "45000"),
+    ("group.consumer.assignors", Kind::Assignors, "uniform,range"),
+    ("offsets.retention.minutes", POSITIVE_I32, "10080"),
+    (
+        "offsets.retention.check.interval.ms",
+        POSITIVE_I32,
+        "600000",
+    ),
+    ("offset.metadata.max.bytes", I32, "4096"),
 ];
+
+const I32: Kind = Kind::Int {
+    min: 0,
+    max: i32::MAX as i64,
+};
+const POSITIVE_I32: Kind = Kind::Int {
+    min: 1,
+    max: i32::MAX as i64,
+};
 
 /// Names of every broker setting Fjord knows.
 pub fn setting_names() -> impl Iterator<Item = &'static str> {
@@ -246,6 +274,12 @@ fn validate(key: &str, value: &str) -> Result<(), ConfigError> {
                 return Err(bad("must be true or false".into()));
             }
         }
+        Kind::Assignors => {
+            let names: Vec<&str> = value.split(',').map(str::trim).collect();
+            if names.is_empty() || names.iter().any(|n| !matches!(*n, "uniform" | "range")) {
+                return Err(bad("must be a list of: uniform, range".into()));
+            }
+        }
     }
     Ok(())
 }
@@ -266,6 +300,7 @@ pub struct Config {
     pub log_retention_bytes: i64,
     /// Acknowledge produce only after the store has flushed to disk when this is 1.
     pub log_flush_interval_messages: i64,
+    pub group: GroupSettings,
     /// Every setting with its effective value and where it came from (for DescribeConfigs).
     pub values: BTreeMap<String, (String, Source)>,
 }
@@ -274,6 +309,21 @@ impl Default for Config {
     fn default() -> Self {
         ConfigBuilder::new().build().expect("defaults are valid")
     }
+}
+
+/// Group coordinator settings (Kafka's `group.*` and `offsets.*`).
+#[derive(Debug, Clone)]
+pub struct GroupSettings {
+    pub initial_rebalance_delay_ms: i64,
+    pub min_session_timeout_ms: i64,
+    pub max_session_timeout_ms: i64,
+    pub max_size: usize,
+    pub consumer_heartbeat_interval_ms: i32,
+    pub consumer_session_timeout_ms: i64,
+    pub consumer_assignors: Vec<String>,
+    pub offsets_retention_ms: i64,
+    pub offsets_retention_check_interval_ms: i64,
+    pub offset_metadata_max_bytes: usize,
 }
 
 /// Layers settings and validates each as it arrives.
@@ -382,6 +432,21 @@ impl ConfigBuilder {
             log_retention_ms: int("log.retention.ms"),
             log_retention_bytes: int("log.retention.bytes"),
             log_flush_interval_messages: int("log.flush.interval.messages"),
+            group: GroupSettings {
+                initial_rebalance_delay_ms: int("group.initial.rebalance.delay.ms"),
+                min_session_timeout_ms: int("group.min.session.timeout.ms"),
+                max_session_timeout_ms: int("group.max.session.timeout.ms"),
+                max_size: int("group.max.size") as usize,
+                consumer_heartbeat_interval_ms: int("group.consumer.heartbeat.interval.ms") as i32,
+                consumer_session_timeout_ms: int("group.consumer.session.timeout.ms"),
+                consumer_assignors: get("group.consumer.assignors")
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .collect(),
+                offsets_retention_ms: int("offsets.retention.minutes") * 60_000,
+                offsets_retention_check_interval_ms: int("offsets.retention.check.interval.ms"),
+                offset_metadata_max_bytes: int("offset.metadata.max.bytes") as usize,
+            },
             values: self.values.clone(),
         })
     }

@@ -60,6 +60,21 @@ api_table! {
     CreatePartitions: CreatePartitionsRequest [0 ..= 3] => handlers::create_partitions::handle,
     DescribeCluster: DescribeClusterRequest [0 ..= 2] => handlers::describe_cluster::handle,
     DescribeTopicPartitions: DescribeTopicPartitionsRequest [0 ..= 0] => handlers::describe_topic_partitions::handle,
+    // Group coordinator. OffsetCommit/OffsetFetch v10 (topic ids) are unstable in 4.1.
+    OffsetCommit: OffsetCommitRequest [2 ..= 9] => handlers::offset_commit::handle,
+    OffsetFetch: OffsetFetchRequest [1 ..= 9] => handlers::offset_fetch::handle,
+    // v6 adds share groups, which Fjord does not have; v0-5 cover consumer and transaction keys.
+    FindCoordinator: FindCoordinatorRequest [0 ..= 5] => handlers::find_coordinator::handle,
+    JoinGroup: JoinGroupRequest [0 ..= 9] => handlers::join_group::handle,
+    Heartbeat: HeartbeatRequest [0 ..= 4] => handlers::heartbeat::handle,
+    LeaveGroup: LeaveGroupRequest [0 ..= 5] => handlers::leave_group::handle,
+    SyncGroup: SyncGroupRequest [0 ..= 5] => handlers::sync_group::handle,
+    DescribeGroups: DescribeGroupsRequest [0 ..= 6] => handlers::describe_groups::handle,
+    ListGroups: ListGroupsRequest [0 ..= 5] => handlers::list_groups::handle,
+    DeleteGroups: DeleteGroupsRequest [0 ..= 2] => handlers::delete_groups::handle,
+    OffsetDelete: OffsetDeleteRequest [0 ..= 0] => handlers::offset_delete::handle,
+    ConsumerGroupHeartbeat: ConsumerGroupHeartbeatRequest [0 ..= 1] => handlers::consumer_group_heartbeat::handle,
+    ConsumerGroupDescribe: ConsumerGroupDescribeRequest [0 ..= 1] => handlers::consumer_group_describe::handle,
 }
 
 pub fn supported_range(key: ApiKey) -> Option<(i16, i16)> {

@@ -8,6 +8,7 @@ pub mod alloc;
 pub mod config;
 pub mod connection;
 pub mod dispatch;
+pub mod group;
 pub mod handlers;
 pub mod log;
 pub mod meta;
@@ -26,7 +27,8 @@ pub use server::{Server, ServerHandle};
 pub struct Broker {
     pub config: Config,
     pub store: Arc<log::Store>,
-    pub topics: meta::topics::Topics,
+    pub topics: Arc<meta::topics::Topics>,
+    pub groups: Arc<group::GroupCoordinator>,
     pub cluster_id: String,
 }
 
@@ -34,12 +36,18 @@ impl Broker {
     /// Opens the data dir and loads everything persisted there.
     pub fn open(config: Config) -> anyhow::Result<Arc<Broker>> {
         let store = Arc::new(log::Store::open(&config.log_dir)?);
-        let topics = meta::topics::Topics::load(store.clone())?;
+        let topics = Arc::new(meta::topics::Topics::load(store.clone())?);
+        let groups = Arc::new(group::GroupCoordinator::load(
+            &store,
+            topics.clone(),
+            config.group.clone(),
+        )?);
         let cluster_id = meta::cluster_id(&store)?;
         Ok(Arc::new(Broker {
             config,
             store,
             topics,
+            groups,
             cluster_id,
         }))
     }

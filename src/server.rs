@@ -103,6 +103,7 @@ impl Server {
         for (name, l) in &self.listeners {
             tracing::info!(listener = %name, addr = %l.local_addr().map(|a| a.to_string()).unwrap_or_default(), "listening");
         }
+        let timers = self.broker.groups.spawn_timers(shutdown.clone());
         let mut conns = JoinSet::new();
         let mut accepts = JoinSet::new();
         let (conn_tx, mut conn_rx) = tokio::sync::mpsc::channel(64);
@@ -154,6 +155,7 @@ impl Server {
             tracing::warn!("connections still busy after 10s; closing them");
             conns.shutdown().await;
         }
+        let _ = timers.await;
         match self.broker.store.flush().await {
             Ok(()) => tracing::info!("store flushed"),
             Err(e) => tracing::error!(error = %e, "final flush failed"),

@@ -9,6 +9,8 @@ import uuid
 
 import pytest
 
+from helpers import Member
+
 
 @pytest.fixture(scope="session")
 def bootstrap():
@@ -27,3 +29,20 @@ def topic_name(request):
         return f"{test}{suffix}-{uuid.uuid4().hex[:8]}"
 
     return make
+
+
+@pytest.fixture
+def start_member(bootstrap):
+    """Factory for consumer-group members in their own processes (helpers.Member):
+    start_member(client, group, topic, name, protocol="classic"). Every member still
+    running when the test ends is stopped, whatever the outcome."""
+    started = []
+
+    def start(client, group, topic, name, protocol="classic"):
+        member = Member(client, bootstrap, group, topic, name, protocol)
+        started.append(member)
+        return member
+
+    yield start
+    for member in started:
+        member.stop()

@@ -1,0 +1,357 @@
+//! The group coordinator: classic and KIP-848 consumer groups side by side, committed
+//! offsets, persistence and the timers (session expiry, rebalance deadlines, offsets
+//! retention).
+//!
+//! Each group sits behind its own mutex; handlers lock one group, act, persist if the group
+//! changed, and release the lock before awaiting anything (JoinGroup and SyncGroup wait on
+//! oneshot channels that the group fills when the rebalance step completes).
+
+pub mod assignor;
+pub mod classic;
+pub mod consumer;
+pub mod offsets;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kafka_protocol::ResponseError;
+use serde::{Deserialize, Serialize};
+
+use crate::config::GroupSettings;
+use crate::log::Store;
+use crate::meta::topics::Topics;
+use classic::{ClassicGroup, ClassicRecord, ClassicState};
+use consumer::ConsumerGroup;
+use offsets::OffsetStore;
+
+pub enum Group {
+    Classic(ClassicGroup),
+    Consumer(ConsumerGroup),
+}
+
+impl Group {
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Group::Classic(g) => g.is_empty(),
+            Group::Consumer(g) => g.is_empty(),
+        }
+    }
+
+    pub fn state_name(&self) -> &'static str {
+        match self {
+            Group::Classic(g) => g.state.name(),
+            Group::Consumer(g) => g.state_name(),
+        }
+    }
+
+    /// "classic" or "consumer", as ListGroups v5 reports the type.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Group::Classic(_) => "classic",
+            Group::Consumer(_) => "consumer",
+        }
+    }
+
+    pub fn protocol_type(&self) -> String {
+        match self {
+            Group::Classic(g) => g.protocol_type.clone().unwrap_or_default(),
+            Group::Consumer(_) => "consumer".to_string(),
+        }
+    }
+
+    /// Who may commit offsets: anyone into an empty group (simple consumers, admin tools);
+    /// otherwise only a current member at the current generation / member epoch.
+    pub fn validate_commit(
+        &self,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation_or_epoch: i32,
+    ) -> Result<(), ResponseError> {
+        if generation_or_epoch < 0 && member_id.is_empty() {
+            return if self.is_empty() {
+                Ok(())
+            } else {
+                Err(ResponseError::UnknownMemberId)
+            };
+        }
+        match self {
+            Group::Classic(g) => {
+                g.validate_offset_commit(member_id, instance_id, generation_or_epoch)
+            }
+            Group::Consumer(g) => g.validate_member_epoch(member_id, generation_or_epoch),
+        }
+    }
+
+    fn dirty(&mut self) -> &mut bool {
+        match self {
+            Group::Classic(g) => &mut g.dirty,
+            Group::Consumer(g) => &mut g.dirty,
+        }
+    }
+
+    fn empty_since_ms(&self) -> Option<i64> {
+        match self {
+            Group::Classic(g) => g.empty_since_ms,
+            Group::Consumer(g) => g.empty_since_ms,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+enum GroupRecord {
+    Classic(ClassicRecord),
+    Consumer(ConsumerGroup),
+}
+
+/// The same encoding as [`GroupRecord`], written without moving the group out of its lock.
+#[derive(Serialize)]
+enum GroupRecordRef<'a> {
+    Classic(ClassicRecord),
+    Consumer(&'a ConsumerGroup),
+}
+
+pub type GroupHandle = Arc<Mutex<Group>>;
+
+pub struct GroupCoordinator {
+    pub settings: GroupSettings,
+    groups: Mutex<HashMap<String, GroupHandle>>,
+    pub offsets: OffsetStore,
+    tree: sled::Tree,
+    pub topics: Arc<Topics>,
+}
+
+impl GroupCoordinator {
+    /// Restores groups (stable membership, epochs, assignments) and offsets from the store.
+    pub fn load(
+        store: &Store,
+        topics: Arc<Topics>,
+        settings: GroupSettings,
+    ) -> anyhow::Result<Self> {
+        let tree = store.meta_tree("groups")?;
+        let offsets = OffsetStore::new(store.meta_tree("offsets")?);
+        let now = Instant::now();
+        let mut groups = HashMap::new();
+        for kv in tree.iter() {
+            let (k, v) = kv?;
+            let id = String::from_utf8_lossy(&k).into_owned();
+            let group = match serde_json::from_slice::<GroupRecord>(&v) {
+                Ok(GroupRecord::Classic(r)) => {
+                    Group::Classic(ClassicGroup::from_record(&id, r, now))
+                }
+                Ok(GroupRecord::Consumer(g)) => Group::Consumer(g.restored(now)),
+                Err(e) => {
+                    tracing::warn!(group = %id, error = %e, "cannot restore group; starting it empty");
+                    Group::Classic(ClassicGroup::new(&id))
+                }
+            };
+            groups.insert(id, Arc::new(Mutex::new(group)));
+        }
+        // Groups that only ever committed offsets (simple consumers, admin tools) exist too.
+        for id in offsets.groups() {
+            groups
+                .entry(id.clone())
+                .or_insert_with(|| Arc::new(Mutex::new(Group::Classic(ClassicGroup::new(&id)))));
+        }
+        if !groups.is_empty() {
+            tracing::info!(groups = groups.len(), "restored consumer groups");
+        }
+        Ok(GroupCoordinator {
+            settings,
+            groups: Mutex::new(groups),
+            offsets,
+            tree,
+            topics,
+        })
+    }
+
+    pub fn get(&self, id: &str) -> Option<GroupHandle> {
+        self.groups.lock().unwrap().get(id).cloned()
+    }
+
+    /// The group for a classic JoinGroup: created if missing; an empty consumer group is
+    /// converted. A non-empty consumer group cannot take classic members.
+    pub fn classic_for_join(&self, id: &str) -> Result<GroupHandle, ResponseError> {
+        let mut map = self.groups.lock().unwrap();
+        let h = map
+            .entry(id.to_string())
+            .or_insert_with(|| Arc::new(Mutex::new(Group::Classic(ClassicGroup::new(id)))))
+            .clone();
+        drop(map);
+        let mut g = h.lock().unwrap();
+        if let Group::Consumer(c) = &*g {
+            if !c.is_empty() {
+                return Err(ResponseError::InconsistentGroupProtocol);
+            }
+            *g = Group::Classic(ClassicGroup::new(id));
+        }
+        drop(g);
+        Ok(h)
+    }
+
+    /// The group for a ConsumerGroupHeartbeat, converting an empty classic group.
+    pub fn consumer_for_heartbeat(&self, id: &str) -> Result<GroupHandle, ResponseError> {
+        let default = self
+            .settings
+            .consumer_assignors
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "uniform".into());
+        let mut map = self.groups.lock().unwrap();
+        let h = map
+            .entry(id.to_string())
+            .or_insert_with(|| {
+                Arc::new(Mutex::new(Group::Consumer(ConsumerGroup::new(
+                    id, &default,
+                ))))
+            })
+            .clone();
+        drop(map);
+        let mut g = h.lock().unwrap();
+        if let Group::Classic(c) = &*g {
+            if !c.is_empty() {
+                return Err(ResponseError::GroupIdNotFound);
+            }
+            *g = Group::Consumer(ConsumerGroup::new(id, &default));
+        }
+        drop(g);
+        Ok(h)
+    }
+
+    /// For simple offset commits: the group, created empty if it does not exist.
+    pub fn get_or_create_empty(&self, id: &str) -> GroupHandle {
+        self.groups
+            .lock()
+            .unwrap()
+            .entry(id.to_string())
+            .or_insert_with(|| Arc::new(Mutex::new(Group::Classic(ClassicGroup::new(id)))))
+            .clone()
+    }
+
+    pub fn list(&self) -> Vec<(String, GroupHandle)> {
+        let mut v: Vec<(String, GroupHandle)> = self
+            .groups
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// Saves the group if it changed since the last save. Call with the group locked.
+    pub fn persist(&self, id: &str, g: &mut Group) {
+        if !std::mem::take(g.dirty()) {
+            return;
+        }
+        let rec = match g {
+            Group::Classic(c) => serde_json::to_vec(&GroupRecordRef::Classic(c.to_record())),
+            Group::Consumer(c) => serde_json::to_vec(&GroupRecordRef::Consumer(c)),
+        };
+        match rec {
+            Ok(bytes) => {
+                if let Err(e) = self.tree.insert(id.as_bytes(), bytes) {
+                    tracing::error!(group = id, error = %e, "cannot persist group");
+                }
+            }
+            Err(e) => tracing::error!(group = id, error = %e, "cannot encode group"),
+        }
+    }
+
+    /// DeleteGroups: only empty groups; their offsets go too.
+    pub fn delete(&self, id: &str) -> Result<(), ResponseError> {
+        let mut map = self.groups.lock().unwrap();
+        let Some(h) = map.get(id).cloned() else {
+            return Err(ResponseError::GroupIdNotFound);
+        };
+        let mut g = h.lock().unwrap();
+        if !g.is_empty() {
+            return Err(ResponseError::NonEmptyGroup);
+        }
+        if let Group::Classic(c) = &mut *g {
+            c.state = ClassicState::Dead;
+        }
+        map.remove(id);
+        drop(map);
+        self.tree
+            .remove(id.as_bytes())
+            .map_err(|_| ResponseError::KafkaStorageError)?;
+        self.offsets
+            .delete_group(id)
+            .map_err(|_| ResponseError::KafkaStorageError)?;
+        tracing::info!(group = id, "deleted group");
+        Ok(())
+    }
+
+    /// One round of timers over every group.
+    pub fn tick(&self, now: Instant) {
+        for (id, h) in self.list() {
+            let mut g = h.lock().unwrap();
+            match &mut *g {
+                Group::Classic(c) => c.tick(now, &self.settings),
+                Group::Consumer(c) => c.tick(now, &self.settings),
+            }
+            self.persist(&id, &mut g);
+        }
+    }
+
+    /// Offsets retention (KIP-211): once a group is empty, each offset expires
+    /// `offsets.retention.minutes` after the later of its commit and the group emptying.
+    /// A group with no members and no offsets left is removed.
+    pub fn expire_offsets(&self, now_ms: i64) {
+        let retention = self.settings.offsets_retention_ms;
+        for (id, h) in self.list() {
+            let g = h.lock().unwrap();
+            if !g.is_empty() {
+                continue;
+            }
+            let empty_since = g.empty_since_ms().unwrap_or(0);
+            drop(g);
+            let Ok(all) = self.offsets.all(&id) else {
+                continue;
+            };
+            let mut left = all.len();
+            for (topic, partition, c) in all {
+                if now_ms - c.commit_timestamp.max(empty_since) > retention {
+                    if self.offsets.delete(&id, &topic, partition).is_ok() {
+                        left -= 1;
+                    }
+                    tracing::debug!(group = %id, topic = %topic, partition, "committed offset expired");
+                }
+            }
+            if left == 0 && now_ms - empty_since > retention {
+                let _ = self.delete(&id);
+            }
+        }
+    }
+
+    /// Runs the timers until shutdown.
+    pub fn spawn_timers(
+        self: &Arc<Self>,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            let check_every = Duration::from_millis(
+                me.settings.offsets_retention_check_interval_ms.max(1) as u64,
+            );
+            let mut last_check = Instant::now();
+            loop {
+                tokio::select! {
+                    _ = shutdown.changed() => break,
+                    _ = tick.tick() => {
+                        let now = Instant::now();
+                        me.tick(now);
+                        if now.duration_since(last_check) >= check_every {
+                            last_check = now;
+                            me.expire_offsets(crate::handlers::now_ms());
+                        }
+                    }
+                }
+            }
+        })
+    }
+}

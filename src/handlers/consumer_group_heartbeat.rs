@@ -1,0 +1,115 @@
+//! ConsumerGroupHeartbeat (KIP-848): join, stay, reconcile and leave in one request, with the
+//! assignment computed by the broker.
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::consumer_group_heartbeat_response::{Assignment, TopicPartitions};
+use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
+
+use super::str_bytes;
+use crate::Broker;
+use crate::connection::RequestContext;
+use crate::group::Group;
+use crate::group::consumer::{self, HeartbeatRequest};
+
+pub async fn handle(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: ConsumerGroupHeartbeatRequest,
+) -> anyhow::Result<ConsumerGroupHeartbeatResponse> {
+    let group_id = req.group_id.as_str();
+    let mut resp = ConsumerGroupHeartbeatResponse::default()
+        .with_heartbeat_interval_ms(broker.groups.settings.consumer_heartbeat_interval_ms)
+        .with_member_epoch(-1);
+    let fail = |mut r: ConsumerGroupHeartbeatResponse, e: ResponseError, msg: String| {
+        r.error_code = e.code();
+        r.error_message = Some(str_bytes(msg));
+        r
+    };
+    if group_id.is_empty() {
+        return Ok(fail(
+            resp,
+            ResponseError::InvalidGroupId,
+            "group id must not be empty".into(),
+        ));
+    }
+    if ctx.api_version >= 1 && req.member_id.is_empty() {
+        return Ok(fail(
+            resp,
+            ResponseError::InvalidRequest,
+            "MemberId can't be empty.".into(),
+        ));
+    }
+    let handle = match broker.groups.consumer_for_heartbeat(group_id) {
+        Ok(h) => h,
+        Err(e) => {
+            return Ok(fail(
+                resp,
+                e,
+                format!("Group {group_id} is not a consumer group."),
+            ));
+        }
+    };
+    let hb = HeartbeatRequest {
+        member_id: req.member_id.to_string(),
+        member_epoch: req.member_epoch,
+        instance_id: req.instance_id.as_ref().map(|s| s.to_string()),
+        rack_id: req.rack_id.as_ref().map(|s| s.to_string()),
+        rebalance_timeout_ms: req.rebalance_timeout_ms,
+        subscribed: req
+            .subscribed_topic_names
+            .as_ref()
+            .map(|v| v.iter().map(|t| t.to_string()).collect()),
+        regex: req.subscribed_topic_regex.as_ref().map(|s| s.to_string()),
+        server_assignor: req.server_assignor.as_ref().map(|s| s.to_string()),
+        owned: req.topic_partitions.as_ref().map(|tps| {
+            tps.iter()
+                .map(|tp| (tp.topic_id, tp.partitions.iter().copied().collect()))
+                .collect::<consumer::Assignment>()
+        }),
+        client_id: ctx.client_id.clone().unwrap_or_default(),
+        client_host: format!("/{}", ctx.peer.ip()),
+    };
+    let topics = &broker.topics;
+    let lookup = |name: &str| topics.get(name).map(|t| (t.id, t.partitions.len() as i32));
+    let all = || {
+        topics
+            .list()
+            .iter()
+            .map(|t| t.name.clone())
+            .collect::<Vec<_>>()
+    };
+    let result = {
+        let mut g = handle.lock().unwrap();
+        let r = match &mut *g {
+            Group::Consumer(c) => c.heartbeat(
+                hb,
+                &lookup,
+                &all,
+                &broker.groups.settings,
+                std::time::Instant::now(),
+            ),
+            Group::Classic(_) => {
+                unreachable!("consumer_for_heartbeat converts or refuses classic groups")
+            }
+        };
+        broker.groups.persist(group_id, &mut g);
+        r
+    };
+    if let Some((e, msg)) = result.error {
+        return Ok(fail(resp, e, msg));
+    }
+    resp.member_id = Some(str_bytes(result.member_id));
+    resp.member_epoch = result.member_epoch;
+    resp.assignment = result.assignment.map(|a| {
+        Assignment::default().with_topic_partitions(
+            a.into_iter()
+                .map(|(id, ps)| {
+                    TopicPartitions::default()
+                        .with_topic_id(id)
+                        .with_partitions(ps.into_iter().collect())
+                })
+                .collect(),
+        )
+    });
+    Ok(resp)
+}

@@ -1,0 +1,32 @@
+//! Heartbeat (classic protocol): keeps a member's session alive and tells it when to rejoin.
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
+
+use crate::Broker;
+use crate::connection::RequestContext;
+use crate::group::Group;
+
+pub async fn handle(
+    broker: &Broker,
+    _ctx: &RequestContext,
+    req: HeartbeatRequest,
+) -> anyhow::Result<HeartbeatResponse> {
+    let group_id = req.group_id.as_str();
+    let result = match broker.groups.get(group_id) {
+        None => Err(ResponseError::UnknownMemberId),
+        Some(h) => {
+            let mut g = h.lock().unwrap();
+            match &mut *g {
+                Group::Classic(c) => c.heartbeat(
+                    req.member_id.as_str(),
+                    req.group_instance_id.as_deref(),
+                    req.generation_id,
+                    std::time::Instant::now(),
+                ),
+                Group::Consumer(_) => Err(ResponseError::UnknownMemberId),
+            }
+        }
+    };
+    Ok(HeartbeatResponse::default().with_error_code(result.err().map(|e| e.code()).unwrap_or(0)))
+}

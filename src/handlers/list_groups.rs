@@ -1,0 +1,44 @@
+//! ListGroups with the state (v4+) and type (v5+) filters.
+
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
+
+use super::str_bytes;
+use crate::Broker;
+use crate::connection::RequestContext;
+
+pub async fn handle(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: ListGroupsRequest,
+) -> anyhow::Result<ListGroupsResponse> {
+    let v = ctx.api_version;
+    let states: Vec<String> = req.states_filter.iter().map(|s| s.to_lowercase()).collect();
+    let types: Vec<String> = req.types_filter.iter().map(|s| s.to_lowercase()).collect();
+    let groups = broker
+        .groups
+        .list()
+        .into_iter()
+        .filter_map(|(id, h)| {
+            let g = h.lock().unwrap();
+            let state = g.state_name();
+            if v >= 4 && !states.is_empty() && !states.contains(&state.to_lowercase()) {
+                return None;
+            }
+            if v >= 5 && !types.is_empty() && !types.iter().any(|t| t == g.type_name()) {
+                return None;
+            }
+            let mut l = ListedGroup::default()
+                .with_group_id(GroupId(str_bytes(id)))
+                .with_protocol_type(str_bytes(g.protocol_type()));
+            if v >= 4 {
+                l.group_state = str_bytes(state);
+            }
+            if v >= 5 {
+                l.group_type = str_bytes(g.type_name());
+            }
+            Some(l)
+        })
+        .collect();
+    Ok(ListGroupsResponse::default().with_groups(groups))
+}

@@ -1,0 +1,100 @@
+//! OffsetCommit: member/generation (or member epoch) checks, then every partition's offset
+//! and metadata stored atomically. Simple commits (no member) are allowed into empty groups.
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
+
+use super::now_ms;
+use crate::Broker;
+use crate::connection::RequestContext;
+use crate::group::offsets::Committed;
+
+pub async fn handle(
+    broker: &Broker,
+    _ctx: &RequestContext,
+    req: OffsetCommitRequest,
+) -> anyhow::Result<OffsetCommitResponse> {
+    let group_id = req.group_id.as_str();
+    let group_error = if group_id.is_empty() {
+        Some(ResponseError::InvalidGroupId)
+    } else {
+        let simple = req.generation_id_or_member_epoch < 0 && req.member_id.is_empty();
+        let handle = if simple {
+            Some(broker.groups.get_or_create_empty(group_id))
+        } else {
+            broker.groups.get(group_id)
+        };
+        match handle {
+            None => Some(ResponseError::IllegalGeneration),
+            Some(h) => {
+                let g = h.lock().unwrap();
+                g.validate_commit(
+                    req.member_id.as_str(),
+                    req.group_instance_id.as_deref(),
+                    req.generation_id_or_member_epoch,
+                )
+                .err()
+            }
+        }
+    };
+    let now = now_ms();
+    let max_meta = broker.groups.settings.offset_metadata_max_bytes;
+    let mut to_store = Vec::new();
+    let mut topics = Vec::with_capacity(req.topics.len());
+    for t in &req.topics {
+        let topic = broker.topics.get(t.name.as_str());
+        let mut tr = OffsetCommitResponseTopic::default().with_name(t.name.clone());
+        for p in &t.partitions {
+            let meta = p
+                .committed_metadata
+                .as_ref()
+                .map(|m| m.to_string())
+                .unwrap_or_default();
+            let error = if let Some(e) = group_error {
+                Some(e)
+            } else if topic
+                .as_ref()
+                .and_then(|x| x.partition(p.partition_index))
+                .is_none()
+            {
+                Some(ResponseError::UnknownTopicOrPartition)
+            } else if meta.len() > max_meta {
+                Some(ResponseError::OffsetMetadataTooLarge)
+            } else {
+                to_store.push((
+                    t.name.to_string(),
+                    p.partition_index,
+                    Committed {
+                        offset: p.committed_offset,
+                        leader_epoch: p.committed_leader_epoch,
+                        commit_timestamp: now,
+                        metadata: meta,
+                    },
+                ));
+                None
+            };
+            tr.partitions.push(
+                OffsetCommitResponsePartition::default()
+                    .with_partition_index(p.partition_index)
+                    .with_error_code(error.map(|e| e.code()).unwrap_or(0)),
+            );
+        }
+        topics.push(tr);
+    }
+    if !to_store.is_empty()
+        && let Err(e) = broker.groups.offsets.commit(group_id, &to_store)
+    {
+        tracing::error!(group = group_id, error = %e, "cannot store offsets");
+        for t in &mut topics {
+            for p in &mut t.partitions {
+                if p.error_code == 0 {
+                    p.error_code = ResponseError::KafkaStorageError.code();
+                }
+            }
+        }
+    }
+    Ok(OffsetCommitResponse::default().with_topics(topics))
+}
