@@ -3,9 +3,10 @@ has it GA (2.12+), the KIP-848 consumer protocol (group.protocol=consumer) with 
 broker-side assignment. Members split a topic, commit, resume, survive a SIGKILLed peer;
 the AdminClient lists, describes, alters and deletes groups and their offsets."""
 import pytest
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition, libversion
-from confluent_kafka.admin import (AdminClient, ConfigResource, ConsumerGroupState,
-                                   ConsumerGroupTopicPartitions, ConsumerGroupType, ResourceType)
+from confluent_kafka import (Consumer, ConsumerGroupState, ConsumerGroupTopicPartitions,
+                             ConsumerGroupType, KafkaError, KafkaException, TopicPartition,
+                             libversion)
+from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
 from helpers import (CLASSIC_SESSION_S, GROUP_PARTITIONS, GROUP_WAIT_S, WAIT_S, Deadline,
                      check_killed_member_reassigned, check_members_split_and_resume, close_all,
