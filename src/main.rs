@@ -102,12 +102,17 @@ fn build_config(cli: &Cli) -> Result<fjord::Config, String> {
     b.build().map_err(|e| e.to_string())
 }
 
-async fn wait_for_signal() {
+/// Installs the SIGINT/SIGTERM handlers. Done before the listeners open: a signal that
+/// arrives as soon as the port answers must still mean a clean shutdown, not a kill.
+fn install_signal_handlers() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
-        _ = term.recv() => tracing::info!("SIGTERM received"),
+    let mut int = signal(SignalKind::interrupt()).expect("install SIGINT handler");
+    async move {
+        tokio::select! {
+            _ = int.recv() => tracing::info!("SIGINT received"),
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+        }
     }
 }
 
@@ -134,6 +139,7 @@ fn main() -> ExitCode {
         .build()
         .expect("tokio runtime");
     rt.block_on(async move {
+        let signalled = install_signal_handlers();
         let listeners: Vec<String> = config.listeners.iter().map(|l| l.to_string()).collect();
         let data = config.log_dir.clone();
         let server = match fjord::Server::bind(config).await {
@@ -146,7 +152,7 @@ fn main() -> ExitCode {
         };
         let handle = server.start();
         tracing::info!(listeners = ?listeners, data_dir = %data.display(), cluster_id = %handle.broker.cluster_id, "fjord started");
-        wait_for_signal().await;
+        signalled.await;
         handle.shutdown().await;
         tracing::info!("fjord stopped");
         ExitCode::SUCCESS

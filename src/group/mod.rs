@@ -365,16 +365,28 @@ mod tests {
     fn offsets_expire_after_the_group_has_been_empty_for_the_retention() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let topics = Arc::new(Topics::load(Arc::new(Store::open(&dir.path().join("t")).unwrap())).unwrap());
+        let topics =
+            Arc::new(Topics::load(Arc::new(Store::open(&dir.path().join("t")).unwrap())).unwrap());
         let settings = crate::Config::default().group.clone();
         let retention = settings.offsets_retention_ms;
         let coord = GroupCoordinator::load(&store, topics, settings).unwrap();
         let now = crate::handlers::now_ms();
-        let c = |ts| Committed { offset: 1, leader_epoch: 0, commit_timestamp: ts, metadata: String::new() };
+        let c = |ts| Committed {
+            offset: 1,
+            leader_epoch: 0,
+            commit_timestamp: ts,
+            metadata: String::new(),
+        };
         coord.get_or_create_empty("old");
         coord.get_or_create_empty("fresh");
-        coord.offsets.commit("old", &[("t".into(), 0, c(now - 2 * retention))]).unwrap();
-        coord.offsets.commit("fresh", &[("t".into(), 0, c(now + retention / 2))]).unwrap();
+        coord
+            .offsets
+            .commit("old", &[("t".into(), 0, c(now - 2 * retention))])
+            .unwrap();
+        coord
+            .offsets
+            .commit("fresh", &[("t".into(), 0, c(now + retention / 2))])
+            .unwrap();
         // Both groups became empty when created (now), so nothing expires yet...
         coord.expire_offsets(now);
         assert_eq!(coord.offsets.all("old").unwrap().len(), 1);
@@ -382,7 +394,10 @@ mod tests {
         // a retention period after its own commit.
         coord.expire_offsets(now + retention + 1000);
         assert!(coord.offsets.all("old").unwrap().is_empty());
-        assert!(coord.get("old").is_none(), "an empty group without offsets is removed");
+        assert!(
+            coord.get("old").is_none(),
+            "an empty group without offsets is removed"
+        );
         assert_eq!(coord.offsets.all("fresh").unwrap().len(), 1);
         coord.expire_offsets(now + 2 * retention + 2);
         assert!(coord.offsets.all("fresh").unwrap().is_empty());

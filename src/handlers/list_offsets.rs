@@ -12,6 +12,7 @@ use super::fetch::check_epoch;
 use crate::Broker;
 use crate::connection::RequestContext;
 use crate::log::PartitionLog;
+use crate::log::partition::IndexEntry;
 
 pub const LATEST: i64 = -1;
 pub const EARLIEST: i64 = -2;
@@ -72,47 +73,30 @@ fn lookup(log: &PartitionLog, target: i64) -> Result<Option<(i64, i64, i32)>, Re
     match target {
         LATEST => Ok(Some((log.high_watermark(), -1, -1))),
         EARLIEST | EARLIEST_LOCAL => Ok(Some((log.log_start_offset(), -1, -1))),
-        MAX_TIMESTAMP => {
-            let mut best: Option<(i64, bytes::Bytes, i32)> = None;
-            log.for_each_header(|h, raw| {
-                if best.as_ref().is_none_or(|(ts, _, _)| h.max_timestamp > *ts) {
-                    best = Some((
-                        h.max_timestamp,
-                        bytes::Bytes::copy_from_slice(raw),
-                        h.leader_epoch,
-                    ));
-                }
-                true
-            })
-            .map_err(|_| ResponseError::KafkaStorageError)?;
-            match best {
-                None => Ok(None),
-                Some((ts, raw, epoch)) => {
-                    let off = first_record_at_or_after(&raw, ts, log.log_start_offset())?;
-                    Ok(off.map(|(o, t)| (o, t, epoch)))
-                }
-            }
-        }
-        ts if ts >= 0 => {
-            let mut found: Option<(bytes::Bytes, i32)> = None;
-            log.for_each_header(|h, raw| {
-                if h.max_timestamp >= ts {
-                    found = Some((bytes::Bytes::copy_from_slice(raw), h.leader_epoch));
-                    return false;
-                }
-                true
-            })
-            .map_err(|_| ResponseError::KafkaStorageError)?;
-            match found {
-                None => Ok(None),
-                Some((raw, epoch)) => {
-                    let off = first_record_at_or_after(&raw, ts, log.log_start_offset())?;
-                    Ok(off.map(|(o, t)| (o, t, epoch)))
-                }
-            }
-        }
+        MAX_TIMESTAMP => lookup_in(log, log.batch_with_max_timestamp(), None),
+        ts if ts >= 0 => lookup_in(log, log.first_batch_at_or_after_time(ts), Some(ts)),
         _ => Err(ResponseError::InvalidRequest),
     }
+}
+
+/// Finds the record in the batch chosen from the index: the first at or after `ts`, or (for
+/// max timestamp) the first carrying the batch's max timestamp.
+fn lookup_in(
+    log: &PartitionLog,
+    entry: Option<IndexEntry>,
+    ts: Option<i64>,
+) -> Result<Option<(i64, i64, i32)>, ResponseError> {
+    let Some(entry) = entry else { return Ok(None) };
+    let raw = match log.batch_at(entry.base_offset) {
+        Ok(Some(raw)) => bytes::Bytes::copy_from_slice(&raw),
+        // Removed by retention since the index was read: nothing to report.
+        Ok(None) => return Ok(None),
+        Err(_) => return Err(ResponseError::KafkaStorageError),
+    };
+    let epoch = crate::log::batch::stored_header(&raw).leader_epoch;
+    let target = ts.unwrap_or(entry.max_timestamp);
+    let found = first_record_at_or_after(&raw, target, log.log_start_offset())?;
+    Ok(found.map(|(o, t)| (o, t, epoch)))
 }
 
 /// Decodes one batch (decompressing if needed: timestamp queries are rare, the hot path

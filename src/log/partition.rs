@@ -2,12 +2,15 @@
 //!
 //! Key space of the tree (the first byte keeps the kinds apart and ordered):
 //! - `b` + big-endian base offset -> the record batch exactly as served to consumers
+//! - `i` + big-endian base offset -> its index entry (last offset, max timestamp, size)
 //! - `p` + big-endian producer id -> that producer's idempotence state
 //! - `s`                          -> partition state (log start offset, leader epoch)
 //!
-//! A batch and its producer state are written in one atomic sled batch, so after a crash the
-//! log and the duplicate-detection cache always agree. Offsets are assigned under the
-//! partition's own mutex; nothing on the append path is shared between partitions.
+//! A batch, its index entry and its producer state are written in one atomic sled batch, so
+//! after a crash the log, the index and the duplicate-detection cache always agree. The index
+//! is loaded into memory at open (24 bytes per batch): offset and timestamp lookups, sizes
+//! and retention never read batch bytes. Offsets are assigned under the partition's own
+//! mutex; nothing on the append path is shared between partitions.
 
 use std::sync::{Arc, Mutex, Weak};
 
@@ -18,6 +21,7 @@ use crate::log::batch::{self, BatchHeader, NO_PRODUCER_ID};
 use crate::log::producer::{ProducerEntry, SequenceCheck};
 
 const BATCH_PREFIX: u8 = b'b';
+const INDEX_PREFIX: u8 = b'i';
 const PRODUCER_PREFIX: u8 = b'p';
 const STATE_KEY: &[u8] = b"s";
 
@@ -25,6 +29,53 @@ fn batch_key(offset: i64) -> [u8; 9] {
     let mut k = [BATCH_PREFIX; 9];
     k[1..].copy_from_slice(&(offset as u64).to_be_bytes());
     k
+}
+
+fn index_key(offset: i64) -> [u8; 9] {
+    let mut k = [INDEX_PREFIX; 9];
+    k[1..].copy_from_slice(&(offset as u64).to_be_bytes());
+    k
+}
+
+/// One stored batch, as the index knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexEntry {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub max_timestamp: i64,
+    pub size: u32,
+}
+
+impl IndexEntry {
+    fn encode(&self) -> [u8; 20] {
+        let mut v = [0u8; 20];
+        v[0..8].copy_from_slice(&self.last_offset.to_be_bytes());
+        v[8..16].copy_from_slice(&self.max_timestamp.to_be_bytes());
+        v[16..20].copy_from_slice(&self.size.to_be_bytes());
+        v
+    }
+
+    fn decode(base_offset: i64, v: &[u8]) -> Option<Self> {
+        Some(IndexEntry {
+            base_offset,
+            last_offset: i64::from_be_bytes(v.get(0..8)?.try_into().ok()?),
+            max_timestamp: i64::from_be_bytes(v.get(8..16)?.try_into().ok()?),
+            size: u32::from_be_bytes(v.get(16..20)?.try_into().ok()?),
+        })
+    }
+
+    fn from_header(h: &BatchHeader, size: usize) -> Self {
+        IndexEntry {
+            base_offset: h.base_offset,
+            last_offset: h.last_offset(),
+            max_timestamp: h.max_timestamp,
+            size: size as u32,
+        }
+    }
+}
+
+fn key_offset(k: &[u8]) -> i64 {
+    u64::from_be_bytes(k[1..9].try_into().expect("9-byte key")) as i64
 }
 
 fn producer_key(pid: i64) -> [u8; 9] {
@@ -70,12 +121,54 @@ pub struct ReadResult {
     pub log_start_offset: i64,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct State {
     /// Offset the next record gets: the log end offset, and on a single node the high watermark.
     next_offset: i64,
     log_start_offset: i64,
     leader_epoch: i32,
+    /// Every stored batch in offset order.
+    index: Vec<IndexEntry>,
+    /// Running maximum of `max_timestamp` over `index[..=i]`: monotonic, so a timestamp
+    /// lookup is a binary search (Kafka's time index works the same way).
+    running_max_ts: Vec<i64>,
+    bytes: u64,
+}
+
+impl State {
+    fn push(&mut self, e: IndexEntry) {
+        let prev = self.running_max_ts.last().copied().unwrap_or(i64::MIN);
+        self.running_max_ts.push(prev.max(e.max_timestamp));
+        self.bytes += e.size as u64;
+        self.index.push(e);
+    }
+
+    /// Drops the first `n` entries.
+    fn drop_front(&mut self, n: usize) {
+        let gone: u64 = self.index[..n].iter().map(|e| e.size as u64).sum();
+        self.bytes -= gone;
+        self.index.drain(..n);
+        self.rebuild_running_max();
+    }
+
+    fn rebuild_running_max(&mut self) {
+        let mut m = i64::MIN;
+        self.running_max_ts = self
+            .index
+            .iter()
+            .map(|e| {
+                m = m.max(e.max_timestamp);
+                m
+            })
+            .collect();
+    }
+
+    /// Position of the batch holding `offset`, or of the first batch after it (gaps left by
+    /// compaction), or None past the end.
+    fn position(&self, offset: i64) -> Option<usize> {
+        let i = self.index.partition_point(|e| e.last_offset < offset);
+        (i < self.index.len()).then_some(i)
+    }
 }
 
 pub struct PartitionLog {
@@ -98,20 +191,37 @@ impl PartitionLog {
         } else {
             tree.insert(STATE_KEY, Self::encode_state(0, leader_epoch).to_vec())?;
         }
-        let next_offset = match tree.range(batch_key(0)..=batch_key(i64::MAX)).next_back() {
-            Some(kv) => {
-                let (_, v) = kv?;
-                batch::stored_header(&v).last_offset() + 1
-            }
-            None => log_start_offset,
+        let mut st = State {
+            next_offset: log_start_offset,
+            log_start_offset,
+            leader_epoch: epoch,
+            index: Vec::new(),
+            running_max_ts: Vec::new(),
+            bytes: 0,
         };
+        for kv in tree.range(index_key(0)..=index_key(i64::MAX)) {
+            let (k, v) = kv?;
+            if let Some(e) = IndexEntry::decode(key_offset(&k), &v) {
+                st.push(e);
+            }
+        }
+        if st.index.is_empty() {
+            // Batches written before the index existed: rebuild it from their headers.
+            let mut w = sled::Batch::default();
+            for kv in tree.range(batch_key(0)..=batch_key(i64::MAX)) {
+                let (_, v) = kv?;
+                let e = IndexEntry::from_header(&batch::stored_header(&v), v.len());
+                w.insert(&index_key(e.base_offset), &e.encode());
+                st.push(e);
+            }
+            tree.apply_batch(w)?;
+        }
+        if let Some(last) = st.index.last() {
+            st.next_offset = (last.last_offset + 1).max(log_start_offset);
+        }
         Ok(PartitionLog {
             tree,
-            state: Mutex::new(State {
-                next_offset: next_offset.max(log_start_offset),
-                log_start_offset,
-                leader_epoch: epoch,
-            }),
+            state: Mutex::new(st),
             waiters: Mutex::new(Vec::new()),
         })
     }
@@ -178,14 +288,20 @@ impl PartitionLog {
         }
         let mut stored = h;
         stored.base_offset = base;
+        if let Some(now) = log_append_time {
+            stored.max_timestamp = now;
+        }
+        let entry = IndexEntry::from_header(&stored, bytes.len());
         let mut write = sled::Batch::default();
         write.insert(&batch_key(base), bytes.as_ref());
+        write.insert(&index_key(base), &entry.encode());
         if let Some(entry) = producer {
             let e = ProducerEntry::record(entry, &stored);
             write.insert(&producer_key(h.producer_id), e.encode());
         }
         self.tree.apply_batch(write)?;
         st.next_offset = stored.last_offset() + 1;
+        st.push(entry);
         let info = AppendInfo {
             base_offset: base,
             last_offset: stored.last_offset(),
@@ -224,37 +340,31 @@ impl PartitionLog {
         max_bytes: usize,
         min_one: bool,
     ) -> Result<ReadResult, ReadError> {
-        let st = *self.state.lock().unwrap();
-        let hw = st.next_offset;
-        if offset < st.log_start_offset || offset > hw {
+        let (hw, log_start, start) = {
+            let st = self.state.lock().unwrap();
+            (
+                st.next_offset,
+                st.log_start_offset,
+                st.position(offset).map(|i| st.index[i].base_offset),
+            )
+        };
+        if offset < log_start || offset > hw {
             return Err(ReadError::OffsetOutOfRange {
-                log_start: st.log_start_offset,
+                log_start,
                 high_watermark: hw,
             });
         }
         let mut out = ReadResult {
             records: Bytes::new(),
             high_watermark: hw,
-            log_start_offset: st.log_start_offset,
+            log_start_offset: log_start,
         };
-        if offset == hw {
+        let Some(start) = start else {
             return Ok(out);
-        }
+        };
         let storage = |e: sled::Error| ReadError::Storage(e.to_string());
-        // The batch holding `offset` starts at or before it.
-        let mut start = batch_key(offset);
-        if let Some(kv) = self
-            .tree
-            .range(batch_key(0)..=batch_key(offset))
-            .next_back()
-        {
-            let (k, v) = kv.map_err(storage)?;
-            if batch::stored_header(&v).last_offset() >= offset {
-                start.copy_from_slice(&k);
-            }
-        }
         let mut buf = BytesMut::new();
-        for kv in self.tree.range(start..batch_key(hw)) {
+        for kv in self.tree.range(batch_key(start)..batch_key(hw)) {
             let (_, v) = kv.map_err(storage)?;
             if buf.len() + v.len() > max_bytes && !(buf.is_empty() && min_one) {
                 break;
@@ -268,57 +378,58 @@ impl PartitionLog {
         Ok(out)
     }
 
-    /// Visits stored batch headers in offset order (for timestamp lookups).
-    pub fn for_each_header(
-        &self,
-        mut f: impl FnMut(&BatchHeader, &[u8]) -> bool,
-    ) -> sled::Result<()> {
-        let hw = self.high_watermark();
-        for kv in self.tree.range(batch_key(0)..batch_key(hw)) {
-            let (_, v) = kv?;
-            let h = batch::stored_header(&v);
-            if !f(&h, &v) {
-                break;
-            }
-        }
-        Ok(())
+    /// The stored batch at `base_offset` (timestamp lookups, compaction).
+    pub fn batch_at(&self, base_offset: i64) -> sled::Result<Option<sled::IVec>> {
+        self.tree.get(batch_key(base_offset))
+    }
+
+    /// The first batch that holds a record with timestamp >= `ts`.
+    pub fn first_batch_at_or_after_time(&self, ts: i64) -> Option<IndexEntry> {
+        let st = self.state.lock().unwrap();
+        let i = st.running_max_ts.partition_point(|m| *m < ts);
+        st.index.get(i).copied()
+    }
+
+    /// The batch holding the largest timestamp (the first such batch on ties).
+    pub fn batch_with_max_timestamp(&self) -> Option<IndexEntry> {
+        let st = self.state.lock().unwrap();
+        let max = *st.running_max_ts.last()?;
+        let i = st.running_max_ts.partition_point(|m| *m < max);
+        st.index.get(i).copied()
+    }
+
+    /// A copy of the index (retention and compaction decide from it).
+    pub fn index(&self) -> Vec<IndexEntry> {
+        self.state.lock().unwrap().index.clone()
     }
 
     /// Moves the log start offset forward (DeleteRecords, retention) and drops whole batches
-    /// that lie entirely before it.
+    /// that lie entirely before it. Returns the new log start offset.
     pub fn advance_log_start(&self, new_start: i64) -> sled::Result<i64> {
         let mut st = self.state.lock().unwrap();
         let new_start = new_start.min(st.next_offset);
         if new_start <= st.log_start_offset {
             return Ok(st.log_start_offset);
         }
-        let mut doomed = Vec::new();
-        for kv in self.tree.range(batch_key(0)..batch_key(new_start)) {
-            let (k, v) = kv?;
-            if batch::stored_header(&v).last_offset() < new_start {
-                doomed.push(k);
-            }
-        }
+        let n = st.index.partition_point(|e| e.last_offset < new_start);
         let mut w = sled::Batch::default();
-        for k in doomed {
-            w.remove(k);
+        for e in &st.index[..n] {
+            w.remove(&batch_key(e.base_offset));
+            w.remove(&index_key(e.base_offset));
         }
         w.insert(
             STATE_KEY,
             Self::encode_state(new_start, st.leader_epoch).to_vec(),
         );
         self.tree.apply_batch(w)?;
+        st.drop_front(n);
         st.log_start_offset = new_start;
         Ok(new_start)
     }
 
     /// Bytes stored for this partition's batches.
     pub fn size_bytes(&self) -> u64 {
-        self.tree
-            .range(batch_key(0)..=batch_key(i64::MAX))
-            .filter_map(|kv| kv.ok())
-            .map(|(_, v)| v.len() as u64)
-            .sum()
+        self.state.lock().unwrap().bytes
     }
 
     pub fn tree_name(&self) -> sled::IVec {
