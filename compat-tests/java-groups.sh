@@ -4,8 +4,11 @@
 # each in its own bounded JVM (compat-tests/java/GroupScenarios.java has the details):
 #   assign3-P             3 members on 6 partitions: each partition owned once, 2 per member
 #   kill-P                a member in a child JVM is SIGKILLed; the others take over within the session timeout
+#   zombie-P              a member in a child JVM is SIGSTOPped past its session timeout, then SIGCONTed:
+#                         the others take over, and the zombie is fenced and rejoins
 #   commit-resume-P       commitSync part-way, close, new members resume exactly at the commits, nothing lost
-#   static-classic        a static member (group.instance.id) restarts: same partitions, no rebalance
+#   static-classic        a static member (group.instance.id) restarts: same partitions, no rebalance;
+#                         a duplicate instance id fences the running member
 #   join20-P              20 members join at once on 24 partitions and converge to one generation
 #   admin-P               list/describe groups, list/alter/delete offsets, delete groups
 #   assignor-NAME-P       3 members converge: classic cooperative-sticky and range (client-side),
@@ -141,10 +144,10 @@ run_group() {
 for proto in $PROTOCOLS; do
   if [ "$proto" = classic ]; then
     assignors="cooperative-sticky range"
-    scenarios="assign3 kill commit-resume static join20 admin"
+    scenarios="assign3 kill zombie commit-resume static join20 admin"
   else
     assignors="uniform range"
-    scenarios="assign3 kill commit-resume join20 admin"
+    scenarios="assign3 kill zombie commit-resume join20 admin"
   fi
   for s in $scenarios; do
     if want "$s"; then run_group "$s-$proto" "$s" "$proto"; fi

@@ -213,6 +213,9 @@ const SETTINGS: &[(&str, Kind, &str)] = &[
         "600000",
     ),
     ("offset.metadata.max.bytes", I32, "4096"),
+    ("log.retention.check.interval.ms", POSITIVE_I32, "300000"),
+    ("log.cleaner.enable", Kind::Bool, "true"),
+    ("log.cleaner.backoff.ms", POSITIVE_I32, "15000"),
 ];
 
 const I32: Kind = Kind::Int {
@@ -300,6 +303,9 @@ pub struct Config {
     pub log_retention_bytes: i64,
     /// Acknowledge produce only after the store has flushed to disk when this is 1.
     pub log_flush_interval_messages: i64,
+    pub log_retention_check_interval_ms: i64,
+    pub log_cleaner_enable: bool,
+    pub log_cleaner_backoff_ms: i64,
     pub group: GroupSettings,
     /// Every setting with its effective value and where it came from (for DescribeConfigs).
     pub values: BTreeMap<String, (String, Source)>,
@@ -432,6 +438,9 @@ impl ConfigBuilder {
             log_retention_ms: int("log.retention.ms"),
             log_retention_bytes: int("log.retention.bytes"),
             log_flush_interval_messages: int("log.flush.interval.messages"),
+            log_retention_check_interval_ms: int("log.retention.check.interval.ms"),
+            log_cleaner_enable: get("log.cleaner.enable") == "true",
+            log_cleaner_backoff_ms: int("log.cleaner.backoff.ms"),
             group: GroupSettings {
                 initial_rebalance_delay_ms: int("group.initial.rebalance.delay.ms"),
                 min_session_timeout_ms: int("group.min.session.timeout.ms"),

@@ -75,6 +75,11 @@ api_table! {
     OffsetDelete: OffsetDeleteRequest [0 ..= 0] => handlers::offset_delete::handle,
     ConsumerGroupHeartbeat: ConsumerGroupHeartbeatRequest [0 ..= 1] => handlers::consumer_group_heartbeat::handle,
     ConsumerGroupDescribe: ConsumerGroupDescribeRequest [0 ..= 1] => handlers::consumer_group_describe::handle,
+    // Log lifecycle.
+    AlterConfigs: AlterConfigsRequest [0 ..= 2] => handlers::alter_configs::handle,
+    IncrementalAlterConfigs: IncrementalAlterConfigsRequest [0 ..= 1] => handlers::incremental_alter_configs::handle,
+    DeleteRecords: DeleteRecordsRequest [0 ..= 2] => handlers::delete_records::handle,
+    DescribeLogDirs: DescribeLogDirsRequest [1 ..= 4] => handlers::describe_log_dirs::handle,
 }
 
 pub fn supported_range(key: ApiKey) -> Option<(i16, i16)> {

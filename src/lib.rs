@@ -5,6 +5,7 @@
 //! handlers work against the domain modules (`log`, `meta`, `txn`).
 
 pub mod alloc;
+pub mod cleaner;
 pub mod config;
 pub mod connection;
 pub mod dispatch;
@@ -29,6 +30,8 @@ pub struct Broker {
     pub store: Arc<log::Store>,
     pub topics: Arc<meta::topics::Topics>,
     pub groups: Arc<group::GroupCoordinator>,
+    /// Broker configs changed at runtime (AlterConfigs).
+    pub dynamic: meta::configs::Dynamic,
     pub cluster_id: String,
 }
 
@@ -43,13 +46,20 @@ impl Broker {
             config.group.clone(),
         )?);
         let cluster_id = meta::cluster_id(&store)?;
+        let dynamic = meta::configs::Dynamic::load(store.meta_tree("config")?)?;
         Ok(Arc::new(Broker {
             config,
             store,
             topics,
             groups,
+            dynamic,
             cluster_id,
         }))
+    }
+
+    /// The effective value of a topic config for `topic` (override, dynamic, static, default).
+    pub fn topic_config(&self, topic: &meta::topics::Topic, name: &str) -> String {
+        meta::configs::topic_config_value(&self.config, &self.dynamic.get(), &topic.configs, name)
     }
 
     pub fn node_id(&self) -> i32 {

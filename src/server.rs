@@ -104,6 +104,7 @@ impl Server {
             tracing::info!(listener = %name, addr = %l.local_addr().map(|a| a.to_string()).unwrap_or_default(), "listening");
         }
         let timers = self.broker.groups.spawn_timers(shutdown.clone());
+        let cleaner = crate::cleaner::spawn(self.broker.clone(), shutdown.clone());
         let mut conns = JoinSet::new();
         let mut accepts = JoinSet::new();
         let (conn_tx, mut conn_rx) = tokio::sync::mpsc::channel(64);
@@ -156,6 +157,7 @@ impl Server {
             conns.shutdown().await;
         }
         let _ = timers.await;
+        let _ = cleaner.await;
         match self.broker.store.flush().await {
             Ok(()) => tracing::info!("store flushed"),
             Err(e) => tracing::error!(error = %e, "final flush failed"),

@@ -20,6 +20,9 @@ import org.apache.kafka.common.TopicPartition;
  * states are sampled every 2 ms and published by the members from inside the rebalance
  * callbacks, so the figures are precise to a few ms plus the clients' own scheduling.
  *
+ * <p>The 11th member joins after a random pause of up to one heartbeat interval (system property
+ * fjord.bench.jitter.ms; default 3000 for classic, 5000 for consumer), seeded so runs repeat.
+ *
  * <p>Client settings are Kafka's defaults except group.protocol (and the fixed client basics:
  * string deserializers, no auto commit), so the figures are what an untuned application sees;
  * the consumer protocol's depend on the broker's group.consumer.heartbeat.interval.ms.
@@ -48,6 +51,9 @@ public final class GroupBench {
             GroupSupport.createTopic(admin, topic, parts, c);
         }
 
+        // Default: one heartbeat interval (classic client default 3000 ms, Kafka's broker default 5000 ms).
+        int jitterMs = Integer.getInteger("fjord.bench.jitter.ms", GroupSupport.isClassic(protocol) ? 3_000 : 5_000);
+        java.util.Random rnd = new java.util.Random(42);
         long[][] fig = new long[4][reps]; // formation assigned/gen, join assigned/gen
         boolean allOk = true;
         for (int r = 0; r < reps; r++) {
@@ -63,6 +69,10 @@ public final class GroupBench {
                 // Must still hold a moment later, or the instant measured was not the final layout.
                 GroupSupport.Convergence fs = GroupSupport.awaitConverged(ms, all, b[0], b[1], true, 2_000, PHASE_TIMEOUT_MS, t0, 20);
 
+                // Join at a random point of the members' heartbeat cycle: they all (re)started it
+                // together when the formation completed, so a fixed pause would always hit the
+                // same phase and bias the join figure.
+                Thread.sleep(rnd.nextInt(jitterMs + 1));
                 GroupSupport.Member extra = member(bootstrap, group, protocol, topic, "b" + n);
                 ms.add(extra);
                 int[] b2 = GroupSupport.balanced(parts, n + 1);

@@ -43,8 +43,11 @@ import org.apache.kafka.common.errors.UnknownMemberIdException;
  * <pre>
  *   assign3            3 members, 6 partitions: each partition owned once, 2 per member
  *   kill               a member in a child JVM is SIGKILLed; survivors take over within the session timeout
+ *   zombie             a member in a child JVM is SIGSTOPped past its session timeout, then SIGCONTed:
+ *                      survivors take over, and the zombie is fenced and rejoins instead of keeping its partitions
  *   commit-resume      commitSync part-way, close, a new set of members resumes exactly at the commits
- *   static             (classic) a static member restarts within its session: same partitions, no rebalance
+ *   static             (classic) a static member restarts within its session: same partitions, no rebalance;
+ *                      a second consumer with a live member's group.instance.id fences the first
  *   join20             20 members join at once on 24 partitions and converge to one generation
  *   offsets-commit     commit known offsets (the runner then restarts the broker) ...
  *   offsets-verify     ... and check them with the AdminClient and by resuming consumption
@@ -111,6 +114,7 @@ public final class GroupScenarios {
         switch (scenario) {
             case "assign3" -> assign3(admin);
             case "kill" -> kill(admin);
+            case "zombie" -> zombie(admin);
             case "commit-resume" -> commitResume(admin);
             case "static" -> staticMembership(admin);
             case "join20" -> join20(admin);
@@ -266,10 +270,15 @@ public final class GroupScenarios {
         GroupSupport.ChildMember[] child = {null};
         c.step("create topic " + topic() + " (6 partitions)", () -> GroupSupport.createTopic(admin, topic(), 6, c));
         try {
-            c.step("2 in-JVM members + 1 member in a child JVM converge", () -> {
+            c.step("a member in a child JVM joins first, then 2 in-JVM members; all converge", () -> {
                 long t0 = System.nanoTime();
                 child[0] = new GroupSupport.ChildMember("victim", List.of(bootstrap, group(), topic(), protocol, "victim",
                         String.valueOf(classic ? sessionMs : 0), "-", "240"));
+                // Joining alone first makes the victim the classic group's leader (Kafka picks the
+                // first joiner), so the kill also exercises losing the member that ran the assignor.
+                GroupSupport.Convergence alone = GroupSupport.awaitConverged(List.of(child[0]),
+                        GroupSupport.partitions(topic(), 6), 6, 6, true, 0, convergeTimeoutMs(), t0, 20);
+                c.check(alone.ok(), "child JVM member alone owns all 6 partitions: " + alone.detail());
                 ms.forEach(GroupSupport.Member::start);
                 List<GroupSupport.MemberView> all = new ArrayList<>(ms);
                 all.add(child[0]);
@@ -297,6 +306,68 @@ public final class GroupScenarios {
                 c.check(victimGone, "killed member " + victimId + " no longer described" + (victimGone ? "" : " (members "
                         + d.members().stream().map(MemberDescription::consumerId).toList() + ")"));
                 checkDescribe(admin, ms, GroupState.STABLE);
+                c.checkEq("0/0", ms.get(0).lostCalls + "/" + ms.get(1).lostCalls, "survivors' onPartitionsLost calls");
+            });
+        } finally {
+            if (child[0] != null) child[0].close();
+            GroupSupport.stopAll(ms);
+        }
+        checkNoMemberErrors(ms);
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // 2b. a member frozen past its session timeout comes back (zombie)
+
+    void zombie(Admin admin) {
+        long sessionMs = classic ? 6_000 : CONSUMER_SESSION_MS;
+        long slackMs = classic ? 5_000 : 2 * CONSUMER_HEARTBEAT_MS + 3_000;
+        List<GroupSupport.Member> ms = members(2, "m", i -> {
+            Properties p = props("zombie-" + i);
+            if (classic) p.put(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, String.valueOf(sessionMs));
+            return p;
+        });
+        GroupSupport.ChildMember[] child = {null};
+        c.step("create topic " + topic() + " (6 partitions)", () -> GroupSupport.createTopic(admin, topic(), 6, c));
+        try {
+            c.step("2 in-JVM members + 1 member in a child JVM converge", () -> {
+                long t0 = System.nanoTime();
+                child[0] = new GroupSupport.ChildMember("zombie", List.of(bootstrap, group(), topic(), protocol, "zombie",
+                        String.valueOf(classic ? sessionMs : 0), "-", "240"));
+                ms.forEach(GroupSupport.Member::start);
+                List<GroupSupport.MemberView> all = new ArrayList<>(ms);
+                all.add(child[0]);
+                converge("3 members incl. the child JVM: 2 partitions each, one generation", all, 6, 2, 2, t0);
+            });
+            c.step("SIGSTOP the child past its session timeout; the survivors take over", () -> {
+                String zombieId = child[0].memberId();
+                c.info("stopping child pid " + child[0].pid() + " (member " + zombieId + ", generation "
+                        + child[0].generation() + ", partitions " + GroupSupport.fmt(child[0].assignment()) + ")");
+                child[0].signal("STOP");
+                long t0 = System.nanoTime();
+                GroupSupport.Convergence r = GroupSupport.awaitConverged(ms, GroupSupport.partitions(topic(), 6), 3, 3,
+                        true, 2_000, sessionMs + slackMs + 30_000, t0, 20);
+                c.check(r.ok(), "survivors own all 6 partitions, 3 each, one generation"
+                        + (r.ok() ? " (" + r.firstMs() + " ms after SIGSTOP): " + r.detail() : ": " + r.detail()));
+                if (r.ok()) {
+                    c.check(r.firstMs() <= sessionMs + slackMs, "takeover within session timeout + slack ("
+                            + r.firstMs() + " ms <= " + sessionMs + " + " + slackMs + " ms)");
+                }
+                ConsumerGroupDescription d = describe(admin, group());
+                c.check(d.members().stream().noneMatch(m -> m.consumerId().equals(zombieId)),
+                        "frozen member " + zombieId + " removed from the group");
+            });
+            c.step("SIGCONT: the zombie is fenced, gives up its old partitions and rejoins", () -> {
+                int oldGen = child[0].generation();
+                int survivorsGen = ms.get(0).generation();
+                child[0].signal("CONT");
+                long t0 = System.nanoTime();
+                List<GroupSupport.MemberView> all = new ArrayList<>(ms);
+                all.add(child[0]);
+                GroupSupport.Convergence r = converge("3 members again after the zombie rejoined: 2 each, one generation",
+                        all, 6, 2, 2, t0);
+                c.check(child[0].generation() > survivorsGen, "zombie is on a newer generation than the survivors had ("
+                        + child[0].generation() + " > " + survivorsGen + "; it was frozen at " + oldGen + ")");
+                if (r.ok()) checkDescribe(admin, all, GroupState.STABLE);
             });
         } finally {
             if (child[0] != null) child[0].close();
@@ -390,8 +461,9 @@ public final class GroupScenarios {
             }
             c.check(problems.isEmpty(), "phase A reads are gap-free and duplicate-free below the commits"
                     + (problems.isEmpty() ? "" : " " + problems.subList(0, Math.min(5, problems.size()))));
-            c.info("phase A: " + readA.size() + " records read, " + beyond + " read past the last commit, committed "
-                    + GroupSupport.fmt(committedA.keySet()) + " -> " + new TreeMap<>(committedA).values());
+            Map<TopicPartition, Long> sorted = new TreeMap<>(GroupSupport::compareTp);
+            sorted.putAll(committedA);
+            c.info("phase A: " + readA.size() + " records read, " + beyond + " read past the last commit; committed " + sorted);
         });
 
         ConcurrentLinkedQueue<Rec> readB = new ConcurrentLinkedQueue<>();
@@ -538,6 +610,29 @@ public final class GroupScenarios {
                     String now = m.assignedCalls.get() + "/" + m.revokedCalls.get() + "/" + m.lostCalls.get();
                     c.checkEq(cb[0] + "/" + cb[1] + "/" + cb[2], now, m.name() + " assigned/revoked/lost callback counts unchanged");
                 }
+                checkDescribe(admin, ms, GroupState.STABLE);
+            });
+            c.step("a second consumer with static-0's group.instance.id fences the running one", () -> {
+                int gen = ms.get(1).generation();
+                Set<TopicPartition> s0Parts = ms.get(0).assignment();
+                int[] s1cb = {ms.get(1).assignedCalls.get(), ms.get(1).revokedCalls.get()};
+                GroupSupport.Member old = ms.get(0);
+                GroupSupport.Member dup = new GroupSupport.Member("s0'", staticProps.apply(0), List.of(topic())).start();
+                ms.set(0, dup);
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+                while ((dup.assignment().isEmpty() || old.error() == null) && System.nanoTime() < deadline) Thread.sleep(20);
+                Throwable fenced = old.error() == null ? null : Checks.unwrap(old.error());
+                c.check(fenced instanceof org.apache.kafka.common.errors.FencedInstanceIdException,
+                        "the older static-0 consumer is fenced: "
+                                + (fenced == null ? "no error within 20 s" : Checks.describe(fenced)));
+                Thread.sleep(WINDOW_MS);
+                c.checkEq(s0Parts, dup.assignment(), "new static-0 consumer's partitions (static-0's)");
+                c.checkEq(gen, dup.generation(), "new static-0 consumer's generation (unchanged)");
+                c.checkEq(gen, ms.get(1).generation(), "s1 generation unchanged");
+                c.checkEq(s1cb[0] + "/" + s1cb[1], ms.get(1).assignedCalls.get() + "/" + ms.get(1).revokedCalls.get(),
+                        "s1 assigned/revoked callback counts unchanged");
+                old.stop(org.apache.kafka.clients.consumer.CloseOptions.timeout(Duration.ofSeconds(5))).exceptionally(t -> null)
+                        .get(30, TimeUnit.SECONDS);
                 checkDescribe(admin, ms, GroupState.STABLE);
             });
         } finally {

@@ -434,6 +434,14 @@ final class GroupSupport {
         long pid() { return process.pid(); }
         boolean isAlive() { return process.isAlive(); }
 
+        /** Sends a signal by name (STOP, CONT, ...) with kill(1). */
+        void signal(String sig) throws Exception {
+            Process k = new ProcessBuilder("kill", "-" + sig, String.valueOf(process.pid())).inheritIO().start();
+            if (!k.waitFor(10, TimeUnit.SECONDS) || k.exitValue() != 0) {
+                throw new IllegalStateException("kill -" + sig + " " + process.pid() + " failed");
+            }
+        }
+
         /** SIGKILL: no LeaveGroup, no final heartbeat, sockets simply vanish. */
         void kill() throws InterruptedException {
             process.destroyForcibly();
@@ -443,6 +451,11 @@ final class GroupSupport {
         @Override
         public void close() {
             if (!process.isAlive()) return;
+            try {
+                signal("CONT"); // a stopped process ignores nothing but SIGKILL, but keep it tidy
+            } catch (Exception e) {
+                // best effort
+            }
             try {
                 kill();
             } catch (InterruptedException e) {

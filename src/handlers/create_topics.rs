@@ -38,7 +38,8 @@ pub async fn handle(
                 result.num_partitions = partitions;
                 result.replication_factor = 1;
                 if ctx.api_version >= 5 {
-                    let all = resolve_topic_configs(&broker.config, &configs);
+                    let all =
+                        resolve_topic_configs(&broker.config, &broker.dynamic.get(), &configs);
                     result.configs = Some(
                         all.into_iter()
                             .map(|c| {

@@ -9,10 +9,10 @@ use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 
 use super::str_bytes;
 use crate::Broker;
-use crate::config::Source;
 use crate::connection::RequestContext;
 use crate::meta::configs::{
-    ConfigSource, ConfigType, ResolvedConfig, TOPIC_CONFIGS, resolve_topic_configs,
+    ConfigType, ResolvedConfig, TOPIC_CONFIGS, broker_value_chain, resolve_topic_configs,
+    topic_def_for_broker_config,
 };
 
 const RESOURCE_TOPIC: i8 = 2;
@@ -34,7 +34,11 @@ pub async fn handle(
             let name = res.resource_name.as_str();
             let entries = match res.resource_type {
                 RESOURCE_TOPIC => match broker.topics.get(name) {
-                    Some(t) => Ok(resolve_topic_configs(&broker.config, &t.configs)),
+                    Some(t) => Ok(resolve_topic_configs(
+                        &broker.config,
+                        &broker.dynamic.get(),
+                        &t.configs,
+                    )),
                     None => Err((
                         ResponseError::UnknownTopicOrPartition,
                         format!("Topic {name} does not exist"),
@@ -60,7 +64,6 @@ pub async fn handle(
             };
             match entries {
                 Ok(list) => {
-                    let read_only = res.resource_type == RESOURCE_BROKER;
                     r.configs = list
                         .into_iter()
                         .filter(|c| {
@@ -69,15 +72,7 @@ pub async fn handle(
                                 keys.is_empty() || keys.iter().any(|k| k.as_str() == c.name)
                             })
                         })
-                        .map(|c| {
-                            entry(
-                                c,
-                                read_only,
-                                v,
-                                req.include_synonyms,
-                                req.include_documentation,
-                            )
-                        })
+                        .map(|c| entry(c, v, req.include_synonyms, req.include_documentation))
                         .collect();
                 }
                 Err((e, msg)) => {
@@ -91,17 +86,11 @@ pub async fn handle(
     Ok(DescribeConfigsResponse::default().with_results(results))
 }
 
-fn entry(
-    c: ResolvedConfig,
-    read_only: bool,
-    v: i16,
-    synonyms: bool,
-    docs: bool,
-) -> DescribeConfigsResourceResult {
+fn entry(c: ResolvedConfig, v: i16, synonyms: bool, docs: bool) -> DescribeConfigsResourceResult {
     let mut e = DescribeConfigsResourceResult::default()
         .with_name(str_bytes(c.name))
         .with_value(Some(str_bytes(c.value)))
-        .with_read_only(read_only)
+        .with_read_only(c.read_only)
         .with_config_source(c.source as i8)
         .with_is_sensitive(false);
     if v >= 1 && synonyms {
@@ -125,61 +114,48 @@ fn entry(
     e
 }
 
-/// The broker's settings, plus the broker-wide defaults behind every topic config.
+/// The broker's settings, plus the broker-wide defaults behind every topic config, each with
+/// its layers (dynamic broker, dynamic cluster default, static, default).
 fn broker_configs(broker: &Broker) -> Vec<ResolvedConfig> {
-    let mut out: Vec<ResolvedConfig> = broker
-        .config
-        .values
-        .iter()
-        .map(|(k, (val, src))| {
-            let source = if *src == Source::Default {
-                ConfigSource::Default
-            } else {
-                ConfigSource::StaticBroker
-            };
-            let name: &'static str = crate::config::setting_names()
-                .find(|n| n == k)
-                .unwrap_or("unknown");
-            let config_type = if val == "true" || val == "false" {
-                ConfigType::Boolean
-            } else if val.parse::<i64>().is_ok() {
-                ConfigType::Long
-            } else {
-                ConfigType::String
-            };
-            let mut synonyms = vec![(name.to_string(), val.clone(), source)];
-            if source != ConfigSource::Default
-                && let Some(d) = crate::config::default_of(name)
-            {
-                synonyms.push((name.to_string(), d.to_string(), ConfigSource::Default));
-            }
+    let dynamic = broker.dynamic.get();
+    let mut names: Vec<(&'static str, &'static str, ConfigType, &'static str)> =
+        crate::config::setting_names()
+            .map(|n| {
+                let d = crate::config::default_of(n).unwrap_or("");
+                let t = if d == "true" || d == "false" {
+                    ConfigType::Boolean
+                } else if d.parse::<i64>().is_ok() {
+                    ConfigType::Long
+                } else {
+                    ConfigType::String
+                };
+                (n, d, t, "")
+            })
+            .collect();
+    for def in TOPIC_CONFIGS {
+        if !names.iter().any(|(n, ..)| *n == def.broker_synonym) {
+            names.push((def.broker_synonym, def.default, def.config_type(), def.doc));
+        }
+    }
+    let mut out: Vec<ResolvedConfig> = names
+        .into_iter()
+        .map(|(name, default, config_type, doc)| {
+            let chain = broker_value_chain(&broker.config, &dynamic, name, default);
+            let (value, source) = chain[0].clone();
             ResolvedConfig {
                 name,
-                value: val.clone(),
+                value,
                 source,
                 config_type,
-                doc: "",
-                synonyms,
+                doc,
+                synonyms: chain
+                    .into_iter()
+                    .map(|(v, s)| (name.to_string(), v, s))
+                    .collect(),
+                read_only: topic_def_for_broker_config(name).is_none(),
             }
         })
         .collect();
-    for def in TOPIC_CONFIGS {
-        if out.iter().any(|c| c.name == def.broker_synonym) {
-            continue;
-        }
-        out.push(ResolvedConfig {
-            name: def.broker_synonym,
-            value: def.default.to_string(),
-            source: ConfigSource::Default,
-            config_type: def.config_type(),
-            doc: def.doc,
-            synonyms: vec![(
-                def.broker_synonym.to_string(),
-                def.default.to_string(),
-                ConfigSource::Default,
-            )],
-        });
-    }
     out.sort_by_key(|c| c.name);
     out
 }

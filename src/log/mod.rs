@@ -7,6 +7,7 @@
 pub mod batch;
 pub mod partition;
 pub mod producer;
+pub mod records;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -2,6 +2,9 @@
 //! synonyms and validation. One table feeds CreateTopics validation and DescribeConfigs.
 
 use std::collections::BTreeMap;
+use std::sync::RwLock;
+
+use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, Source};
 
@@ -318,12 +321,143 @@ pub fn validate_topic_config(name: &str, value: Option<&str>) -> Result<(), Stri
     Ok(())
 }
 
+/// One change requested by AlterConfigs (always `Set`, replacing everything) or
+/// IncrementalAlterConfigs.
+#[derive(Debug, Clone)]
+pub enum AlterOp {
+    Set(String),
+    Delete,
+    /// Add items to a list config (`cleanup.policy`).
+    Append(String),
+    /// Remove items from a list config.
+    Subtract(String),
+}
+
+impl AlterOp {
+    /// IncrementalAlterConfigs operation codes.
+    pub fn from_code(code: i8, value: Option<String>) -> Result<AlterOp, String> {
+        let need = |v: Option<String>| {
+            v.ok_or_else(|| "a value is required for this operation".to_string())
+        };
+        Ok(match code {
+            0 => AlterOp::Set(need(value)?),
+            1 => AlterOp::Delete,
+            2 => AlterOp::Append(need(value)?),
+            3 => AlterOp::Subtract(need(value)?),
+            other => return Err(format!("unknown config operation {other}")),
+        })
+    }
+}
+
+/// Applies changes to a set of overrides. `lookup` finds the definition of a name (topic
+/// configs, or the topic config a broker config feeds); `current_value` gives the effective
+/// value a list operation starts from when there is no override yet.
+pub fn apply_changes(
+    overrides: &BTreeMap<String, String>,
+    changes: &[(String, AlterOp)],
+    lookup: impl Fn(&str) -> Option<&'static TopicConfigDef>,
+    current_value: impl Fn(&str) -> String,
+) -> Result<BTreeMap<String, String>, String> {
+    let mut out = overrides.clone();
+    for (name, op) in changes {
+        let def =
+            lookup(name).ok_or_else(|| format!("Unknown or read-only config name: {name}"))?;
+        let is_list = matches!(def.rule, Rule::ListOf(_) | Rule::AnyList);
+        match op {
+            AlterOp::Set(v) => {
+                validate_topic_config(def.name, Some(v)).map_err(|e| e.replace(def.name, name))?;
+                out.insert(name.clone(), v.clone());
+            }
+            AlterOp::Delete => {
+                out.remove(name);
+            }
+            AlterOp::Append(v) | AlterOp::Subtract(v) => {
+                if !is_list {
+                    return Err(format!(
+                        "Config {name} is not a list: APPEND and SUBTRACT do not apply"
+                    ));
+                }
+                let base = out
+                    .get(name)
+                    .cloned()
+                    .unwrap_or_else(|| current_value(name));
+                let mut items: Vec<String> = base
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    if matches!(op, AlterOp::Append(_)) {
+                        if !items.iter().any(|i| i == item) {
+                            items.push(item.to_string());
+                        }
+                    } else {
+                        items.retain(|i| i != item);
+                    }
+                }
+                let joined = items.join(",");
+                if !joined.is_empty() {
+                    validate_topic_config(def.name, Some(&joined))
+                        .map_err(|e| e.replace(def.name, name))?;
+                }
+                out.insert(name.clone(), joined);
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Where DescribeConfigs says a value came from (Kafka's `ConfigSource` ids).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConfigSource {
     DynamicTopic = 1,
+    DynamicBroker = 2,
+    DynamicDefaultBroker = 3,
     StaticBroker = 4,
     Default = 5,
+}
+
+/// Broker configs changed at runtime with (Incremental)AlterConfigs: for this broker
+/// (resource name = node id) or as the cluster-wide default (empty resource name).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DynamicConfigs {
+    pub broker: BTreeMap<String, String>,
+    pub cluster: BTreeMap<String, String>,
+}
+
+/// The dynamic broker configs, persisted in the store's `meta/config` tree.
+pub struct Dynamic {
+    tree: sled::Tree,
+    current: RwLock<DynamicConfigs>,
+}
+
+impl Dynamic {
+    pub fn load(tree: sled::Tree) -> anyhow::Result<Self> {
+        let current = match tree.get("dynamic")? {
+            Some(v) => serde_json::from_slice(&v)?,
+            None => DynamicConfigs::default(),
+        };
+        Ok(Dynamic {
+            tree,
+            current: RwLock::new(current),
+        })
+    }
+
+    pub fn get(&self) -> std::sync::RwLockReadGuard<'_, DynamicConfigs> {
+        self.current.read().unwrap()
+    }
+
+    pub fn set(&self, new: DynamicConfigs) -> anyhow::Result<()> {
+        self.tree.insert("dynamic", serde_json::to_vec(&new)?)?;
+        *self.current.write().unwrap() = new;
+        Ok(())
+    }
+}
+
+/// The topic config a broker-level name supplies the default for (`log.retention.ms` ->
+/// `retention.ms`): these are the broker configs that may change at runtime.
+pub fn topic_def_for_broker_config(name: &str) -> Option<&'static TopicConfigDef> {
+    TOPIC_CONFIGS.iter().find(|d| d.broker_synonym == name)
 }
 
 /// One resolved config entry with the chain of places it could come from, most specific first.
@@ -336,47 +470,80 @@ pub struct ResolvedConfig {
     pub doc: &'static str,
     /// (synonym name, value, source) — Kafka's `synonyms` list.
     pub synonyms: Vec<(String, String, ConfigSource)>,
+    /// Broker settings that cannot change at runtime.
+    pub read_only: bool,
 }
 
-/// The broker-wide default of a topic config: a statically configured broker setting if the
-/// operator set one, else Kafka's default.
-fn broker_default(cfg: &Config, def: &TopicConfigDef) -> (String, ConfigSource) {
-    match cfg.values.get(def.broker_synonym) {
-        Some((v, src)) if *src != Source::Default => (v.clone(), ConfigSource::StaticBroker),
-        Some((v, _)) => (v.clone(), ConfigSource::Default),
-        None => (def.default.to_string(), ConfigSource::Default),
+/// The broker-level value of a broker config, most specific layer first: dynamic for this
+/// broker, dynamic cluster default, static (file/env/flag), default.
+pub fn broker_value_chain(
+    cfg: &Config,
+    dynamic: &DynamicConfigs,
+    name: &str,
+    default: &str,
+) -> Vec<(String, ConfigSource)> {
+    let mut chain = Vec::new();
+    if let Some(v) = dynamic.broker.get(name) {
+        chain.push((v.clone(), ConfigSource::DynamicBroker));
     }
+    if let Some(v) = dynamic.cluster.get(name) {
+        chain.push((v.clone(), ConfigSource::DynamicDefaultBroker));
+    }
+    match cfg.values.get(name) {
+        Some((v, src)) if *src != Source::Default => {
+            chain.push((v.clone(), ConfigSource::StaticBroker))
+        }
+        Some((v, _)) => chain.push((v.clone(), ConfigSource::Default)),
+        None => chain.push((default.to_string(), ConfigSource::Default)),
+    }
+    if chain.last().map(|c| c.1) != Some(ConfigSource::Default) {
+        let d = cfg
+            .values
+            .get(name)
+            .filter(|(_, s)| *s == Source::Default)
+            .map(|(v, _)| v.clone());
+        chain.push((
+            d.unwrap_or_else(|| {
+                crate::config::default_of(name)
+                    .unwrap_or(default)
+                    .to_string()
+            }),
+            ConfigSource::Default,
+        ));
+    }
+    chain
+}
+
+/// The broker-wide default of a topic config.
+fn broker_default(
+    cfg: &Config,
+    dynamic: &DynamicConfigs,
+    def: &TopicConfigDef,
+) -> (String, ConfigSource) {
+    broker_value_chain(cfg, dynamic, def.broker_synonym, def.default).remove(0)
 }
 
 /// Every topic config for a topic, with overrides applied and sources reported.
 pub fn resolve_topic_configs(
     cfg: &Config,
+    dynamic: &DynamicConfigs,
     overrides: &BTreeMap<String, String>,
 ) -> Vec<ResolvedConfig> {
     TOPIC_CONFIGS
         .iter()
         .map(|def| {
-            let (bval, bsrc) = broker_default(cfg, def);
+            let chain = broker_value_chain(cfg, dynamic, def.broker_synonym, def.default);
             let mut synonyms = Vec::new();
             let (value, source) = match overrides.get(def.name) {
                 Some(v) => {
                     synonyms.push((def.name.to_string(), v.clone(), ConfigSource::DynamicTopic));
                     (v.clone(), ConfigSource::DynamicTopic)
                 }
-                None => (bval.clone(), bsrc),
+                None => chain[0].clone(),
             };
-            if bsrc == ConfigSource::StaticBroker {
-                synonyms.push((
-                    def.broker_synonym.to_string(),
-                    bval,
-                    ConfigSource::StaticBroker,
-                ));
+            for (v, src) in chain {
+                synonyms.push((def.broker_synonym.to_string(), v, src));
             }
-            synonyms.push((
-                def.broker_synonym.to_string(),
-                def.default.to_string(),
-                ConfigSource::Default,
-            ));
             ResolvedConfig {
                 name: def.name,
                 value,
@@ -384,6 +551,7 @@ pub fn resolve_topic_configs(
                 config_type: def.config_type(),
                 doc: def.doc,
                 synonyms,
+                read_only: false,
             }
         })
         .collect()
@@ -392,6 +560,7 @@ pub fn resolve_topic_configs(
 /// The effective value of one topic config.
 pub fn topic_config_value(
     cfg: &Config,
+    dynamic: &DynamicConfigs,
     overrides: &BTreeMap<String, String>,
     name: &str,
 ) -> String {
@@ -399,7 +568,7 @@ pub fn topic_config_value(
         return v.clone();
     }
     topic_config_def(name)
-        .map(|d| broker_default(cfg, d).0)
+        .map(|d| broker_default(cfg, dynamic, d).0)
         .unwrap_or_default()
 }
 
@@ -429,7 +598,7 @@ mod tests {
         let cfg = b.build().unwrap();
         let mut o = BTreeMap::new();
         o.insert("cleanup.policy".to_string(), "compact".to_string());
-        let all = resolve_topic_configs(&cfg, &o);
+        let all = resolve_topic_configs(&cfg, &DynamicConfigs::default(), &o);
         let r = all.iter().find(|c| c.name == "retention.ms").unwrap();
         assert_eq!(
             (r.value.as_str(), r.source),

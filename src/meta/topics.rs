@@ -225,6 +225,26 @@ impl Topics {
         Ok(topic)
     }
 
+    /// Replaces a topic's config overrides (AlterConfigs). The caller has validated them.
+    pub fn set_configs(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+    ) -> Result<(), TopicError> {
+        let mut map = self.map.write().unwrap();
+        let topic = map.get(name).cloned().ok_or(TopicError::UnknownTopic)?;
+        let updated = Arc::new(Topic {
+            name: topic.name.clone(),
+            id: topic.id,
+            configs,
+            leader_epoch: topic.leader_epoch,
+            partitions: topic.partitions.clone(),
+        });
+        self.persist(&updated)?;
+        map.insert(name.to_string(), updated);
+        Ok(())
+    }
+
     /// Grows a topic to `count` partitions (CreatePartitions); shrinking is not allowed.
     pub fn add_partitions(
         &self,

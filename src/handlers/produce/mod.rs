@@ -15,7 +15,6 @@ use crate::Broker;
 use crate::connection::RequestContext;
 use crate::log::AppendError;
 use crate::log::batch::{self, BatchError};
-use crate::meta::configs::topic_config_value;
 use crate::meta::topics::Topic;
 
 pub async fn handle(
@@ -111,7 +110,8 @@ fn append_partition(
             Some("null record set".into()),
         ));
     };
-    let max: usize = topic_config_value(&broker.config, &topic.configs, "max.message.bytes")
+    let max: usize = broker
+        .topic_config(topic, "max.message.bytes")
         .parse()
         .unwrap_or(broker.config.message_max_bytes as usize);
     let batches = batch::split_and_validate(records, max).map_err(|e| {
@@ -145,10 +145,28 @@ fn append_partition(
             Some("transactional batches are not supported by this broker yet".into()),
         ));
     }
+    // A compacted topic keeps the latest value per key: a record without a key has no place.
+    if broker
+        .topic_config(topic, "cleanup.policy")
+        .split(',')
+        .any(|p| p.trim() == "compact")
+    {
+        match crate::log::records::has_keyless_record(&batches[0]) {
+            Ok(false) => {}
+            Ok(true) => {
+                return Err((
+                    ResponseError::InvalidRecord,
+                    Some(format!(
+                        "Compacted topic {} cannot accept a record without a key",
+                        topic.name
+                    )),
+                ));
+            }
+            Err(e) => return Err((ResponseError::CorruptMessage, Some(e.to_string()))),
+        }
+    }
     let log_append_time =
-        (topic_config_value(&broker.config, &topic.configs, "message.timestamp.type")
-            == "LogAppendTime")
-            .then(now_ms);
+        (broker.topic_config(topic, "message.timestamp.type") == "LogAppendTime").then(now_ms);
     match log.append(&batches[0], log_append_time) {
         Ok(info) => Ok((info, log_append_time)),
         Err(AppendError::OutOfOrderSequence { expected, got }) => Err((

@@ -1,0 +1,65 @@
+//! DeleteRecords: move a partition's log start offset forward (offset -1 = the high
+//! watermark); whole batches before it are dropped and consumers see it as the new earliest.
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::delete_records_response::{
+    DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
+};
+use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
+
+use crate::Broker;
+use crate::connection::RequestContext;
+
+pub async fn handle(
+    broker: &Broker,
+    _ctx: &RequestContext,
+    req: DeleteRecordsRequest,
+) -> anyhow::Result<DeleteRecordsResponse> {
+    let topics = req
+        .topics
+        .iter()
+        .map(|t| {
+            let topic = broker.topics.get(t.name.as_str());
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let mut r = DeleteRecordsPartitionResult::default()
+                        .with_partition_index(p.partition_index)
+                        .with_low_watermark(-1);
+                    let Some(log) = topic.as_ref().and_then(|x| x.partition(p.partition_index))
+                    else {
+                        r.error_code = ResponseError::UnknownTopicOrPartition.code();
+                        return r;
+                    };
+                    let hw = log.high_watermark();
+                    let target = if p.offset == -1 { hw } else { p.offset };
+                    if target < 0 || target > hw {
+                        r.error_code = ResponseError::OffsetOutOfRange.code();
+                        return r;
+                    }
+                    match log.advance_log_start(target) {
+                        Ok(start) => {
+                            r.low_watermark = start;
+                            tracing::info!(
+                                topic = t.name.as_str(),
+                                partition = p.partition_index,
+                                log_start = start,
+                                "records deleted"
+                            );
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "delete records failed");
+                            r.error_code = ResponseError::KafkaStorageError.code();
+                        }
+                    }
+                    r
+                })
+                .collect();
+            DeleteRecordsTopicResult::default()
+                .with_name(t.name.clone())
+                .with_partitions(partitions)
+        })
+        .collect();
+    Ok(DeleteRecordsResponse::default().with_topics(topics))
+}

@@ -1,0 +1,53 @@
+//! IncrementalAlterConfigs: SET / DELETE / APPEND / SUBTRACT on individual keys of a topic's
+//! or the broker's dynamic configs (see `alter_configs` for the shared logic).
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
+use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
+
+use super::alter_configs::alter_resource;
+use super::str_bytes;
+use crate::Broker;
+use crate::connection::RequestContext;
+use crate::meta::configs::AlterOp;
+
+pub async fn handle(
+    broker: &Broker,
+    _ctx: &RequestContext,
+    req: IncrementalAlterConfigsRequest,
+) -> anyhow::Result<IncrementalAlterConfigsResponse> {
+    let responses = req
+        .resources
+        .iter()
+        .map(|res| {
+            let changes: Result<Vec<(String, AlterOp)>, (ResponseError, String)> = res
+                .configs
+                .iter()
+                .map(|c| {
+                    AlterOp::from_code(c.config_operation, c.value.as_ref().map(|v| v.to_string()))
+                        .map(|op| (c.name.to_string(), op))
+                        .map_err(|m| (ResponseError::InvalidRequest, m))
+                })
+                .collect();
+            let r = changes.and_then(|ch| {
+                alter_resource(
+                    broker,
+                    res.resource_type,
+                    res.resource_name.as_str(),
+                    &ch,
+                    false,
+                    req.validate_only,
+                )
+            });
+            let mut e = AlterConfigsResourceResponse::default()
+                .with_resource_type(res.resource_type)
+                .with_resource_name(res.resource_name.clone());
+            if let Err((code, msg)) = r {
+                e.error_code = code.code();
+                e.error_message = Some(str_bytes(msg));
+            }
+            e
+        })
+        .collect();
+    Ok(IncrementalAlterConfigsResponse::default().with_responses(responses))
+}
