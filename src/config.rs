@@ -216,6 +216,7 @@ const SETTINGS: &[(&str, Kind, &str)] = &[
     ("log.retention.check.interval.ms", POSITIVE_I32, "300000"),
     ("log.cleaner.enable", Kind::Bool, "true"),
     ("log.cleaner.backoff.ms", POSITIVE_I32, "15000"),
+    ("transaction.max.timeout.ms", POSITIVE_I32, "900000"),
 ];
 
 const I32: Kind = Kind::Int {
@@ -306,6 +307,7 @@ pub struct Config {
     pub log_retention_check_interval_ms: i64,
     pub log_cleaner_enable: bool,
     pub log_cleaner_backoff_ms: i64,
+    pub transaction_max_timeout_ms: i64,
     pub group: GroupSettings,
     /// Every setting with its effective value and where it came from (for DescribeConfigs).
     pub values: BTreeMap<String, (String, Source)>,
@@ -441,6 +443,7 @@ impl ConfigBuilder {
             log_retention_check_interval_ms: int("log.retention.check.interval.ms"),
             log_cleaner_enable: get("log.cleaner.enable") == "true",
             log_cleaner_backoff_ms: int("log.cleaner.backoff.ms"),
+            transaction_max_timeout_ms: int("transaction.max.timeout.ms"),
             group: GroupSettings {
                 initial_rebalance_delay_ms: int("group.initial.rebalance.delay.ms"),
                 min_session_timeout_ms: int("group.min.session.timeout.ms"),

@@ -80,6 +80,14 @@ api_table! {
     IncrementalAlterConfigs: IncrementalAlterConfigsRequest [0 ..= 1] => handlers::incremental_alter_configs::handle,
     DeleteRecords: DeleteRecordsRequest [0 ..= 2] => handlers::delete_records::handle,
     DescribeLogDirs: DescribeLogDirsRequest [1 ..= 4] => handlers::describe_log_dirs::handle,
+    // Transactions. InitProducerId v6 (KIP-939) is unstable in 4.1.
+    AddPartitionsToTxn: AddPartitionsToTxnRequest [0 ..= 5] => handlers::add_partitions_to_txn::handle,
+    AddOffsetsToTxn: AddOffsetsToTxnRequest [0 ..= 4] => handlers::add_offsets_to_txn::handle,
+    EndTxn: EndTxnRequest [0 ..= 5] => handlers::end_txn::handle,
+    TxnOffsetCommit: TxnOffsetCommitRequest [0 ..= 5] => handlers::txn_offset_commit::handle,
+    DescribeTransactions: DescribeTransactionsRequest [0 ..= 0] => handlers::describe_transactions::handle,
+    ListTransactions: ListTransactionsRequest [0 ..= 2] => handlers::list_transactions::handle,
+    DescribeProducers: DescribeProducersRequest [0 ..= 0] => handlers::describe_producers::handle,
 }
 
 pub fn supported_range(key: ApiKey) -> Option<(i16, i16)> {

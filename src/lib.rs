@@ -30,6 +30,7 @@ pub struct Broker {
     pub store: Arc<log::Store>,
     pub topics: Arc<meta::topics::Topics>,
     pub groups: Arc<group::GroupCoordinator>,
+    pub txns: Arc<txn::coordinator::TxnCoordinator>,
     /// Broker configs changed at runtime (AlterConfigs).
     pub dynamic: meta::configs::Dynamic,
     pub cluster_id: String,
@@ -45,6 +46,12 @@ impl Broker {
             topics.clone(),
             config.group.clone(),
         )?);
+        let txns = Arc::new(txn::coordinator::TxnCoordinator::load(
+            store.clone(),
+            topics.clone(),
+            groups.clone(),
+            config.transaction_max_timeout_ms,
+        )?);
         let cluster_id = meta::cluster_id(&store)?;
         let dynamic = meta::configs::Dynamic::load(store.meta_tree("config")?)?;
         Ok(Arc::new(Broker {
@@ -52,6 +59,7 @@ impl Broker {
             store,
             topics,
             groups,
+            txns,
             dynamic,
             cluster_id,
         }))

@@ -105,6 +105,7 @@ impl Server {
         }
         let timers = self.broker.groups.spawn_timers(shutdown.clone());
         let cleaner = crate::cleaner::spawn(self.broker.clone(), shutdown.clone());
+        let txn_timer = self.broker.txns.spawn_timer(shutdown.clone());
         let mut conns = JoinSet::new();
         let mut accepts = JoinSet::new();
         let (conn_tx, mut conn_rx) = tokio::sync::mpsc::channel(64);
@@ -158,6 +159,7 @@ impl Server {
         }
         let _ = timers.await;
         let _ = cleaner.await;
+        let _ = txn_timer.await;
         match self.broker.store.flush().await {
             Ok(()) => tracing::info!("store flushed"),
             Err(e) => tracing::error!(error = %e, "final flush failed"),

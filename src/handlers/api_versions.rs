@@ -3,13 +3,19 @@
 
 use bytes::{BufMut, BytesMut};
 use kafka_protocol::ResponseError;
-use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::api_versions_response::{
+    ApiVersion, FinalizedFeatureKey, SupportedFeatureKey,
+};
 use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse, ResponseHeader};
 use kafka_protocol::protocol::Encodable;
+use kafka_protocol::protocol::StrBytes;
 
 use crate::Broker;
 use crate::connection::RequestContext;
 use crate::dispatch::SUPPORTED;
+
+/// (feature, level) this broker supports and has finalized.
+const FEATURES: &[(&str, i16)] = &[("transaction.version", 2), ("group.version", 1)];
 
 fn api_keys() -> Vec<ApiVersion> {
     SUPPORTED
@@ -36,9 +42,32 @@ pub async fn handle(
             "client connected"
         );
     }
-    Ok(ApiVersionsResponse::default()
+    let mut resp = ApiVersionsResponse::default()
         .with_error_code(0)
-        .with_api_keys(api_keys()))
+        .with_api_keys(api_keys());
+    if ctx.api_version >= 3 {
+        // Feature flags. `transaction.version` 2 tells Kafka 4.x producers to use the KIP-890
+        // transaction protocol; `group.version` 1 says KIP-848 consumer groups are on. The
+        // levels never change on this broker, so the finalized epoch stays 0 (clients ignore
+        // finalized features with epoch -1). v3 readers mishandle a minimum of 0 (KAFKA-17011).
+        let min = if ctx.api_version >= 4 { 0 } else { 1 };
+        for (name, max) in FEATURES {
+            resp.supported_features.push(
+                SupportedFeatureKey::default()
+                    .with_name(StrBytes::from_static_str(name))
+                    .with_min_version(min)
+                    .with_max_version(*max),
+            );
+            resp.finalized_features.push(
+                FinalizedFeatureKey::default()
+                    .with_name(StrBytes::from_static_str(name))
+                    .with_min_version_level(*max)
+                    .with_max_version_level(*max),
+            );
+        }
+        resp.finalized_features_epoch = 0;
+    }
+    Ok(resp)
 }
 
 /// KIP-511: the client asked with a version newer than ours. Answer UNSUPPORTED_VERSION with

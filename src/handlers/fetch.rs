@@ -10,8 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_protocol::ResponseError;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId};
 use tokio::sync::Notify;
 
 use crate::Broker;
@@ -104,6 +106,8 @@ fn read_all(
         budget = MAX_RESPONSE_BYTES;
     }
     let mut total = 0usize;
+    // isolation_level 1 = READ_COMMITTED: stop at the last stable offset, list aborted txns.
+    let read_committed = req.isolation_level == 1;
     let mut had_error = false;
     let mut responses = Vec::with_capacity(req.topics.len());
     for (t, topic) in req.topics.iter().zip(topics) {
@@ -139,11 +143,23 @@ fn read_all(
                 Ok(log) => {
                     let limit = (p.partition_max_bytes.max(0) as usize).min(budget);
                     // Only the first partition with data may exceed the limits (KIP-74).
-                    match log.read(p.fetch_offset, limit, total == 0) {
+                    match log.read(p.fetch_offset, limit, total == 0, read_committed) {
                         Ok(r) => {
                             pd.high_watermark = r.high_watermark;
-                            pd.last_stable_offset = r.high_watermark;
+                            pd.last_stable_offset = r.last_stable_offset;
                             pd.log_start_offset = r.log_start_offset;
+                            if read_committed {
+                                pd.aborted_transactions = Some(
+                                    r.aborted
+                                        .iter()
+                                        .map(|a| {
+                                            AbortedTransaction::default()
+                                                .with_producer_id(ProducerId(a.producer_id))
+                                                .with_first_offset(a.first_offset)
+                                        })
+                                        .collect(),
+                                );
+                            }
                             total += r.records.len();
                             budget = budget.saturating_sub(r.records.len());
                             pd.records = Some(r.records);

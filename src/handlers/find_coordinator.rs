@@ -1,4 +1,4 @@
-//! FindCoordinator: this node coordinates every group (and, once built, every transaction).
+//! FindCoordinator: this node coordinates every group and every transaction.
 //! v0-3 ask for one key; v4+ batch several keys (KIP-699).
 
 use kafka_protocol::ResponseError;
@@ -24,10 +24,11 @@ fn lookup(broker: &Broker, ctx: &RequestContext, key: &StrBytes, key_type: i8) -
             Some((ResponseError::InvalidRequest, "group id must not be empty"))
         }
         KEY_GROUP => None,
-        KEY_TRANSACTION => Some((
-            ResponseError::CoordinatorNotAvailable,
-            "transactions are not supported by this broker yet",
+        KEY_TRANSACTION if key.is_empty() => Some((
+            ResponseError::InvalidRequest,
+            "transactional id must not be empty",
         )),
+        KEY_TRANSACTION => None,
         _ => Some((
             ResponseError::InvalidRequest,
             "unsupported coordinator key type",

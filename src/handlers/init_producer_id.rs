@@ -1,6 +1,6 @@
-//! InitProducerId for idempotent producers: a fresh, never-reused producer id with epoch 0.
-//! (Kafka also allocates a new id for a non-transactional producer that asks to bump its
-//! epoch.) Transactional ids need the transaction coordinator, which is not built yet.
+//! InitProducerId. Without a transactional id: a fresh, never-reused producer id with epoch 0
+//! for an idempotent producer. With one: the transaction coordinator fences any previous
+//! instance (epoch bump) and aborts the transaction it left open.
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
@@ -16,19 +16,43 @@ pub async fn handle(
     let mut resp = InitProducerIdResponse::default()
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
-    if let Some(tid) = &req.transactional_id {
-        tracing::warn!(peer = %ctx.peer, transactional_id = tid.as_str(), "transactional producer refused: no transaction coordinator yet");
-        resp.error_code = ResponseError::CoordinatorNotAvailable.code();
-        return Ok(resp);
-    }
-    match crate::txn::next_producer_id(&broker.store) {
-        Ok(id) => {
-            resp.producer_id = ProducerId(id);
-            resp.producer_epoch = 0;
+    let result = match &req.transactional_id {
+        Some(tid) if !tid.is_empty() => {
+            let (pid, epoch) = (req.producer_id.0, req.producer_epoch);
+            if (pid == -1) != (epoch == -1) {
+                Err(ResponseError::InvalidRequest)
+            } else {
+                let txns = broker.txns.clone();
+                let tid = tid.to_string();
+                let timeout = req.transaction_timeout_ms;
+                // Aborting an open transaction writes markers: keep it off the async threads.
+                tokio::task::spawn_blocking(move || {
+                    txns.init_producer_id(&tid, timeout, pid, epoch)
+                })
+                .await?
+            }
+        }
+        Some(_) => Err(ResponseError::InvalidRequest),
+        None => crate::txn::next_producer_id(&broker.store)
+            .map(|id| (id, 0))
+            .map_err(|e| {
+                tracing::error!(error = %e, "cannot allocate producer id");
+                ResponseError::KafkaStorageError
+            }),
+    };
+    match result {
+        Ok((pid, epoch)) => {
+            resp.producer_id = ProducerId(pid);
+            resp.producer_epoch = epoch;
         }
         Err(e) => {
-            tracing::error!(error = %e, "cannot allocate producer id");
-            resp.error_code = ResponseError::KafkaStorageError.code();
+            // Clients before v4 do not know PRODUCER_FENCED.
+            let e = if e == ResponseError::ProducerFenced && ctx.api_version < 4 {
+                ResponseError::InvalidProducerEpoch
+            } else {
+                e
+            };
+            resp.error_code = e.code();
         }
     }
     Ok(resp)

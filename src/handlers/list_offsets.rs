@@ -44,7 +44,8 @@ pub async fn handle(
                         .ok_or(ResponseError::UnknownTopicOrPartition);
                     let result = log.and_then(|log| {
                         check_epoch(p.current_leader_epoch, log.leader_epoch())?;
-                        lookup(log, p.timestamp).map(|found| (found, log.leader_epoch()))
+                        lookup(log, p.timestamp, v >= 2 && req.isolation_level == 1)
+                            .map(|found| (found, log.leader_epoch()))
                     });
                     match result {
                         Ok((Some((offset, ts, epoch)), current)) => {
@@ -69,8 +70,14 @@ pub async fn handle(
 }
 
 /// (offset, timestamp, leader epoch of the batch) or None when no record qualifies.
-fn lookup(log: &PartitionLog, target: i64) -> Result<Option<(i64, i64, i32)>, ResponseError> {
+/// `read_committed` (isolation level 1) makes "latest" the last stable offset.
+fn lookup(
+    log: &PartitionLog,
+    target: i64,
+    read_committed: bool,
+) -> Result<Option<(i64, i64, i32)>, ResponseError> {
     match target {
+        LATEST if read_committed => Ok(Some((log.last_stable_offset(), -1, -1))),
         LATEST => Ok(Some((log.high_watermark(), -1, -1))),
         EARLIEST | EARLIEST_LOCAL => Ok(Some((log.log_start_offset(), -1, -1))),
         MAX_TIMESTAMP => lookup_in(log, log.batch_with_max_timestamp(), None),

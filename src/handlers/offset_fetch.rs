@@ -109,11 +109,22 @@ pub async fn handle(
                                         parts
                                             .into_iter()
                                             .map(|(p, o, e, m)| {
-                                                OffsetFetchResponsePartitions::default()
+                                                let x = OffsetFetchResponsePartitions::default()
                                                     .with_partition_index(p)
                                                     .with_committed_offset(o)
                                                     .with_committed_leader_epoch(e)
-                                                    .with_metadata(Some(str_bytes(m)))
+                                                    .with_metadata(Some(str_bytes(m)));
+                                                // A transaction holds a newer offset for this
+                                                // partition: require_stable callers must wait.
+                                                if req.require_stable
+                                                    && broker.txns.has_pending_offset(id, &t, p)
+                                                {
+                                                    x.with_error_code(
+                                                        ResponseError::UnstableOffsetCommit.code(),
+                                                    )
+                                                } else {
+                                                    x
+                                                }
                                             })
                                             .collect(),
                                     )

@@ -1,5 +1,7 @@
-//! Producer ids. Idempotence state itself lives with each partition log (it must be written
-//! atomically with the batches); the transaction coordinator will join this module.
+//! Producer ids and the transaction coordinator. Idempotence and per-partition transaction
+//! state live with each partition log (they must be written atomically with the batches).
+
+pub mod coordinator;
 
 use crate::log::Store;
 

@@ -48,16 +48,17 @@ pub async fn handle(
                 .with_log_start_offset(-1);
             let outcome = if !matches!(req.acks, -1..=1) {
                 Err((ResponseError::InvalidRequiredAcks, None))
-            } else if req.transactional_id.is_some() {
-                // Transactions arrive with the transaction coordinator.
-                Err((
-                    ResponseError::TransactionalIdAuthorizationFailed,
-                    Some("transactions are not supported by this broker yet".to_string()),
-                ))
             } else {
                 match &topic {
                     None => Err((missing, None)),
-                    Some(t) => append_partition(broker, t, pd.index, pd.records.as_ref()),
+                    Some(t) => append_partition(
+                        broker,
+                        t,
+                        pd.index,
+                        pd.records.as_ref(),
+                        req.transactional_id.as_ref().map(|t| t.as_str()),
+                        v,
+                    ),
                 }
             };
             match outcome {
@@ -100,6 +101,8 @@ fn append_partition(
     topic: &Topic,
     index: i32,
     records: Option<&bytes::Bytes>,
+    transactional_id: Option<&str>,
+    version: i16,
 ) -> Outcome {
     let Some(log) = topic.partition(index) else {
         return Err((ResponseError::UnknownTopicOrPartition, None));
@@ -139,11 +142,36 @@ fn append_partition(
         ));
     }
     let h = batch::BatchHeader::parse(&batches[0]).expect("validated");
-    if h.is_transactional() {
-        return Err((
-            ResponseError::TransactionalIdAuthorizationFailed,
-            Some("transactional batches are not supported by this broker yet".into()),
-        ));
+    // Transactional data must come from the current instance of a transactional id and go
+    // to a partition of its open transaction. Produce v12+ clients (KIP-890) do not send
+    // AddPartitionsToTxn: the partition joins the transaction here.
+    match (h.is_transactional(), transactional_id) {
+        (true, Some(tid)) => {
+            broker
+                .txns
+                .check_produce(
+                    tid,
+                    h.producer_id,
+                    h.producer_epoch,
+                    &topic.name,
+                    index,
+                    version >= 12,
+                )
+                .map_err(|e| (e, None))?;
+        }
+        (true, None) => {
+            return Err((
+                ResponseError::InvalidTxnState,
+                Some("transactional records require a transactional id".into()),
+            ));
+        }
+        (false, Some(_)) => {
+            return Err((
+                ResponseError::InvalidTxnState,
+                Some("a transactional producer must send transactional records".into()),
+            ));
+        }
+        (false, None) => {}
     }
     // A compacted topic keeps the latest value per key: a record without a key has no place.
     if broker

@@ -11,6 +11,14 @@
 //! is loaded into memory at open (24 bytes per batch): offset and timestamp lookups, sizes
 //! and retention never read batch bytes. Offsets are assigned under the partition's own
 //! mutex; nothing on the append path is shared between partitions.
+//!
+//! Retention and compaction live in `maintenance`, transaction state in `txn`.
+
+mod maintenance;
+mod txn;
+
+pub use maintenance::{CompactPolicy, CompactStats};
+pub use txn::AbortedTxn;
 
 use std::sync::{Arc, Mutex, Weak};
 
@@ -19,7 +27,6 @@ use tokio::sync::Notify;
 
 use crate::log::batch::{self, BatchHeader, NO_PRODUCER_ID};
 use crate::log::producer::{ProducerEntry, SequenceCheck};
-use crate::log::records;
 
 const BATCH_PREFIX: u8 = b'b';
 const INDEX_PREFIX: u8 = b'i';
@@ -108,25 +115,6 @@ pub struct AppendInfo {
     pub duplicate: bool,
 }
 
-/// Settings of one compaction pass (the topic's configs at the time).
-#[derive(Debug, Clone, Copy)]
-pub struct CompactPolicy {
-    pub now_ms: i64,
-    pub min_lag_ms: i64,
-    pub delete_retention_ms: i64,
-    pub min_dirty_ratio: f64,
-}
-
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CompactStats {
-    pub dirty_ratio: f64,
-    pub records_removed: u64,
-    pub batches_rewritten: u64,
-    pub batches_removed: u64,
-    pub bytes_before: u64,
-    pub bytes_after: u64,
-}
-
 #[derive(Debug, PartialEq, Eq)]
 pub enum ReadError {
     OffsetOutOfRange { log_start: i64, high_watermark: i64 },
@@ -138,7 +126,11 @@ pub enum ReadError {
 pub struct ReadResult {
     pub records: Bytes,
     pub high_watermark: i64,
+    /// First offset of the earliest open transaction, or the high watermark.
+    pub last_stable_offset: i64,
     pub log_start_offset: i64,
+    /// For read_committed: transactions aborted within the returned range.
+    pub aborted: Vec<AbortedTxn>,
 }
 
 #[derive(Debug, Clone)]
@@ -151,6 +143,10 @@ struct State {
     cleaned_upto: i64,
     /// Every stored batch in offset order.
     index: Vec<IndexEntry>,
+    /// Open transactions: producer id -> offset of its first batch in this partition.
+    ongoing: std::collections::BTreeMap<i64, i64>,
+    /// Aborted transactions, ordered by the offset of their ABORT marker.
+    aborted: Vec<AbortedTxn>,
     /// Running maximum of `max_timestamp` over `index[..=i]`: monotonic, so a timestamp
     /// lookup is a binary search (Kafka's time index works the same way).
     running_max_ts: Vec<i64>,
@@ -225,6 +221,8 @@ impl PartitionLog {
             leader_epoch: epoch,
             cleaned_upto,
             index: Vec::new(),
+            ongoing: Default::default(),
+            aborted: Vec::new(),
             running_max_ts: Vec::new(),
             bytes: 0,
         };
@@ -248,6 +246,7 @@ impl PartitionLog {
         if let Some(last) = st.index.last() {
             st.next_offset = (last.last_offset + 1).max(log_start_offset);
         }
+        txn::load(&tree, &mut st)?;
         Ok(PartitionLog {
             tree,
             state: Mutex::new(st),
@@ -330,9 +329,18 @@ impl PartitionLog {
             let e = ProducerEntry::record(entry, &stored);
             write.insert(&producer_key(h.producer_id), e.encode());
         }
+        // The first transactional batch of a producer opens its transaction here; the last
+        // stable offset cannot pass it until the marker arrives.
+        let opens_txn = h.is_transactional() && !st.ongoing.contains_key(&h.producer_id);
+        if opens_txn {
+            write.insert(&txn::ongoing_key(h.producer_id), &base.to_be_bytes());
+        }
         self.tree.apply_batch(write)?;
         st.next_offset = stored.last_offset() + 1;
         st.push(entry);
+        if opens_txn {
+            st.ongoing.insert(h.producer_id, base);
+        }
         let info = AppendInfo {
             base_offset: base,
             last_offset: stored.last_offset(),
@@ -370,11 +378,13 @@ impl PartitionLog {
         offset: i64,
         max_bytes: usize,
         min_one: bool,
+        read_committed: bool,
     ) -> Result<ReadResult, ReadError> {
-        let (hw, log_start, start) = {
+        let (hw, lso, log_start, start) = {
             let st = self.state.lock().unwrap();
             (
                 st.next_offset,
+                st.last_stable_offset(),
                 st.log_start_offset,
                 st.position(offset).map(|i| st.index[i].base_offset),
             )
@@ -388,22 +398,31 @@ impl PartitionLog {
         let mut out = ReadResult {
             records: Bytes::new(),
             high_watermark: hw,
+            last_stable_offset: lso,
             log_start_offset: log_start,
+            aborted: Vec::new(),
         };
         let Some(start) = start else {
             return Ok(out);
         };
+        // read_committed consumers stop at the last stable offset.
+        let upper = if read_committed { lso } else { hw };
         let storage = |e: sled::Error| ReadError::Storage(e.to_string());
         let mut buf = BytesMut::new();
-        for kv in self.tree.range(batch_key(start)..batch_key(hw)) {
+        let mut last_offset = offset;
+        for kv in self.tree.range(batch_key(start)..batch_key(upper)) {
             let (_, v) = kv.map_err(storage)?;
             if buf.len() + v.len() > max_bytes && !(buf.is_empty() && min_one) {
                 break;
             }
             buf.extend_from_slice(&v);
+            last_offset = batch::stored_header(&v).last_offset();
             if buf.len() >= max_bytes {
                 break;
             }
+        }
+        if read_committed && !buf.is_empty() {
+            out.aborted = self.aborted_between(offset, last_offset);
         }
         out.records = buf.freeze();
         Ok(out)
@@ -459,174 +478,6 @@ impl PartitionLog {
         Ok(new_start)
     }
 
-    /// Time and size retention: drops the oldest batches whose max timestamp is older than
-    /// `retention_ms`, and as many oldest batches as keep the partition within
-    /// `retention_bytes` (-1 disables either). Returns the new log start offset if it moved.
-    pub fn apply_retention(
-        &self,
-        now_ms: i64,
-        retention_ms: i64,
-        retention_bytes: i64,
-    ) -> sled::Result<Option<i64>> {
-        let new_start = {
-            let st = self.state.lock().unwrap();
-            let mut n = 0;
-            if retention_ms >= 0 {
-                let cutoff = now_ms.saturating_sub(retention_ms);
-                n = st
-                    .index
-                    .iter()
-                    .take_while(|e| e.max_timestamp < cutoff)
-                    .count();
-            }
-            if retention_bytes >= 0 {
-                let mut size = st.bytes;
-                let mut m = 0;
-                for e in &st.index {
-                    if size.saturating_sub(e.size as u64) < retention_bytes as u64 {
-                        break;
-                    }
-                    size -= e.size as u64;
-                    m += 1;
-                }
-                n = n.max(m);
-            }
-            if n == 0 {
-                return Ok(None);
-            }
-            st.index[n - 1].last_offset + 1
-        };
-        self.advance_log_start(new_start).map(Some)
-    }
-
-    /// One compaction pass (see [`CompactPolicy`]): keeps the latest record of every key in
-    /// the cleanable part of the log, drops tombstones older than `delete_retention_ms`, and
-    /// leaves offsets, batch boundaries and the active head untouched.
-    pub fn compact(&self, p: &CompactPolicy) -> anyhow::Result<CompactStats> {
-        let _m = self.maintenance.lock().unwrap();
-        let (index, checkpoint) = {
-            let st = self.state.lock().unwrap();
-            (st.index.clone(), st.cleaned_upto)
-        };
-        let mut stats = CompactStats::default();
-        // The head (last batch) and anything younger than min.compaction.lag.ms stay as is.
-        let lag_cutoff = p.now_ms.saturating_sub(p.min_lag_ms);
-        let end = index
-            .iter()
-            .take(index.len().saturating_sub(1))
-            .take_while(|e| e.max_timestamp <= lag_cutoff)
-            .count();
-        if end == 0 {
-            return Ok(stats);
-        }
-        let total: u64 = index[..end].iter().map(|e| e.size as u64).sum();
-        let dirty: u64 = index[..end]
-            .iter()
-            .filter(|e| e.base_offset >= checkpoint)
-            .map(|e| e.size as u64)
-            .sum();
-        stats.dirty_ratio = dirty as f64 / total.max(1) as f64;
-        if dirty == 0 || stats.dirty_ratio < p.min_dirty_ratio {
-            return Ok(stats);
-        }
-        // Pass 1: the latest offset of every key.
-        let mut latest: std::collections::HashMap<Bytes, i64> = std::collections::HashMap::new();
-        for e in &index[..end] {
-            let Some(raw) = self.tree.get(batch_key(e.base_offset))? else {
-                continue;
-            };
-            let h = batch::stored_header(&raw);
-            if h.is_control() {
-                continue;
-            }
-            let section = records::records_section(&raw)?;
-            for r in records::parse_records(&section, h.records_count)? {
-                if let Some(k) = r.key {
-                    latest.insert(k, h.base_offset + r.offset_delta as i64);
-                }
-            }
-        }
-        // Pass 2: rewrite batches that lost records.
-        let tombstone_cutoff = p.now_ms.saturating_sub(p.delete_retention_ms);
-        let mut changes: Vec<(i64, Option<Bytes>)> = Vec::new();
-        for e in &index[..end] {
-            let Some(raw) = self.tree.get(batch_key(e.base_offset))? else {
-                continue;
-            };
-            let h = batch::stored_header(&raw);
-            if h.is_control() {
-                continue;
-            }
-            let section = records::records_section(&raw)?;
-            let recs = records::parse_records(&section, h.records_count)?;
-            let keep: Vec<bool> = recs
-                .iter()
-                .map(|r| match &r.key {
-                    // Keyless records never entered a compacted topic; if the policy changed
-                    // later, they are kept rather than silently lost.
-                    None => true,
-                    Some(k) => {
-                        let offset = h.base_offset + r.offset_delta as i64;
-                        let newest = latest.get(k) == Some(&offset);
-                        let expired_tombstone = r.value_is_null
-                            && h.base_timestamp + r.timestamp_delta < tombstone_cutoff;
-                        newest && !expired_tombstone
-                    }
-                })
-                .collect();
-            let dropped = keep.iter().filter(|k| !**k).count();
-            if dropped == 0 {
-                continue;
-            }
-            stats.records_removed += dropped as u64;
-            changes.push((
-                e.base_offset,
-                records::rebuild(&raw, &section, &recs, &keep)?,
-            ));
-        }
-        stats.bytes_before = total;
-        let mut st = self.state.lock().unwrap();
-        let mut w = sled::Batch::default();
-        for (base, new) in &changes {
-            let Ok(i) = st.index.binary_search_by_key(base, |e| e.base_offset) else {
-                continue;
-            };
-            match new {
-                Some(bytes) => {
-                    let h = batch::stored_header(bytes);
-                    let entry = IndexEntry::from_header(&h, bytes.len());
-                    w.insert(&batch_key(*base), bytes.as_ref());
-                    w.insert(&index_key(*base), &entry.encode());
-                    st.bytes = st.bytes - st.index[i].size as u64 + entry.size as u64;
-                    st.index[i] = entry;
-                    stats.batches_rewritten += 1;
-                }
-                None => {
-                    w.remove(&batch_key(*base));
-                    w.remove(&index_key(*base));
-                    st.bytes -= st.index[i].size as u64;
-                    st.index.remove(i);
-                    stats.batches_removed += 1;
-                }
-            }
-        }
-        st.cleaned_upto = index[end - 1].last_offset + 1;
-        w.insert(
-            STATE_KEY,
-            Self::encode_state(st.log_start_offset, st.leader_epoch, st.cleaned_upto).to_vec(),
-        );
-        self.tree.apply_batch(w)?;
-        st.rebuild_running_max();
-        let last_clean = index[end - 1].base_offset;
-        stats.bytes_after = st
-            .index
-            .iter()
-            .take_while(|e| e.base_offset <= last_clean)
-            .map(|e| e.size as u64)
-            .sum();
-        Ok(stats)
-    }
-
     /// Bytes stored for this partition's batches.
     pub fn size_bytes(&self) -> u64 {
         self.state.lock().unwrap().bytes
@@ -657,16 +508,16 @@ mod tests {
         assert_eq!((a.base_offset, b.base_offset), (0, 3));
         assert_eq!(p.high_watermark(), 5);
         // Offset 4 lives in the second batch, which is returned whole.
-        let r = p.read(4, 1 << 20, true).unwrap();
+        let r = p.read(4, 1 << 20, true, false).unwrap();
         assert_eq!(BatchHeader::parse(&r.records).unwrap().base_offset, 3);
-        let r = p.read(1, 1 << 20, true).unwrap();
+        let r = p.read(1, 1 << 20, true, false).unwrap();
         assert_eq!(BatchHeader::parse(&r.records).unwrap().base_offset, 0);
-        assert_eq!(p.read(5, 100, true).unwrap().records.len(), 0);
-        assert!(p.read(6, 100, true).is_err());
+        assert_eq!(p.read(5, 100, true, false).unwrap().records.len(), 0);
+        assert!(p.read(6, 100, true, false).is_err());
         // max_bytes smaller than one batch still yields one batch when min_one.
-        let r = p.read(0, 1, true).unwrap();
+        let r = p.read(0, 1, true, false).unwrap();
         assert_eq!(BatchHeader::parse(&r.records).unwrap().records_count, 3);
-        assert!(p.read(0, 1, false).unwrap().records.is_empty());
+        assert!(p.read(0, 1, false, false).unwrap().records.is_empty());
         drop(p);
         let p2 = PartitionLog::open(db.open_tree("t").unwrap(), 0).unwrap();
         assert_eq!(p2.high_watermark(), 5);
@@ -704,10 +555,10 @@ mod tests {
         }
         assert_eq!(p.advance_log_start(3).unwrap(), 3);
         assert!(matches!(
-            p.read(1, 100, true),
+            p.read(1, 100, true, false),
             Err(ReadError::OffsetOutOfRange { .. })
         ));
-        let r = p.read(3, 1 << 20, true).unwrap();
+        let r = p.read(3, 1 << 20, true, false).unwrap();
         assert_eq!(BatchHeader::parse(&r.records).unwrap().base_offset, 2);
     }
 }

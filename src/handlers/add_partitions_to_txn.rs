@@ -1,0 +1,120 @@
+//! AddPartitionsToTxn: v0-3 from producers (one transaction), v4+ batched with verify-only
+//! checks (the broker-to-broker form of KIP-890).
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+use kafka_protocol::messages::add_partitions_to_txn_response::{
+    AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult, AddPartitionsToTxnTopicResult,
+};
+use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResponse};
+
+use crate::Broker;
+use crate::connection::RequestContext;
+
+/// Per-topic results for one transaction: unknown partitions fail alone, the others are
+/// OPERATION_NOT_ATTEMPTED (as in Kafka) or share the transaction's outcome.
+fn add(
+    broker: &Broker,
+    v: i16,
+    tid: &str,
+    pid: i64,
+    epoch: i16,
+    verify_only: bool,
+    topics: &[AddPartitionsToTxnTopic],
+) -> Vec<AddPartitionsToTxnTopicResult> {
+    let unknown = |t: &str, p: i32| {
+        broker
+            .topics
+            .get(t)
+            .and_then(|x| x.partition(p).cloned())
+            .is_none()
+    };
+    let any_unknown = topics
+        .iter()
+        .any(|t| t.partitions.iter().any(|p| unknown(t.name.as_str(), *p)));
+    let outcome = if any_unknown {
+        None
+    } else {
+        let parts: Vec<(String, i32)> = topics
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(move |p| (t.name.to_string(), *p)))
+            .collect();
+        Some(
+            broker
+                .txns
+                .add_partitions(tid, pid, epoch, &parts, verify_only),
+        )
+    };
+    topics
+        .iter()
+        .map(|t| {
+            let results = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let code = match &outcome {
+                        None if unknown(t.name.as_str(), *p) => {
+                            ResponseError::UnknownTopicOrPartition.code()
+                        }
+                        None => ResponseError::OperationNotAttempted.code(),
+                        Some(Ok(())) => 0,
+                        Some(Err(e)) => {
+                            let e = if *e == ResponseError::ProducerFenced && v < 2 {
+                                ResponseError::InvalidProducerEpoch
+                            } else {
+                                *e
+                            };
+                            e.code()
+                        }
+                    };
+                    AddPartitionsToTxnPartitionResult::default()
+                        .with_partition_index(*p)
+                        .with_partition_error_code(code)
+                })
+                .collect();
+            AddPartitionsToTxnTopicResult::default()
+                .with_name(t.name.clone())
+                .with_results_by_partition(results)
+        })
+        .collect()
+}
+
+pub async fn handle(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: AddPartitionsToTxnRequest,
+) -> anyhow::Result<AddPartitionsToTxnResponse> {
+    let v = ctx.api_version;
+    if v <= 3 {
+        let results = add(
+            broker,
+            v,
+            req.v3_and_below_transactional_id.as_str(),
+            req.v3_and_below_producer_id.0,
+            req.v3_and_below_producer_epoch,
+            false,
+            &req.v3_and_below_topics,
+        );
+        return Ok(
+            AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results)
+        );
+    }
+    let results = req
+        .transactions
+        .iter()
+        .map(|t| {
+            AddPartitionsToTxnResult::default()
+                .with_transactional_id(t.transactional_id.clone())
+                .with_topic_results(add(
+                    broker,
+                    v,
+                    t.transactional_id.as_str(),
+                    t.producer_id.0,
+                    t.producer_epoch,
+                    t.verify_only,
+                    &t.topics,
+                ))
+        })
+        .collect();
+    Ok(AddPartitionsToTxnResponse::default().with_results_by_transaction(results))
+}

@@ -1,0 +1,53 @@
+//! DescribeTransactions: the coordinator's view of each transactional id.
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::describe_transactions_response::{TopicData, TransactionState};
+use kafka_protocol::messages::{
+    DescribeTransactionsRequest, DescribeTransactionsResponse, ProducerId,
+};
+
+use super::{str_bytes, topic_name};
+use crate::Broker;
+use crate::connection::RequestContext;
+
+pub async fn handle(
+    broker: &Broker,
+    _ctx: &RequestContext,
+    req: DescribeTransactionsRequest,
+) -> anyhow::Result<DescribeTransactionsResponse> {
+    let states = req
+        .transactional_ids
+        .iter()
+        .map(|id| {
+            let mut s = TransactionState::default()
+                .with_transactional_id(id.clone())
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1)
+                .with_transaction_start_time_ms(-1);
+            let Some(h) = broker.txns.get(id.as_str()) else {
+                s.error_code = ResponseError::TransactionalIdNotFound.code();
+                return s;
+            };
+            let m = h.lock().unwrap();
+            s.transaction_state = str_bytes(m.state.name());
+            s.transaction_timeout_ms = m.timeout_ms;
+            s.transaction_start_time_ms = m.start_ms;
+            s.producer_id = ProducerId(m.producer_id);
+            s.producer_epoch = m.producer_epoch;
+            let mut topics: Vec<TopicData> = Vec::new();
+            for (t, p) in &m.partitions {
+                match topics.iter_mut().find(|x| x.topic.as_str() == t) {
+                    Some(x) => x.partitions.push(*p),
+                    None => topics.push(
+                        TopicData::default()
+                            .with_topic(topic_name(t))
+                            .with_partitions(vec![*p]),
+                    ),
+                }
+            }
+            s.topics = topics;
+            s
+        })
+        .collect();
+    Ok(DescribeTransactionsResponse::default().with_transaction_states(states))
+}

@@ -1,0 +1,195 @@
+//! Log maintenance on one partition: time/size retention and key-based compaction.
+
+use bytes::Bytes;
+
+use super::{IndexEntry, PartitionLog, STATE_KEY, batch_key, index_key};
+use crate::log::{batch, records};
+
+/// Settings of one compaction pass (the topic's configs at the time).
+#[derive(Debug, Clone, Copy)]
+pub struct CompactPolicy {
+    pub now_ms: i64,
+    pub min_lag_ms: i64,
+    pub delete_retention_ms: i64,
+    pub min_dirty_ratio: f64,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CompactStats {
+    pub dirty_ratio: f64,
+    pub records_removed: u64,
+    pub batches_rewritten: u64,
+    pub batches_removed: u64,
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+}
+
+impl PartitionLog {
+    /// Time and size retention: drops the oldest batches whose max timestamp is older than
+    /// `retention_ms`, and as many oldest batches as keep the partition within
+    /// `retention_bytes` (-1 disables either). Returns the new log start offset if it moved.
+    pub fn apply_retention(
+        &self,
+        now_ms: i64,
+        retention_ms: i64,
+        retention_bytes: i64,
+    ) -> sled::Result<Option<i64>> {
+        let new_start = {
+            let st = self.state.lock().unwrap();
+            let mut n = 0;
+            if retention_ms >= 0 {
+                let cutoff = now_ms.saturating_sub(retention_ms);
+                n = st
+                    .index
+                    .iter()
+                    .take_while(|e| e.max_timestamp < cutoff)
+                    .count();
+            }
+            if retention_bytes >= 0 {
+                let mut size = st.bytes;
+                let mut m = 0;
+                for e in &st.index {
+                    if size.saturating_sub(e.size as u64) < retention_bytes as u64 {
+                        break;
+                    }
+                    size -= e.size as u64;
+                    m += 1;
+                }
+                n = n.max(m);
+            }
+            if n == 0 {
+                return Ok(None);
+            }
+            st.index[n - 1].last_offset + 1
+        };
+        self.advance_log_start(new_start).map(Some)
+    }
+
+    /// One compaction pass (see [`CompactPolicy`]): keeps the latest record of every key in
+    /// the cleanable part of the log, drops tombstones older than `delete_retention_ms`, and
+    /// leaves offsets, batch boundaries and the active head untouched.
+    pub fn compact(&self, p: &CompactPolicy) -> anyhow::Result<CompactStats> {
+        let _m = self.maintenance.lock().unwrap();
+        let (index, checkpoint) = {
+            let st = self.state.lock().unwrap();
+            (st.index.clone(), st.cleaned_upto)
+        };
+        let mut stats = CompactStats::default();
+        // The head (last batch) and anything younger than min.compaction.lag.ms stay as is.
+        let lag_cutoff = p.now_ms.saturating_sub(p.min_lag_ms);
+        let end = index
+            .iter()
+            .take(index.len().saturating_sub(1))
+            .take_while(|e| e.max_timestamp <= lag_cutoff)
+            .count();
+        if end == 0 {
+            return Ok(stats);
+        }
+        let total: u64 = index[..end].iter().map(|e| e.size as u64).sum();
+        let dirty: u64 = index[..end]
+            .iter()
+            .filter(|e| e.base_offset >= checkpoint)
+            .map(|e| e.size as u64)
+            .sum();
+        stats.dirty_ratio = dirty as f64 / total.max(1) as f64;
+        if dirty == 0 || stats.dirty_ratio < p.min_dirty_ratio {
+            return Ok(stats);
+        }
+        // Pass 1: the latest offset of every key.
+        let mut latest: std::collections::HashMap<Bytes, i64> = std::collections::HashMap::new();
+        for e in &index[..end] {
+            let Some(raw) = self.tree.get(batch_key(e.base_offset))? else {
+                continue;
+            };
+            let h = batch::stored_header(&raw);
+            if h.is_control() {
+                continue;
+            }
+            let section = records::records_section(&raw)?;
+            for r in records::parse_records(&section, h.records_count)? {
+                if let Some(k) = r.key {
+                    latest.insert(k, h.base_offset + r.offset_delta as i64);
+                }
+            }
+        }
+        // Pass 2: rewrite batches that lost records.
+        let tombstone_cutoff = p.now_ms.saturating_sub(p.delete_retention_ms);
+        let mut changes: Vec<(i64, Option<Bytes>)> = Vec::new();
+        for e in &index[..end] {
+            let Some(raw) = self.tree.get(batch_key(e.base_offset))? else {
+                continue;
+            };
+            let h = batch::stored_header(&raw);
+            if h.is_control() {
+                continue;
+            }
+            let section = records::records_section(&raw)?;
+            let recs = records::parse_records(&section, h.records_count)?;
+            let keep: Vec<bool> = recs
+                .iter()
+                .map(|r| match &r.key {
+                    // Keyless records never entered a compacted topic; if the policy changed
+                    // later, they are kept rather than silently lost.
+                    None => true,
+                    Some(k) => {
+                        let offset = h.base_offset + r.offset_delta as i64;
+                        let newest = latest.get(k) == Some(&offset);
+                        let expired_tombstone = r.value_is_null
+                            && h.base_timestamp + r.timestamp_delta < tombstone_cutoff;
+                        newest && !expired_tombstone
+                    }
+                })
+                .collect();
+            let dropped = keep.iter().filter(|k| !**k).count();
+            if dropped == 0 {
+                continue;
+            }
+            stats.records_removed += dropped as u64;
+            changes.push((
+                e.base_offset,
+                records::rebuild(&raw, &section, &recs, &keep)?,
+            ));
+        }
+        stats.bytes_before = total;
+        let mut st = self.state.lock().unwrap();
+        let mut w = sled::Batch::default();
+        for (base, new) in &changes {
+            let Ok(i) = st.index.binary_search_by_key(base, |e| e.base_offset) else {
+                continue;
+            };
+            match new {
+                Some(bytes) => {
+                    let h = batch::stored_header(bytes);
+                    let entry = IndexEntry::from_header(&h, bytes.len());
+                    w.insert(&batch_key(*base), bytes.as_ref());
+                    w.insert(&index_key(*base), &entry.encode());
+                    st.bytes = st.bytes - st.index[i].size as u64 + entry.size as u64;
+                    st.index[i] = entry;
+                    stats.batches_rewritten += 1;
+                }
+                None => {
+                    w.remove(&batch_key(*base));
+                    w.remove(&index_key(*base));
+                    st.bytes -= st.index[i].size as u64;
+                    st.index.remove(i);
+                    stats.batches_removed += 1;
+                }
+            }
+        }
+        st.cleaned_upto = index[end - 1].last_offset + 1;
+        w.insert(
+            STATE_KEY,
+            Self::encode_state(st.log_start_offset, st.leader_epoch, st.cleaned_upto).to_vec(),
+        );
+        self.tree.apply_batch(w)?;
+        st.rebuild_running_max();
+        let last_clean = index[end - 1].base_offset;
+        stats.bytes_after = st
+            .index
+            .iter()
+            .take_while(|e| e.base_offset <= last_clean)
+            .map(|e| e.size as u64)
+            .sum();
+        Ok(stats)
+    }
+}
