@@ -7,10 +7,13 @@
 #   retention-fill     ~16 MB of records stamped 1 hour ago plus a few fresh ones   (du measured after)
 #   retention          retention.ms set live: the old records go; consumers at a deleted offset
 #                      (auto.offset.reset earliest / none); retention.ms=5000 from creation; retention.bytes
-#   compaction-fill    10 versions of 1000 keys (old tombstones included), held by min.compaction.lag.ms
-#   compaction         lag removed: exactly the latest value per live key remains; describeLogDirs shrinks
-#   delete-records     deleteRecords -> lowWatermark; earliest offsets and consumers follow
+#   compaction-fill    10 versions of 1000 keys (old tombstones included), held by min.compaction.lag.ms,
+#                      in one topic per producer codec (none gzip snappy lz4 zstd)       (du measured after)
+#   compaction         lag removed: exactly the latest value per live key remains; describeLogDirs shrinks;
+#                      a second round of updates is compacted too; keyless records refused
+#   delete-records     deleteRecords -> lowWatermark; earliest offsets, consumers and an idempotent producer follow
 #   offsets-for-times  offsetsForTimes / listOffsets by timestamp, plain and gzip, LogAppendTime
+#   timestamp-bounds   message.timestamp.after.max.ms (Kafka 4 default 1 h) / before.max.ms -> INVALID_TIMESTAMP
 #   restart            graceful broker restart on the same data dir, then
 #   after-restart      log starts, configs and compacted contents persisted; retention still runs
 # The runner prints `du -sb` of the data dir at each stage and a table at the end (information only:
@@ -27,6 +30,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/java-common.sh"
 
 ONLY="${JAVA_LIFECYCLE_SCENARIOS:-}"
 JAVA_LOG_TAIL=40
+# Per-JVM bound (java-common.sh sets 300 s): compaction waits up to 30 s per codec and round.
+JAVA_TIMEOUT=420
 
 java_prepare
 
@@ -80,9 +85,29 @@ want() {
 disk() {
   local bytes
   bytes=$(du -sb "$DATA" 2>/dev/null | cut -f1)
-  DISK+=("$(printf '%-28s %12s bytes' "$1" "$bytes")")
+  LAST_DU="$bytes"
+  DISK+=("$(printf '%-34s %12s bytes' "$1" "$bytes")")
   echo "$RUNNER: du -sb data dir ($1): $bytes bytes"
   (cd "$DATA" && du -ab . 2>/dev/null | sort -k2 | awk '$1 > 0 {printf "    %12d  %s\n", $1, $2}' | head -20) || true
+}
+
+# disk_settle LABEL REF_BYTES: the store may give space back only later (sled reclaims its
+# segments and blob files lazily), so poll du for up to 20 s until it is below REF_BYTES and
+# record when (information only, never a failure).
+disk_settle() {
+  local label="$1" ref="$2" bytes waited=0
+  while :; do
+    bytes=$(du -sb "$DATA" 2>/dev/null | cut -f1)
+    if [ "$bytes" -lt "$ref" ] || [ "$waited" -ge 20 ]; then break; fi
+    sleep 1
+    waited=$((waited + 1))
+  done
+  if [ "$bytes" -lt "$ref" ]; then
+    DISK+=("$(printf '%-34s %12s bytes (below %s after %ss)' "$label" "$bytes" "$ref" "$waited")")
+  else
+    DISK+=("$(printf '%-34s %12s bytes (still not below %s after %ss)' "$label" "$bytes" "$ref" "$waited")")
+  fi
+  echo "$RUNNER: du -sb data dir ($label): $bytes bytes after ${waited}s (reference $ref)"
 }
 
 # run_lc NAME: run_java plus, on failure, the broker's WARN/ERROR lines logged while it ran.
@@ -103,12 +128,21 @@ run_lc() {
 
 disk "empty broker"
 if want configs; then run_lc configs; fi
-if want retention-fill; then run_lc retention-fill; disk "before retention"; fi
-if want retention; then run_lc retention; disk "after retention"; fi
-if want compaction-fill; then run_lc compaction-fill; disk "before compaction"; fi
-if want compaction; then run_lc compaction; disk "after compaction"; fi
+DU_REF=0
+if want retention-fill; then run_lc retention-fill; disk "before retention"; DU_REF="$LAST_DU"; fi
+if want retention; then
+  run_lc retention; disk "after retention"
+  [ "$DU_REF" -gt 0 ] && disk_settle "after retention, settled" "$DU_REF"
+fi
+DU_REF=0
+if want compaction-fill; then run_lc compaction-fill; disk "before compaction"; DU_REF="$LAST_DU"; fi
+if want compaction; then
+  run_lc compaction; disk "after compaction"
+  [ "$DU_REF" -gt 0 ] && disk_settle "after compaction, settled" "$DU_REF"
+fi
 if want delete-records; then run_lc delete-records; fi
 if want offsets-for-times; then run_lc offsets-for-times; fi
+if want timestamp-bounds; then run_lc timestamp-bounds; fi
 disk "before restart"
 
 if want restart || want after-restart; then

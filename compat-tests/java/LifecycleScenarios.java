@@ -56,7 +56,8 @@ import org.apache.kafka.common.serialization.StringSerializer;
  *   retention          ... retention.ms is set to 10 minutes live: the old records go, the fresh stay;
  *                      consumers at a deleted offset with auto.offset.reset=earliest / none;
  *                      a topic created with retention.ms=5000; retention.bytes
- *   compaction-fill    a compacted topic with 10 versions of 1000 keys (some ending in old tombstones)
+ *   compaction-fill    compacted topics (producer codec none, gzip, snappy, lz4, zstd), each with 10
+ *                      versions of 1000 keys (some ending in old tombstones)
  *                      and a one-record head, held uncompacted by min.compaction.lag.ms=1h ...
  *   compaction         ... min.compaction.lag.ms is deleted: the cleaner leaves exactly the latest value of
  *                      every live key, describeLogDirs shows the partition shrink; a second round of updates
@@ -64,10 +65,14 @@ import org.apache.kafka.common.serialization.StringSerializer;
  *   delete-records     deleteRecords -> lowWatermark, earliest offsets, consumers, out-of-range requests
  *   offsets-for-times  offsetsForTimes / listOffsets(forTimestamp, maxTimestamp) on plain and gzip batches,
  *                      after deleteRecords, and on a LogAppendTime topic
+ *   timestamp-bounds   message.timestamp.after.max.ms (Kafka 4 default: 1 hour) and before.max.ms refuse
+ *                      CreateTime records outside the window with INVALID_TIMESTAMP (KIP-937); a batch
+ *                      stamped far in the future would otherwise escape retention.ms
  *   after-restart      (the runner restarted the broker) log starts, compacted contents and configs persisted
  * </pre>
  * Usage: {@code java LifecycleScenarios SCENARIO BOOTSTRAP}. Exits non-zero if a check failed.
- * Every wait is bounded; a scenario never waits more than about two minutes.
+ * Every wait is bounded (30 s per wait for the retention task or the cleaner, which both run every
+ * second here); the runner bounds each JVM as well.
  */
 public final class LifecycleScenarios {
     static final String T_CONFIGS = "lc-configs";
@@ -105,7 +110,7 @@ public final class LifecycleScenarios {
     static final int SECOND_ROUND_KEYS = 100;
 
     static final long RETENTION_WAIT_MS = 30_000;
-    static final long COMPACTION_WAIT_MS = 60_000;
+    static final long COMPACTION_WAIT_MS = 30_000;
 
     final String bootstrap;
     final Checks c;
@@ -132,6 +137,7 @@ public final class LifecycleScenarios {
                 case "compaction" -> s.compaction(admin);
                 case "delete-records" -> s.deleteRecords(admin);
                 case "offsets-for-times" -> s.offsetsForTimes(admin);
+                case "timestamp-bounds" -> s.timestampBounds(admin);
                 case "after-restart" -> s.afterRestart(admin);
                 default -> {
                     System.err.println("unknown scenario " + args[0]);
@@ -491,7 +497,13 @@ public final class LifecycleScenarios {
                         "synonym log.retention.ms=600000 [DYNAMIC_DEFAULT_BROKER_CONFIG]");
                 checkEntry(describe(admin, res), "retention.ms", "3000000",
                         ConfigEntry.ConfigSource.DYNAMIC_TOPIC_CONFIG, "topic with its own override");
-                ConfigEntry be = describe(admin, CLUSTER_DEFAULT).get("log.retention.ms");
+                Config clusterCfg = describe(admin, CLUSTER_DEFAULT);
+                long notDynamicDefault = clusterCfg.entries().stream()
+                        .filter(x -> x.source() != ConfigEntry.ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG).count();
+                // Kafka answers the default resource with the dynamic cluster defaults only.
+                c.info("describeConfigs(BROKER \"\") returned " + clusterCfg.entries().size() + " entries, "
+                        + notDynamicDefault + " of them not DYNAMIC_DEFAULT_BROKER_CONFIG (Kafka returns only the dynamic defaults)");
+                ConfigEntry be = clusterCfg.get("log.retention.ms");
                 c.info("BROKER \"\": " + show(be));
                 c.checkEq(ConfigEntry.ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG, be == null ? null : be.source(),
                         "describeConfigs(BROKER \"\") log.retention.ms source");
@@ -572,6 +584,18 @@ public final class LifecycleScenarios {
             long size = partitionSize(admin, tp);
             c.info("describeLogDirs: " + tp + " size " + size + " bytes");
             c.check(size >= (long) BULK_OLD * BULK_VALUE_BYTES, "partition size covers the records written (" + size + " bytes)");
+            for (Map<String, LogDirDescription> dirs : admin.describeLogDirs(List.of(nodeId)).allDescriptions()
+                    .get(30, TimeUnit.SECONDS).values()) {
+                for (Map.Entry<String, LogDirDescription> d : dirs.entrySet()) {
+                    LogDirDescription ld = d.getValue();
+                    c.info("describeLogDirs: dir " + d.getKey() + ", " + ld.replicaInfos().size() + " partitions, total "
+                            + ld.totalBytes() + ", usable " + ld.usableBytes() + ", error " + ld.error());
+                    c.check(ld.error() == null, "log dir without error");
+                    c.check(ld.totalBytes().isPresent() && ld.usableBytes().isPresent()
+                            && ld.usableBytes().getAsLong() <= ld.totalBytes().getAsLong(),
+                            "total and usable bytes reported (DescribeLogDirs v4), usable <= total");
+                }
+            }
         });
     }
 
@@ -804,93 +828,121 @@ public final class LifecycleScenarios {
                 + missing + " keys missing; " + problems;
     }
 
+    /** Producer codecs of the compacted topics: the cleaner rewrites batches in their own codec. */
+    static final String[] CODECS = {"none", "gzip", "snappy", "lz4", "zstd"};
+
+    static String compactTopic(String codec) {
+        return codec.equals("none") ? T_COMPACT : T_COMPACT + "-" + codec;
+    }
+
     void compactionFill(Admin admin) throws Exception {
-        TopicPartition tp = new TopicPartition(T_COMPACT, 0);
-        c.step("fill " + T_COMPACT + ": " + VERSIONS + " versions of " + KEYS + " keys, held back by min.compaction.lag.ms", () -> {
-            Map<String, String> cfg = new LinkedHashMap<>();
-            cfg.put("cleanup.policy", "compact");
-            cfg.put("min.cleanable.dirty.ratio", "0.01");
-            cfg.put("delete.retention.ms", "1000");
-            cfg.put("min.compaction.lag.ms", String.valueOf(HOUR));
-            createTopic(admin, T_COMPACT, 1, cfg);
-            long start = System.nanoTime();
-            try (KafkaProducer<String, String> p = producer()) {
-                long old = now() - HOUR;
-                for (int v = 0; v < VERSIONS; v++) {
-                    for (int k = 0; k < KEYS; k++) {
-                        String val = value(k, v);
-                        // The final tombstones carry a timestamp 1 hour old, well past delete.retention.ms.
-                        Long ts = (val == null && v == VERSIONS - 1) ? Long.valueOf(old + k) : null;
-                        p.send(new ProducerRecord<>(T_COMPACT, 0, ts, key(k), val));
+        Map<String, Long> sizes = new LinkedHashMap<>();
+        for (String codec : CODECS) {
+            String topic = compactTopic(codec);
+            TopicPartition tp = new TopicPartition(topic, 0);
+            c.step("fill " + topic + " (" + codec + "): " + VERSIONS + " versions of " + KEYS + " keys, held back by min.compaction.lag.ms", () -> {
+                Map<String, String> cfg = new LinkedHashMap<>();
+                cfg.put("cleanup.policy", "compact");
+                cfg.put("min.cleanable.dirty.ratio", "0.01");
+                cfg.put("delete.retention.ms", "1000");
+                cfg.put("min.compaction.lag.ms", String.valueOf(HOUR));
+                createTopic(admin, topic, 1, cfg);
+                long start = System.nanoTime();
+                try (KafkaProducer<String, String> p = producer(ProducerConfig.COMPRESSION_TYPE_CONFIG, codec)) {
+                    long old = now() - HOUR;
+                    for (int v = 0; v < VERSIONS; v++) {
+                        for (int k = 0; k < KEYS; k++) {
+                            String val = value(k, v);
+                            // The final tombstones carry a timestamp 1 hour old, well past delete.retention.ms.
+                            Long ts = (val == null && v == VERSIONS - 1) ? Long.valueOf(old + k) : null;
+                            p.send(new ProducerRecord<>(topic, 0, ts, key(k), val));
+                        }
+                        p.flush(); // every version ends a batch: several producer batches per version
                     }
-                    p.flush(); // every version ends a batch: several producer batches per version
+                    // The head: one fresh record alone in the last batch.
+                    RecordMetadata md = p.send(new ProducerRecord<>(topic, 0, "head", "head 1")).get(30, TimeUnit.SECONDS);
+                    c.checkEq((long) VERSIONS * KEYS, md.offset(), "offset of the head record");
                 }
-                // The head: one fresh record alone in the last batch.
-                RecordMetadata md = p.send(new ProducerRecord<>(T_COMPACT, 0, "head", "head 1")).get(30, TimeUnit.SECONDS);
-                c.checkEq((long) VERSIONS * KEYS, md.offset(), "offset of the head record");
-            }
-            c.info("produced " + (VERSIONS * KEYS + 1) + " records in " + ms(start));
-            long size = partitionSize(admin, tp);
-            c.info("describeLogDirs: " + tp + " size " + size + " bytes");
-            c.check(size >= (long) VERSIONS * KEYS * COMPACT_VALUE_BYTES * 8 / 10, "partition size covers all versions (" + size + ")");
-            // Several cleaner passes (log.cleaner.backoff.ms=1000) must leave records younger than
-            // min.compaction.lag.ms alone.
+                c.info("produced " + (VERSIONS * KEYS + 1) + " records in " + ms(start));
+                long size = partitionSize(admin, tp);
+                sizes.put(topic, size);
+                c.info("describeLogDirs: " + tp + " size " + size + " bytes");
+                if (codec.equals("none")) {
+                    c.check(size >= (long) VERSIONS * KEYS * COMPACT_VALUE_BYTES * 8 / 10, "partition size covers all versions (" + size + ")");
+                } else {
+                    c.check(size > 0, "partition size reported (" + size + ")");
+                }
+            });
+        }
+        // Several cleaner passes (log.cleaner.backoff.ms=1000) must leave records younger than
+        // min.compaction.lag.ms alone.
+        c.step("min.compaction.lag.ms=1h holds the cleaner back (4 s, ~4 cleaner passes)", () -> {
             Thread.sleep(4000);
-            try (KafkaConsumer<String, String> consumer = consumer("earliest")) {
-                List<ConsumerRecord<String, String>> all = readAll(consumer, tp, 30_000);
-                c.checkEq(VERSIONS * KEYS + 1, all.size(), "records readable after 4 s (min.compaction.lag.ms=1h holds the cleaner back)");
+            for (String codec : CODECS) {
+                String topic = compactTopic(codec);
+                TopicPartition tp = new TopicPartition(topic, 0);
+                try (KafkaConsumer<String, String> consumer = consumer("earliest")) {
+                    List<ConsumerRecord<String, String>> all = readAll(consumer, tp, 30_000);
+                    c.checkEq(VERSIONS * KEYS + 1, all.size(), topic + ": records readable");
+                }
+                c.checkEq(sizes.get(topic), partitionSize(admin, tp), topic + ": partition size unchanged");
             }
-            c.checkEq(size, partitionSize(admin, tp), "partition size unchanged");
         });
     }
 
     void compaction(Admin admin) throws Exception {
-        TopicPartition tp = new TopicPartition(T_COMPACT, 0);
-        long[] sizes = new long[3];
-        c.step("DELETE min.compaction.lag.ms: the cleaner compacts to the latest value of every live key", () -> {
-            sizes[0] = partitionSize(admin, tp);
-            c.info("describeLogDirs before: " + sizes[0] + " bytes");
-            alter(admin, topicRes(T_COMPACT), op("min.compaction.lag.ms", "", AlterConfigOp.OpType.DELETE));
-            Map<String, Map.Entry<String, Long>> expected = expectedAfterFirstRound();
-            int[] reads = {0};
-            try (KafkaConsumer<String, String> consumer = consumer("earliest")) {
-                Waited<String> w = waitFor("compacted contents of " + T_COMPACT, COMPACTION_WAIT_MS, () -> {
-                    reads[0]++;
-                    String problem = compactionProblem(readAll(consumer, tp, 20_000), expected);
-                    return problem == null ? "exact" : problem;
-                }, "exact"::equals);
-                c.check(w.ok(), "reading from the beginning returns exactly " + expected.size()
-                        + " records: the latest value of each of the " + (expected.size() - 1)
-                        + " live keys at its original offset, plus the head (" + reads[0] + " reads; last: " + w.last() + ")");
-                c.checkEq(0L, consumer.beginningOffsets(List.of(tp)).get(tp), "earliest offset stays 0");
-                c.checkEq((long) VERSIONS * KEYS + 1, consumer.endOffsets(List.of(tp)).get(tp), "end offset unchanged");
-            }
-            sizes[1] = partitionSize(admin, tp);
-            c.info("describeLogDirs after: " + sizes[1] + " bytes (" + sizes[0] + " before, "
-                    + String.format("%.1f%%", 100.0 * sizes[1] / Math.max(1, sizes[0])) + ")");
-            c.check(sizes[1] >= 0 && sizes[1] < sizes[0] / 5, "describeLogDirs partition size fell from " + sizes[0] + " to " + sizes[1]);
-        });
-
-        c.step("a second round of updates is compacted too", () -> {
-            try (KafkaProducer<String, String> p = producer()) {
-                for (int k = 0; k < SECOND_ROUND_KEYS; k++) {
-                    p.send(new ProducerRecord<>(T_COMPACT, 0, key(k), secondRoundValue(k)));
+        for (String codec : CODECS) {
+            String topic = compactTopic(codec);
+            TopicPartition tp = new TopicPartition(topic, 0);
+            int failuresBefore = c.failures();
+            c.step(topic + " (" + codec + "): DELETE min.compaction.lag.ms, the cleaner keeps the latest value of every live key", () -> {
+                long before = partitionSize(admin, tp);
+                c.info("describeLogDirs before: " + before + " bytes");
+                alter(admin, topicRes(topic), op("min.compaction.lag.ms", "", AlterConfigOp.OpType.DELETE));
+                Map<String, Map.Entry<String, Long>> expected = expectedAfterFirstRound();
+                int[] reads = {0};
+                try (KafkaConsumer<String, String> consumer = consumer("earliest")) {
+                    Waited<String> w = waitFor("compacted contents of " + topic, COMPACTION_WAIT_MS, () -> {
+                        reads[0]++;
+                        String problem = compactionProblem(readAll(consumer, tp, 20_000), expected);
+                        return problem == null ? "exact" : problem;
+                    }, "exact"::equals);
+                    c.check(w.ok(), "reading from the beginning returns exactly " + expected.size()
+                            + " records: the latest value of each of the " + (expected.size() - 1)
+                            + " live keys at its original offset, plus the head (" + reads[0] + " reads; last: " + w.last() + ")");
+                    c.checkEq(0L, consumer.beginningOffsets(List.of(tp)).get(tp), "earliest offset stays 0");
+                    c.checkEq((long) VERSIONS * KEYS + 1, consumer.endOffsets(List.of(tp)).get(tp), "end offset unchanged");
                 }
-                p.send(new ProducerRecord<>(T_COMPACT, 0, "head", "head 2"));
-                p.flush();
-                p.send(new ProducerRecord<>(T_COMPACT, 0, "tail", "tail")).get(30, TimeUnit.SECONDS);
+                long after = partitionSize(admin, tp);
+                c.info("describeLogDirs after: " + after + " bytes (" + before + " before, "
+                        + String.format("%.1f%%", 100.0 * after / Math.max(1, before)) + ")");
+                c.check(after >= 0 && after < before / 3, "describeLogDirs partition size fell from " + before + " to " + after);
+            });
+
+            if (c.failures() > failuresBefore) {
+                c.info(topic + ": second round skipped (the first did not compact)");
+                continue;
             }
-            Map<String, Map.Entry<String, Long>> expected = expectedAfterSecondRound();
-            try (KafkaConsumer<String, String> consumer = consumer("earliest")) {
-                Waited<String> w = waitFor("second compaction of " + T_COMPACT, COMPACTION_WAIT_MS, () -> {
-                    String problem = compactionProblem(readAll(consumer, tp, 20_000), expected);
-                    return problem == null ? "exact" : problem;
-                }, "exact"::equals);
-                c.check(w.ok(), "exactly " + expected.size() + " records after the second round (key-0003 revived, \"head 1\" superseded; last: " + w.last() + ")");
-            }
-            sizes[2] = partitionSize(admin, tp);
-            c.info("describeLogDirs after the second round: " + sizes[2] + " bytes");
-        });
+            c.step(topic + ": a second round of updates is compacted too", () -> {
+                try (KafkaProducer<String, String> p = producer(ProducerConfig.COMPRESSION_TYPE_CONFIG, codec)) {
+                    for (int k = 0; k < SECOND_ROUND_KEYS; k++) {
+                        p.send(new ProducerRecord<>(topic, 0, key(k), secondRoundValue(k)));
+                    }
+                    p.send(new ProducerRecord<>(topic, 0, "head", "head 2"));
+                    p.flush();
+                    p.send(new ProducerRecord<>(topic, 0, "tail", "tail")).get(30, TimeUnit.SECONDS);
+                }
+                Map<String, Map.Entry<String, Long>> expected = expectedAfterSecondRound();
+                try (KafkaConsumer<String, String> consumer = consumer("earliest")) {
+                    Waited<String> w = waitFor("second compaction of " + topic, COMPACTION_WAIT_MS, () -> {
+                        String problem = compactionProblem(readAll(consumer, tp, 20_000), expected);
+                        return problem == null ? "exact" : problem;
+                    }, "exact"::equals);
+                    c.check(w.ok(), "exactly " + expected.size() + " records after the second round (key-0003 revived, \"head 1\" superseded; last: " + w.last() + ")");
+                }
+                c.info("describeLogDirs after the second round: " + partitionSize(admin, tp) + " bytes");
+            });
+        }
 
         c.step("keyless records are refused on a compacted topic", () -> {
             try (KafkaProducer<String, String> p = producer(ProducerConfig.RETRIES_CONFIG, "0",
@@ -986,6 +1038,25 @@ public final class LifecycleScenarios {
             try (KafkaProducer<String, String> p = producer()) {
                 c.checkEq(100L, p.send(new ProducerRecord<>(T_DELETE, 0, "after", "after delete")).get(30, TimeUnit.SECONDS).offset(),
                         "the next record produced gets offset 100");
+            }
+        });
+
+        c.step("an idempotent producer keeps going after everything it wrote was deleted", () -> {
+            TopicPartition tp = new TopicPartition(T_DELETE, 1); // emptied above (log start 50 = end)
+            try (KafkaProducer<String, String> p = producer()) {
+                long first = p.send(new ProducerRecord<>(T_DELETE, 1, "idem", "one")).get(30, TimeUnit.SECONDS).offset();
+                c.checkEq(50L, first, "first offset");
+                c.checkEq(51L, admin.deleteRecords(Map.of(tp, RecordsToDelete.beforeOffset(51))).lowWatermarks().get(tp)
+                        .get(30, TimeUnit.SECONDS).lowWatermark(), "lowWatermark after deleting the producer's only batch");
+                List<Future<RecordMetadata>> fs = new ArrayList<>();
+                for (int i = 0; i < 5; i++) {
+                    fs.add(p.send(new ProducerRecord<>(T_DELETE, 1, "idem", "more " + i)));
+                }
+                List<Long> offsets = new ArrayList<>();
+                for (Future<RecordMetadata> f : fs) {
+                    offsets.add(f.get(30, TimeUnit.SECONDS).offset());
+                }
+                c.checkEq(List.of(51L, 52L, 53L, 54L, 55L), offsets, "offsets of the same producer's next records");
             }
         });
     }
@@ -1084,6 +1155,45 @@ public final class LifecycleScenarios {
         });
     }
 
+    // ---------------------------------------------------------------------------------------
+    // timestamp bounds (KIP-937)
+
+    /** Sends one record in its own batch; returns "stored at N" or the exception's description. */
+    String sendOne(String topic, long ts) {
+        try (KafkaProducer<String, String> p = producer(ProducerConfig.RETRIES_CONFIG, "0",
+                ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, "false")) {
+            return "stored at " + p.send(new ProducerRecord<>(topic, 0, ts, "k", "v")).get(30, TimeUnit.SECONDS).offset();
+        } catch (Exception e) {
+            return Checks.describe(e);
+        }
+    }
+
+    void timestampBounds(Admin admin) throws Exception {
+        c.step("default topic: CreateTime more than 1 hour ahead is refused, any past time accepted", () -> {
+            createTopic(admin, "lc-ts-default", 1, Map.of());
+            checkEntry(describe(admin, topicRes("lc-ts-default")), "message.timestamp.after.max.ms", "3600000",
+                    ConfigEntry.ConfigSource.DEFAULT_CONFIG, "advertised default");
+            String r = sendOne("lc-ts-default", now() + 2 * HOUR);
+            c.check(r.startsWith("InvalidTimestampException"), "timestamp now + 2 h -> " + r);
+            r = sendOne("lc-ts-default", now() + 60_000);
+            c.check(r.startsWith("stored"), "timestamp now + 1 min -> " + r);
+            r = sendOne("lc-ts-default", now() - 30L * 24 * HOUR);
+            c.check(r.startsWith("stored"), "timestamp now - 30 days -> " + r);
+        });
+        c.step("message.timestamp.before.max.ms=60000: a record 1 hour old is refused", () -> {
+            createTopic(admin, "lc-ts-before", 1, Map.of("message.timestamp.before.max.ms", "60000"));
+            String r = sendOne("lc-ts-before", now() - HOUR);
+            c.check(r.startsWith("InvalidTimestampException"), "timestamp now - 1 h -> " + r);
+            r = sendOne("lc-ts-before", now());
+            c.check(r.startsWith("stored"), "timestamp now -> " + r);
+        });
+        c.step("LogAppendTime topics ignore the bounds", () -> {
+            createTopic(admin, "lc-ts-append", 1, Map.of("message.timestamp.type", "LogAppendTime"));
+            String r = sendOne("lc-ts-append", now() + 2 * HOUR);
+            c.check(r.startsWith("stored"), "timestamp now + 2 h on a LogAppendTime topic -> " + r);
+        });
+    }
+
     static String signed(long d) {
         return d >= 0 ? "+" + d : String.valueOf(d);
     }
@@ -1096,7 +1206,7 @@ public final class LifecycleScenarios {
             c.checkEq((long) BULK_OLD, earliest(admin, new TopicPartition(T_RET_BULK, 0)), "earliest " + T_RET_BULK);
             c.checkEq(14L, earliest(admin, new TopicPartition(T_RET_BYTES, 0)), "earliest " + T_RET_BYTES);
             c.checkEq(100L, earliest(admin, new TopicPartition(T_DELETE, 0)), "earliest " + T_DELETE + "-0");
-            c.checkEq(50L, earliest(admin, new TopicPartition(T_DELETE, 1)), "earliest " + T_DELETE + "-1");
+            c.checkEq(51L, earliest(admin, new TopicPartition(T_DELETE, 1)), "earliest " + T_DELETE + "-1");
             c.checkEq(12L, earliest(admin, new TopicPartition(T_TIMES, 0)), "earliest " + T_TIMES);
         });
         c.step("topic configs survive the restart", () -> {
@@ -1108,13 +1218,15 @@ public final class LifecycleScenarios {
             checkEntry(describe(admin, topicRes(T_CONFIGS_DEFAULT)), "retention.ms", DEFAULT_RETENTION,
                     ConfigEntry.ConfigSource.DEFAULT_CONFIG, T_CONFIGS_DEFAULT + " (broker layers deleted)");
         });
-        c.step("the compacted topic reads back exactly as compacted", () -> {
-            TopicPartition tp = new TopicPartition(T_COMPACT, 0);
-            try (KafkaConsumer<String, String> consumer = consumer("earliest")) {
-                String problem = compactionProblem(readAll(consumer, tp, 30_000), expectedAfterSecondRound());
-                c.check(problem == null, "compacted contents after restart" + (problem == null ? "" : ": " + problem));
+        c.step("the compacted topics read back exactly as compacted", () -> {
+            for (String codec : CODECS) {
+                TopicPartition tp = new TopicPartition(compactTopic(codec), 0);
+                try (KafkaConsumer<String, String> consumer = consumer("earliest")) {
+                    String problem = compactionProblem(readAll(consumer, tp, 30_000), expectedAfterSecondRound());
+                    c.check(problem == null, tp + ": compacted contents after restart" + (problem == null ? "" : ": " + problem));
+                }
+                c.info("describeLogDirs " + tp + ": " + partitionSize(admin, tp) + " bytes");
             }
-            c.info("describeLogDirs " + tp + ": " + partitionSize(admin, tp) + " bytes");
         });
         c.step("retention keeps working after the restart", () -> {
             TopicPartition tp = new TopicPartition(T_RET_BULK, 0);

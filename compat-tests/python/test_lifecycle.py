@@ -22,6 +22,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -263,6 +264,29 @@ def test_incremental_alter_and_describe_configs(admin, topic_name):
     assert (cfg["retention.ms"].value, cfg["retention.ms"].source) == \
         (DEFAULT_RETENTION, ConfigSource.DEFAULT_CONFIG.value), show(cfg["retention.ms"])
     assert cfg["cleanup.policy"].value == "delete", show(cfg["cleanup.policy"])
+
+
+def test_legacy_alter_configs_replaces_the_whole_set(admin, topic_name):
+    """AlterConfigs (not incremental; confluent-kafka's alter_configs) replaces every dynamic
+    config of the resource: keys not named go back to their defaults."""
+    name = topic_name()
+    create(admin, name, config={"retention.ms": "3600000", "segment.ms": "7200000"})
+    res = ConfigResource(ResourceType.TOPIC, name, set_config={"retention.ms": "7200000"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # alter_configs is deprecated client-side
+        admin.alter_configs([res], request_timeout=OP_TIMEOUT_S)[res].result(OP_TIMEOUT_S)
+    cfg = describe(admin, ResourceType.TOPIC, name)
+    e = cfg["retention.ms"]
+    assert (e.value, e.source) == ("7200000", ConfigSource.DYNAMIC_TOPIC_CONFIG.value), show(e)
+    e = cfg["segment.ms"]
+    assert (e.value, e.source) == ("604800000", ConfigSource.DEFAULT_CONFIG.value), show(e)
+    bad = ConfigResource(ResourceType.TOPIC, name, set_config={"retention.ms": "soon"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        with pytest.raises(KafkaException) as refused:
+            admin.alter_configs([bad], request_timeout=OP_TIMEOUT_S)[bad].result(OP_TIMEOUT_S)
+    assert refused.value.args[0].code() == KafkaError.INVALID_CONFIG, refused.value
+    assert describe(admin, ResourceType.TOPIC, name)["retention.ms"].value == "7200000"
 
 
 def test_per_broker_default_seen_by_topic(lc, admin, topic_name):

@@ -1,0 +1,139 @@
+use super::*;
+
+fn settings() -> GroupSettings {
+    crate::config::Config::default().group.clone()
+}
+
+fn req(member: &str, instance: Option<&str>) -> JoinRequest {
+    JoinRequest {
+        member_id: member.to_string(),
+        instance_id: instance.map(str::to_string),
+        client_id: "c".into(),
+        client_host: "/127.0.0.1".into(),
+        session_timeout_ms: 10_000,
+        rebalance_timeout_ms: 10_000,
+        protocol_type: "consumer".into(),
+        protocols: vec![("range".into(), Bytes::from_static(b"m"))],
+        require_known_member_id: true,
+        supports_skip_assignment: true,
+    }
+}
+
+fn now_result<T>(r: Reply<T>) -> T {
+    match r {
+        Reply::Now(t) => t,
+        Reply::Wait(mut rx) => rx.try_recv().expect("completed"),
+    }
+}
+
+#[test]
+fn two_step_join_sync_heartbeat_leave() {
+    let mut s = settings();
+    s.initial_rebalance_delay_ms = 0;
+    let t = Instant::now();
+    let mut g = ClassicGroup::new("g");
+    let first = now_result(g.join(req("", None), &s, t));
+    assert_eq!(first.error, ResponseError::MemberIdRequired.code());
+    let joined = now_result(g.join(req(&first.member_id, None), &s, t));
+    assert_eq!((joined.error, joined.generation), (0, 1));
+    assert_eq!(joined.leader, first.member_id);
+    assert_eq!(joined.members.len(), 1);
+    let id = joined.member_id.clone();
+    let synced = now_result(g.sync(
+        SyncRequest {
+            member_id: &id,
+            instance_id: None,
+            generation: 1,
+            protocol_type: None,
+            protocol_name: None,
+            assignments: vec![(id.clone(), Bytes::from_static(b"a"))],
+        },
+        t,
+    ));
+    assert_eq!(synced.assignment, Bytes::from_static(b"a"));
+    assert_eq!(g.state, ClassicState::Stable);
+    assert_eq!(g.heartbeat(&id, None, 1, t), Ok(()));
+    assert_eq!(
+        g.heartbeat(&id, None, 0, t),
+        Err(ResponseError::IllegalGeneration)
+    );
+    assert_eq!(
+        g.heartbeat("x", None, 1, t),
+        Err(ResponseError::UnknownMemberId)
+    );
+    // A second member triggers a rebalance; the first learns via heartbeat.
+    let m2 = now_result(g.join(req("", None), &s, t)).member_id;
+    let mut rx2 = match g.join(req(&m2, None), &s, t) {
+        Reply::Wait(rx) => rx,
+        Reply::Now(_) => panic!("must wait for the others"),
+    };
+    assert_eq!(
+        g.heartbeat(&id, None, 1, t),
+        Err(ResponseError::RebalanceInProgress)
+    );
+    let r1 = now_result(g.join(req(&id, None), &s, t));
+    let r2 = rx2.try_recv().unwrap();
+    assert_eq!((r1.generation, r2.generation), (2, 2));
+    assert_eq!(
+        r1.members.len() + r2.members.len(),
+        2,
+        "only the leader sees members"
+    );
+    // Session expiry removes a silent member.
+    let later = t + Duration::from_secs(11);
+    g.sync(
+        SyncRequest {
+            member_id: &id,
+            instance_id: None,
+            generation: 2,
+            protocol_type: None,
+            protocol_name: None,
+            assignments: vec![],
+        },
+        t,
+    );
+    g.tick(later, &s);
+    assert!(g.members.is_empty());
+    assert_eq!(g.state, ClassicState::Empty);
+}
+
+#[test]
+fn static_member_rejoins_without_rebalance() {
+    let mut s = settings();
+    s.initial_rebalance_delay_ms = 0;
+    let t = Instant::now();
+    let mut g = ClassicGroup::new("g");
+    let a = now_result(g.join(req("", Some("a")), &s, t));
+    let id = a.member_id.clone();
+    now_result(g.sync(
+        SyncRequest {
+            member_id: &id,
+            instance_id: Some("a"),
+            generation: 1,
+            protocol_type: None,
+            protocol_name: None,
+            assignments: vec![(id.clone(), Bytes::from_static(b"p0"))],
+        },
+        t,
+    ));
+    let again = now_result(g.join(req("", Some("a")), &s, t));
+    assert_eq!(again.generation, 1, "no new generation");
+    assert!(again.skip_assignment);
+    assert_ne!(again.member_id, id);
+    assert_eq!(
+        g.heartbeat(&id, Some("a"), 1, t),
+        Err(ResponseError::FencedInstanceId)
+    );
+    let synced = now_result(g.sync(
+        SyncRequest {
+            member_id: &again.member_id,
+            instance_id: Some("a"),
+            generation: 1,
+            protocol_type: None,
+            protocol_name: None,
+            assignments: vec![],
+        },
+        t,
+    ));
+    assert_eq!(synced.assignment, Bytes::from_static(b"p0"));
+}
