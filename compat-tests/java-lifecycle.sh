@@ -132,13 +132,13 @@ DU_REF=0
 if want retention-fill; then run_lc retention-fill; disk "before retention"; DU_REF="$LAST_DU"; fi
 if want retention; then
   run_lc retention; disk "after retention"
-  [ "$DU_REF" -gt 0 ] && disk_settle "after retention, settled" "$DU_REF"
+  if [ "$DU_REF" -gt 0 ]; then disk_settle "after retention, settled" "$DU_REF"; fi
 fi
 DU_REF=0
 if want compaction-fill; then run_lc compaction-fill; disk "before compaction"; DU_REF="$LAST_DU"; fi
 if want compaction; then
   run_lc compaction; disk "after compaction"
-  [ "$DU_REF" -gt 0 ] && disk_settle "after compaction, settled" "$DU_REF"
+  if [ "$DU_REF" -gt 0 ]; then disk_settle "after compaction, settled" "$DU_REF"; fi
 fi
 if want delete-records; then run_lc delete-records; fi
 if want offsets-for-times; then run_lc offsets-for-times; fi

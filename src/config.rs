@@ -217,6 +217,25 @@ const SETTINGS: &[(&str, Kind, &str)] = &[
     ("log.cleaner.enable", Kind::Bool, "true"),
     ("log.cleaner.backoff.ms", POSITIVE_I32, "15000"),
     ("transaction.max.timeout.ms", POSITIVE_I32, "900000"),
+    ("max.connections", POSITIVE_I32, "2147483647"),
+    ("max.connections.per.ip", POSITIVE_I32, "2147483647"),
+    ("connections.max.idle.ms", POSITIVE_I32, "600000"),
+    (
+        "queued.max.request.bytes",
+        Kind::Int {
+            min: -1,
+            max: i32::MAX as i64,
+        },
+        "-1",
+    ),
+    (
+        "fetch.max.bytes",
+        Kind::Int {
+            min: 1024,
+            max: i32::MAX as i64,
+        },
+        "57671680",
+    ),
 ];
 
 const I32: Kind = Kind::Int {
@@ -308,6 +327,13 @@ pub struct Config {
     pub log_cleaner_enable: bool,
     pub log_cleaner_backoff_ms: i64,
     pub transaction_max_timeout_ms: i64,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    pub connections_max_idle_ms: i64,
+    /// Bytes of request frames read but not yet handled, across all connections; -1 = no cap.
+    pub queued_max_request_bytes: i64,
+    /// Cap on one fetch response, whatever the client asks for.
+    pub fetch_max_bytes: usize,
     pub group: GroupSettings,
     /// Every setting with its effective value and where it came from (for DescribeConfigs).
     pub values: BTreeMap<String, (String, Source)>,
@@ -427,6 +453,13 @@ impl ConfigBuilder {
             }
             adv
         };
+        let queued = int("queued.max.request.bytes");
+        if queued > 0 && queued < int("socket.request.max.bytes") {
+            return Err(ConfigError(format!(
+                "setting `queued.max.request.bytes` ({queued}) must be at least `socket.request.max.bytes` ({}) or -1",
+                int("socket.request.max.bytes")
+            )));
+        }
         Ok(Config {
             listeners,
             advertised_listeners,
@@ -444,6 +477,11 @@ impl ConfigBuilder {
             log_cleaner_enable: get("log.cleaner.enable") == "true",
             log_cleaner_backoff_ms: int("log.cleaner.backoff.ms"),
             transaction_max_timeout_ms: int("transaction.max.timeout.ms"),
+            max_connections: int("max.connections") as usize,
+            max_connections_per_ip: int("max.connections.per.ip") as usize,
+            connections_max_idle_ms: int("connections.max.idle.ms"),
+            queued_max_request_bytes: int("queued.max.request.bytes"),
+            fetch_max_bytes: int("fetch.max.bytes") as usize,
             group: GroupSettings {
                 initial_rebalance_delay_ms: int("group.initial.rebalance.delay.ms"),
                 min_session_timeout_ms: int("group.min.session.timeout.ms"),

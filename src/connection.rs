@@ -37,7 +37,13 @@ struct Parsed {
     ctx: RequestContext,
     api_key: i16,
     body: Bytes,
+    /// Share of `queued.max.request.bytes` held until the request has been handled.
+    _quota: Option<tokio::sync::OwnedSemaphorePermit>,
 }
+
+/// Caps the request bytes held in memory across all connections (`queued.max.request.bytes`):
+/// a connection that would exceed it waits before reading the frame body.
+pub type RequestQuota = Option<Arc<tokio::sync::Semaphore>>;
 
 pub async fn serve(
     broker: Arc<Broker>,
@@ -45,17 +51,25 @@ pub async fn serve(
     peer: SocketAddr,
     listener: String,
     mut shutdown: watch::Receiver<bool>,
+    quota: RequestQuota,
 ) {
     let (mut rd, mut wr) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<Parsed>(READ_AHEAD);
 
     let max = broker.config.socket_request_max_bytes as usize;
+    let idle = std::time::Duration::from_millis(broker.config.connections_max_idle_ms as u64);
     let reader = tokio::spawn(async move {
         loop {
             let frame = tokio::select! {
                 _ = shutdown.changed() => break,
+                // connections.max.idle.ms: a connection that sends nothing for that long is
+                // closed, as Kafka does, so abandoned sockets do not pile up.
+                _ = tokio::time::sleep(idle) => {
+                    tracing::info!(%peer, idle_ms = idle.as_millis() as u64, "closing idle connection");
+                    break;
+                }
                 _ = tx.closed() => break,
-                f = read_frame(&mut rd, max) => f,
+                f = read_frame(&mut rd, max, &quota) => f,
             };
             let frame = match frame {
                 Ok(Some(f)) => f,
@@ -65,7 +79,8 @@ pub async fn serve(
                     break;
                 }
             };
-            match parse(frame, peer, &listener) {
+            let (frame, permit) = frame;
+            match parse(frame, peer, &listener, permit) {
                 Ok(p) => {
                     if tx.send(p).await.is_err() {
                         break;
@@ -107,7 +122,8 @@ pub async fn serve(
 async fn read_frame(
     rd: &mut (impl AsyncReadExt + Unpin),
     max: usize,
-) -> anyhow::Result<Option<Bytes>> {
+    quota: &RequestQuota,
+) -> anyhow::Result<Option<(Bytes, Option<tokio::sync::OwnedSemaphorePermit>)>> {
     let mut len = [0u8; 4];
     match rd.read_exact(&mut len).await {
         Ok(_) => {}
@@ -131,16 +147,30 @@ async fn read_frame(
     if size as usize > max {
         anyhow::bail!("frame of {size} bytes exceeds socket.request.max.bytes ({max})");
     }
+    let permit = match quota {
+        Some(q) => Some(
+            q.clone()
+                .acquire_many_owned(size.max(1) as u32)
+                .await
+                .map_err(|_| anyhow::anyhow!("request quota closed"))?,
+        ),
+        None => None,
+    };
     let mut buf = BytesMut::zeroed(size as usize);
     rd.read_exact(&mut buf)
         .await
         .map_err(|e| anyhow::anyhow!("truncated frame: expected {size} bytes: {e}"))?;
-    Ok(Some(buf.freeze()))
+    Ok(Some((buf.freeze(), permit)))
 }
 
 /// Decodes the request header. Errors here mean the frame cannot be a Kafka request at all
 /// (or names an API we do not serve), which ends the connection.
-fn parse(mut frame: Bytes, peer: SocketAddr, listener: &str) -> anyhow::Result<Parsed> {
+fn parse(
+    mut frame: Bytes,
+    peer: SocketAddr,
+    listener: &str,
+    quota: Option<tokio::sync::OwnedSemaphorePermit>,
+) -> anyhow::Result<Parsed> {
     if frame.len() < 8 {
         anyhow::bail!(
             "frame of {} bytes is too short for a request header",
@@ -161,5 +191,6 @@ fn parse(mut frame: Bytes, peer: SocketAddr, listener: &str) -> anyhow::Result<P
         ctx,
         api_key,
         body: frame,
+        _quota: quota,
     })
 }

@@ -10,6 +10,56 @@ use tokio::task::JoinSet;
 
 use crate::{Broker, Config, connection};
 
+/// Open connections, in total and per client address.
+struct ConnectionLimits {
+    max_total: usize,
+    max_per_ip: usize,
+    open: std::sync::Mutex<(usize, std::collections::HashMap<std::net::IpAddr, usize>)>,
+}
+
+/// One admitted connection; gives its slot back when dropped.
+struct Slot {
+    limits: Arc<ConnectionLimits>,
+    ip: std::net::IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self.limits.open.lock().unwrap();
+        open.0 -= 1;
+        if let Some(n) = open.1.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.1.remove(&self.ip);
+            }
+        }
+    }
+}
+
+impl ConnectionLimits {
+    fn new(max_total: usize, max_per_ip: usize) -> Self {
+        ConnectionLimits {
+            max_total,
+            max_per_ip,
+            open: std::sync::Mutex::new((0, Default::default())),
+        }
+    }
+
+    fn admit(self: &Arc<Self>, ip: std::net::IpAddr) -> Option<Slot> {
+        let mut open = self.open.lock().unwrap();
+        let per_ip = open.1.get(&ip).copied().unwrap_or(0);
+        if open.0 >= self.max_total || per_ip >= self.max_per_ip {
+            return None;
+        }
+        open.0 += 1;
+        *open.1.entry(ip).or_default() += 1;
+        Some(Slot {
+            limits: self.clone(),
+            ip,
+        })
+    }
+}
+
 pub struct Server {
     broker: Arc<Broker>,
     listeners: Vec<(String, TcpListener)>,
@@ -103,6 +153,16 @@ impl Server {
         for (name, l) in &self.listeners {
             tracing::info!(listener = %name, addr = %l.local_addr().map(|a| a.to_string()).unwrap_or_default(), "listening");
         }
+        let limits = Arc::new(ConnectionLimits::new(
+            self.broker.config.max_connections,
+            self.broker.config.max_connections_per_ip,
+        ));
+        let quota: connection::RequestQuota = (self.broker.config.queued_max_request_bytes > 0)
+            .then(|| {
+                Arc::new(tokio::sync::Semaphore::new(
+                    self.broker.config.queued_max_request_bytes as usize,
+                ))
+            });
         let timers = self.broker.groups.spawn_timers(shutdown.clone());
         let cleaner = crate::cleaner::spawn(self.broker.clone(), shutdown.clone());
         let txn_timer = self.broker.txns.spawn_timer(shutdown.clone());
@@ -137,7 +197,19 @@ impl Server {
                     Some((stream, peer, listener)) => {
                         let _ = stream.set_nodelay(true);
                         tracing::debug!(%peer, %listener, "connection accepted");
-                        conns.spawn(connection::serve(self.broker.clone(), stream, peer, listener, shutdown.clone()));
+                        // max.connections and max.connections.per.ip: refuse at accept time.
+                        let Some(slot) = limits.admit(peer.ip()) else {
+                            tracing::warn!(%peer, "connection refused: connection limit reached");
+                            drop(stream);
+                            continue;
+                        };
+                        let broker = self.broker.clone();
+                        let sd = shutdown.clone();
+                        let quota = quota.clone();
+                        conns.spawn(async move {
+                            connection::serve(broker, stream, peer, listener, sd, quota).await;
+                            drop(slot);
+                        });
                     }
                     None => break,
                 },

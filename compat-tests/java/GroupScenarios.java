@@ -269,6 +269,20 @@ public final class GroupScenarios {
         });
         GroupSupport.ChildMember[] child = {null};
         c.step("create topic " + topic() + " (6 partitions)", () -> GroupSupport.createTopic(admin, topic(), 6, c));
+        if (classic) {
+            c.step("session.timeout.ms below group.min.session.timeout.ms (6000) is refused", () -> {
+                Properties p = GroupSupport.consumerProps(bootstrap, group() + "-short", protocol, "kill-short");
+                p.put(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, "5000");
+                GroupSupport.Member m = new GroupSupport.Member("short", p, List.of(topic())).start();
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+                while (m.error() == null && m.assignment().isEmpty() && System.nanoTime() < deadline) Thread.sleep(20);
+                Throwable e = m.error() == null ? null : Checks.unwrap(m.error());
+                c.check(e instanceof org.apache.kafka.common.errors.InvalidSessionTimeoutException,
+                        "a 5000 ms session timeout fails the join: " + (e == null
+                                ? "no error; member got " + GroupSupport.fmt(m.assignment()) : Checks.describe(e)));
+                m.stop().exceptionally(t -> null).get(30, TimeUnit.SECONDS);
+            });
+        }
         try {
             c.step("a member in a child JVM joins first, then 2 in-JVM members; all converge", () -> {
                 long t0 = System.nanoTime();
@@ -697,7 +711,9 @@ public final class GroupScenarios {
     Map<TopicPartition, OffsetAndMetadata> expectedOffsets() {
         Map<TopicPartition, OffsetAndMetadata> m = new TreeMap<>(GroupSupport::compareTp);
         for (int p = 0; p < OFFSETS_PARTS; p++) {
-            m.put(new TopicPartition(topic(), p), new OffsetAndMetadata(offsetsCommitted(p), "restart-" + p));
+            // Leader epoch 0: a single broker that never changed leadership; the consumer stores it
+            // so a resumed fetch can be validated against the log (KIP-320).
+            m.put(new TopicPartition(topic(), p), new OffsetAndMetadata(offsetsCommitted(p), Optional.of(0), "restart-" + p));
         }
         return m;
     }
@@ -706,9 +722,9 @@ public final class GroupScenarios {
         Map<TopicPartition, OffsetAndMetadata> got = groupOffsets(admin, group());
         Map<TopicPartition, String> exp = new TreeMap<>(GroupSupport::compareTp);
         Map<TopicPartition, String> act = new TreeMap<>(GroupSupport::compareTp);
-        expectedOffsets().forEach((k, v) -> exp.put(k, v.offset() + "/" + v.metadata()));
-        got.forEach((k, v) -> act.put(k, v.offset() + "/" + v.metadata()));
-        c.checkEq(exp, act, "listConsumerGroupOffsets " + when + " (offset/metadata)");
+        expectedOffsets().forEach((k, v) -> exp.put(k, v.offset() + "/" + v.metadata() + "/epoch " + v.leaderEpoch()));
+        got.forEach((k, v) -> act.put(k, v.offset() + "/" + v.metadata() + "/epoch " + v.leaderEpoch()));
+        c.checkEq(exp, act, "listConsumerGroupOffsets " + when + " (offset/metadata/leader epoch)");
         ConsumerGroupDescription d = awaitState(admin, group(), GroupState.EMPTY, 15_000);
         c.checkEq(GroupState.EMPTY, d.groupState(), "group state " + when);
         c.checkEq(expectedType(), d.type(), "group type " + when);

@@ -6,6 +6,7 @@ import java.util.Map;
 import java.util.Properties;
 import java.util.Set;
 
+import org.apache.kafka.clients.consumer.CloseOptions;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.ConsumerRecords;
@@ -93,7 +94,7 @@ public final class TxnCtpApp {
                     }
                     if (caughtUp) {
                         say("DONE " + txns + " " + records);
-                        consumer.close(Duration.ofSeconds(10));
+                        consumer.close(CloseOptions.timeout(Duration.ofSeconds(10)));
                         producer.close(Duration.ofSeconds(10));
                         System.exit(0);
                     }

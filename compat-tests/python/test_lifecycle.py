@@ -7,7 +7,8 @@ Retention and compaction need a broker whose background passes run every second,
 module starts its own Fjord broker (target/release/fjord or $FJORD_BIN) with
 log.retention.check.interval.ms=1000 and log.cleaner.backoff.ms=1000, on a free port with a
 fresh data dir; the shared broker of compat-tests/python.sh (BOOTSTRAP) is not used. Run it
-with the rest (`compat-tests/python.sh -k lifecycle`) or alone:
+with the rest (`compat-tests/python.sh`), on its own through the runner
+(`compat-tests/python.sh -k test_lifecycle`) or directly:
     .cache/venv/bin/python -m pytest compat-tests/python/test_lifecycle.py -v -p no:cacheprovider
 KEEP_WORK=1 keeps the broker's data dir and log (kept anyway when a test failed).
 
@@ -482,6 +483,37 @@ def wait_until_quiet(predicate, seconds):
             return True
         time.sleep(0.5)
     return False
+
+
+def test_compact_and_delete_policy(lc, admin, topic_name):
+    """cleanup.policy=compact,delete: retention.ms drops the batch of records 1 hour old and
+    the cleaner compacts the fresh ones, on the same topic."""
+    name = topic_name()
+    create(admin, name, config={"cleanup.policy": "compact,delete", "retention.ms": "600000",
+                                "min.cleanable.dirty.ratio": "0.01", "delete.retention.ms": "1000"})
+    p = producer(lc)
+    old = int(time.time() * 1000) - HOUR_MS
+    produce(p, name, [(f"old-{k}".encode(), b"old", old + k) for k in range(50)])
+    for v in range(2):
+        produce(p, name, [(f"key-{k}".encode(), f"v{v}".encode(), 0) for k in range(50)])
+    produce(p, name, [(b"head", b"head", 0)])
+    expected = {f"key-{k}".encode(): (b"v1", 100 + k) for k in range(50)}
+    expected[b"head"] = (b"head", 150)
+
+    c = consumer(lc)
+    last = {}
+
+    def done():
+        msgs = read_all(c, name)
+        got = [(m.key(), (m.value(), m.offset())) for m in msgs]
+        last["state"] = (earliest(admin, name), len(got))
+        return last["state"][0] == 50 and dict(got) == expected and len(got) == len(expected)
+
+    try:
+        ok = wait_until_quiet(done, MAINTENANCE_WAIT_S)
+    finally:
+        c.close()
+    assert ok, f"(earliest offset, records) = {last.get('state')}; want (50, {len(expected)})"
 
 
 def test_compacted_topic_refuses_keyless_records(lc, admin, topic_name):

@@ -21,9 +21,6 @@ use crate::connection::RequestContext;
 use crate::log::{PartitionLog, ReadError};
 use crate::meta::topics::Topic;
 
-/// The broker's cap on a fetch response, whatever the client asks for.
-const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
-
 pub async fn handle(
     broker: &Broker,
     ctx: &RequestContext,
@@ -101,9 +98,9 @@ fn read_all(
     req: &FetchRequest,
     topics: &[Option<Arc<Topic>>],
 ) -> (FetchResponse, usize, bool) {
-    let mut budget = (req.max_bytes.max(0) as usize).min(MAX_RESPONSE_BYTES);
+    let mut budget = (req.max_bytes.max(0) as usize).min(broker.config.fetch_max_bytes);
     if v < 3 || req.max_bytes <= 0 {
-        budget = MAX_RESPONSE_BYTES;
+        budget = broker.config.fetch_max_bytes;
     }
     let mut total = 0usize;
     // isolation_level 1 = READ_COMMITTED: stop at the last stable offset, list aborted txns.
@@ -189,7 +186,6 @@ fn read_all(
         }
         responses.push(tr);
     }
-    let _ = broker;
     (
         FetchResponse::default().with_responses(responses),
         total,
