@@ -213,7 +213,10 @@ impl ClassicGroup {
         if let Some(tx) = m.sync_tx.take() {
             let _ = tx.send(SyncResult::error(ResponseError::FencedInstanceId));
         }
-        let unchanged = m.protocols == req.protocols;
+        // The client's subscription metadata embeds its generation and owned partitions, so it
+        // rarely matches byte for byte. As in Kafka, what matters is whether the group would
+        // still select the same protocol with the new metadata.
+        m.protocols = req.protocols.clone();
         m.id = new_id.to_string();
         m.last_heartbeat = now;
         m.client_id = req.client_id.clone();
@@ -227,6 +230,7 @@ impl ClassicGroup {
         if was_leader {
             self.leader = Some(new_id.to_string());
         }
+        let unchanged = self.select_protocol() == self.protocol_name;
         self.dirty = true;
         match self.state {
             ClassicState::Stable if unchanged => {

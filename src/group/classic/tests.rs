@@ -137,3 +137,29 @@ fn static_member_rejoins_without_rebalance() {
     ));
     assert_eq!(synced.assignment, Bytes::from_static(b"p0"));
 }
+
+#[test]
+fn static_member_with_new_metadata_bytes_keeps_the_generation() {
+    let mut s = settings();
+    s.initial_rebalance_delay_ms = 0;
+    let t = Instant::now();
+    let mut g = ClassicGroup::new("g");
+    let a = now_result(g.join(req("", Some("a")), &s, t));
+    now_result(g.sync(
+        SyncRequest {
+            member_id: &a.member_id,
+            instance_id: Some("a"),
+            generation: 1,
+            protocol_type: None,
+            protocol_name: None,
+            assignments: vec![(a.member_id.clone(), Bytes::from_static(b"p0"))],
+        },
+        t,
+    ));
+    // Same protocol name, different metadata (the client embeds its generation).
+    let mut again_req = req("", Some("a"));
+    again_req.protocols = vec![("range".into(), Bytes::from_static(b"other-bytes"))];
+    let again = now_result(g.join(again_req, &s, t));
+    assert_eq!((again.error, again.generation), (0, 1));
+    assert_eq!(g.state, ClassicState::Stable);
+}
