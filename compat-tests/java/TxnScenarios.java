@@ -29,6 +29,7 @@ import org.apache.kafka.clients.admin.TransactionDescription;
 import org.apache.kafka.clients.admin.TransactionListing;
 import org.apache.kafka.clients.admin.TransactionState;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.ConsumerGroupMetadata;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.consumer.OffsetAndMetadata;
@@ -737,17 +738,68 @@ public final class TxnScenarios {
                 a.close(Duration.ofSeconds(5));
             }
         });
+        c.step("a producer fenced while idle; the new instance's transaction is open", () -> {
+            KafkaProducer<String, String> a = txProducer("txn-fence-w");
+            try {
+                a.initTransactions();
+                try (KafkaProducer<String, String> b = txProducer("txn-fence-w")) {
+                    b.initTransactions();
+                    b.beginTransaction();
+                    b.send(new ProducerRecord<>(T_FENCE, 0, "B4-0", "commit")).get(30, TimeUnit.SECONDS);
+                    a.beginTransaction();
+                    Throwable sendErr = thrown(() -> a.send(new ProducerRecord<>(T_FENCE, 0, "A4-0", "zombie")).get(30, TimeUnit.SECONDS));
+                    c.check(isFencing(sendErr), "the idle zombie's send fails with a fencing error: " + describeChain(sendErr));
+                    // EndTxn(abort) with the epoch just below the current one while the new
+                    // instance's transaction is Ongoing: Kafka (TV2) requires the exact epoch in
+                    // Ongoing and answers PRODUCER_FENCED.
+                    Throwable abortErr = thrown(a::abortTransaction);
+                    c.check(abortErr instanceof ProducerFencedException, "the zombie's abortTransaction -> ProducerFencedException: " + describeChain(abortErr));
+                    c.checkEq(TransactionState.ONGOING, describeTxn("txn-fence-w").state(), "the new instance's transaction is untouched");
+                    b.commitTransaction();
+                    c.check(true, "the new instance commits");
+                }
+            } finally {
+                a.close(Duration.ofSeconds(5));
+            }
+        });
+        c.step("sendOffsetsToTransaction by a fenced producer", () -> {
+            KafkaProducer<String, String> a = txProducer("txn-fence-v");
+            try {
+                a.initTransactions();
+                a.beginTransaction();
+                a.send(new ProducerRecord<>(T_FENCE, 1, "A5-1", "zombie")).get(30, TimeUnit.SECONDS);
+                try (KafkaProducer<String, String> b = txProducer("txn-fence-v")) {
+                    b.initTransactions();
+                    ConsumerGroupMetadata group;
+                    Properties cp = new Properties();
+                    cp.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+                    cp.put(ConsumerConfig.GROUP_ID_CONFIG, "txn-fence-group");
+                    cp.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
+                    cp.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
+                    try (KafkaConsumer<String, String> cons = new KafkaConsumer<>(cp)) {
+                        group = cons.groupMetadata(); // never joined: generation -1, no member id
+                    }
+                    Throwable err = thrown(() -> a.sendOffsetsToTransaction(Map.of(new TopicPartition(T_FENCE, 0), new OffsetAndMetadata(1)), group));
+                    c.check(err instanceof ProducerFencedException, "sendOffsetsToTransaction -> ProducerFencedException: " + describeChain(err));
+                }
+                Map<TopicPartition, OffsetAndMetadata> offs = admin.listConsumerGroupOffsets("txn-fence-group")
+                        .partitionsToOffsetAndMetadata().get(15, TimeUnit.SECONDS);
+                c.check(offs.values().stream().allMatch(o -> o == null), "group txn-fence-group has no committed offsets: " + offs);
+            } finally {
+                a.close(Duration.ofSeconds(5));
+            }
+        });
         c.step("read back " + T_FENCE, this::verifyFence);
     }
 
     void verifyFence() {
         Read rc = readAll(T_FENCE, 2, true);
         Read ru = readAll(T_FENCE, 2, false);
-        checkRows(List.of("B1-0", "B1-2", "B2-0"), rc.keys(0), "partition 0 read_committed: only B's committed records");
-        checkRows(List.of("B1-1", "B1-3"), rc.keys(1), "partition 1 read_committed: only B's committed records");
-        checkRows(List.of("A1-0", "A1-2", "B1-0", "B1-2", "A2-0", "A2-2", "B2-0", "A3-0", "A3-2"), ru.keys(0),
-                "partition 0 read_uncommitted: the zombies' aborted records are in the log, the late send is not");
-        checkRows(List.of("A1-1", "A1-3", "B1-1", "B1-3", "A2-1", "A2-3", "A3-1", "A3-3"), ru.keys(1),
+        checkRows(List.of("B1-0", "B1-2", "B2-0", "B4-0"), rc.keys(0), "partition 0 read_committed: only the new instances' committed records");
+        checkRows(List.of("B1-1", "B1-3"), rc.keys(1), "partition 1 read_committed: only the new instances' committed records");
+        checkRows(List.of("A1-0", "A1-2", "B1-0", "B1-2", "A2-0", "A2-2", "B2-0", "A3-0", "A3-2", "B4-0"), ru.keys(0),
+                "partition 0 read_uncommitted: the zombies' aborted records are in the log, their late sends are not");
+        checkRows(List.of("A1-1", "A1-3", "B1-1", "B1-3", "A2-1", "A2-3", "A3-1", "A3-3", "A5-1"), ru.keys(1),
                 "partition 1 read_uncommitted");
         for (int p = 0; p < 2; p++) {
             c.checkEq(ru.end.get(p), rc.end.get(p), "partition " + p + " LSO = high watermark (nothing left open)");

@@ -45,7 +45,15 @@ pub async fn handle(
                     )),
                 },
                 RESOURCE_BROKER => {
-                    if name.is_empty() || name == broker.node_id().to_string() {
+                    if name.is_empty() {
+                        // The cluster-default resource holds only what was set dynamically for it.
+                        Ok(broker_configs(broker)
+                            .into_iter()
+                            .filter(|c| {
+                                c.source == crate::meta::configs::ConfigSource::DynamicDefaultBroker
+                            })
+                            .collect())
+                    } else if name == broker.node_id().to_string() {
                         Ok(broker_configs(broker))
                     } else {
                         Err((

@@ -173,6 +173,34 @@ fn append_partition(
         }
         (false, None) => {}
     }
+    // KIP-937 timestamp bounds for CreateTime topics: the batch's max timestamp may not be
+    // too far in the future, nor its base (first) timestamp too far in the past.
+    if broker.topic_config(topic, "message.timestamp.type") == "CreateTime" {
+        let now = now_ms();
+        let after: i64 = broker
+            .topic_config(topic, "message.timestamp.after.max.ms")
+            .parse()
+            .unwrap_or(i64::MAX);
+        let before: i64 = broker
+            .topic_config(topic, "message.timestamp.before.max.ms")
+            .parse()
+            .unwrap_or(i64::MAX);
+        if h.max_timestamp > now.saturating_add(after)
+            || (h.base_timestamp >= 0 && h.base_timestamp < now.saturating_sub(before))
+        {
+            return Err((
+                ResponseError::InvalidTimestamp,
+                Some(format!(
+                    "Timestamp {} of a record is out of range (message.timestamp.before.max.ms={before}, message.timestamp.after.max.ms={after})",
+                    if h.max_timestamp > now.saturating_add(after) {
+                        h.max_timestamp
+                    } else {
+                        h.base_timestamp
+                    }
+                )),
+            ));
+        }
+    }
     // A compacted topic keeps the latest value per key: a record without a key has no place.
     if broker
         .topic_config(topic, "cleanup.policy")

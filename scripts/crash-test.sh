@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Crash durability test: SIGKILL the broker at random moments under an idempotent
+# acks=all producer and check that nothing acknowledged is lost or duplicated.
+# The logic and the full description are in scripts/crash_test.py.
+#
+# Usage: scripts/crash-test.sh [--trials N] [--no-flush] [--rate R] [--seed S] [--partitions P]
+#   default: 20 trials with --log-flush-interval-messages 1 (acknowledge after flush);
+#            fails (exit 1) on any lost or duplicated acknowledged record.
+#   --no-flush: the broker runs without the flush setting; losses are reported, not failed.
+# Env: CRASH_TEST_TIMEOUT bounds the whole run (seconds, default 300);
+#      KEEP_WORK=1 keeps the data dir and broker log even when everything passed;
+#      FJORD_BIN / FJORD_CACHE as in compat-tests/lib.sh.
+# Needs the venv from scripts/setup-python.sh and target/release/fjord.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../compat-tests/lib.sh"
+
+if [ ! -x "$VENV/bin/python" ]; then echo "no venv at $VENV: run scripts/setup-python.sh"; exit 2; fi
+if [ ! -x "$FJORD_BIN" ]; then echo "broker binary $FJORD_BIN not built"; exit 2; fi
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/fjord-crash.XXXXXX")"
+rc=1
+finish() {
+  if [ "$rc" -ne 0 ] || [ "${KEEP_WORK:-0}" = 1 ]; then
+    echo "--- work dir kept: $WORK (broker log $WORK/data.log)"
+    if [ "$rc" -ne 0 ]; then
+      echo "--- broker log: warnings/errors and harness markers (last 40)"
+      grep -a -E 'WARN|ERROR|panic|=== harness' "$WORK/data.log" 2>/dev/null | tail -40 || true
+    fi
+  else
+    rm -rf "$WORK"
+  fi
+}
+trap finish EXIT
+
+set +e
+PYTHONDONTWRITEBYTECODE=1 timeout --kill-after=10 "${CRASH_TEST_TIMEOUT:-300}" \
+  "$VENV/bin/python" -u "$ROOT/scripts/crash_test.py" \
+  --broker-bin "$FJORD_BIN" --data-dir "$WORK/data" --json "$WORK/summary.json" "$@"
+rc=$?
+set -e
+[ "$rc" -eq 124 ] && echo "crash-test killed after ${CRASH_TEST_TIMEOUT:-300}s"
+exit "$rc"
