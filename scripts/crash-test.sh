@@ -20,6 +20,11 @@ if [ ! -x "$FJORD_BIN" ]; then echo "broker binary $FJORD_BIN not built"; exit 2
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/fjord-crash.XXXXXX")"
 rc=1
 finish() {
+  # After a timeout the Python side may not have stopped its broker: kill it by pid.
+  if [ -f "$WORK/data.pid" ]; then
+    "$VENV/bin/python" -c 'import sys; sys.path.insert(0, sys.argv[1]); import harness; harness.kill_leftover(sys.argv[2])' \
+      "$ROOT/scripts" "$WORK/data.pid" || true
+  fi
   if [ "$rc" -ne 0 ] || [ "${KEEP_WORK:-0}" = 1 ]; then
     echo "--- work dir kept: $WORK (broker log $WORK/data.log)"
     if [ "$rc" -ne 0 ]; then

@@ -35,6 +35,7 @@ start, producer made no progress, timeout).
 """
 import argparse
 import json
+import logging
 import os
 import random
 import signal
@@ -42,11 +43,16 @@ import sys
 import threading
 import time
 
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Broker, BrokerError, metadata, metadata_ok, percentile  # noqa: E402
+from harness import Broker, BrokerError, exit_on_sigterm, metadata, metadata_ok, percentile  # noqa: E402
+
+
+QUIET = logging.getLogger("crash-test.librdkafka")
+QUIET.addHandler(logging.NullHandler())
+QUIET.propagate = False
 
 
 class HarnessError(Exception):
@@ -74,6 +80,7 @@ class SeqProducer(threading.Thread):
         self.failed = {}         # seq -> error string
         self.next_seq = 0
         self.fatal = []          # fatal error strings
+        self.fatal_instances = set()  # producer instances that hit a fatal error
         self.client_errors = []  # non-fatal error_cb errors (expected while the broker is down)
         self.stop_event = threading.Event()
         self.exc = None
@@ -95,15 +102,18 @@ class SeqProducer(threading.Thread):
             "retry.backoff.max.ms": 200,
             "socket.connection.setup.timeout.ms": 5000,
             "topic.metadata.refresh.interval.ms": 5000,
-            "error_cb": self._on_error,
-            "log_level": 3,
+            "error_cb": lambda err, inst=self.instances: self._on_error(err, inst),
+            # Connection refusals while the broker is down are expected: keep them out of
+            # the output (real problems arrive through error_cb and delivery reports).
+            "logger": QUIET,
         }
         return Producer(conf)
 
-    def _on_error(self, err):
+    def _on_error(self, err, instance):
         with self.lock:
             if err.fatal():
-                self.fatal.append(f"{now():.3f} {err}")
+                self.fatal.append(f"{now():.3f} instance {instance}: {err}")
+                self.fatal_instances.add(instance)
             else:
                 self.client_errors.append(str(err))
 
@@ -134,16 +144,17 @@ class SeqProducer(threading.Thread):
 
     def _run(self):
         self.producer = self._new_producer()
-        fatal_seen = 0
         t0 = now()
         produced = 0
         while not self.stop_event.is_set():
             with self.lock:
-                new_fatal = len(self.fatal) > fatal_seen
-                fatal_seen = len(self.fatal)
+                new_fatal = self.instances in self.fatal_instances
             if new_fatal:
                 # Drain what the dead instance still reports, then start a new one.
-                self.producer.flush(10)
+                try:
+                    self.producer.flush(10)
+                except KafkaException:
+                    pass
                 self.producer = self._new_producer()
             target = int((now() - t0) * self.rate)
             while produced < target and not self.stop_event.is_set():
@@ -154,16 +165,35 @@ class SeqProducer(threading.Thread):
                                           on_delivery=self._on_delivery)
                 except BufferError:
                     break
+                except KafkaException as e:
+                    self._fatal_from(e, "produce")
+                    break
                 self.next_seq += 1
                 produced += 1
-            self.producer.poll(0.005)
+            try:
+                self.producer.poll(0.005)
+            except KafkaException as e:
+                self._fatal_from(e, "poll")
+
+    def _fatal_from(self, e, where):
+        """produce() and poll() raise once the instance is in a fatal state (error_cb may
+        not have run yet): note it once per instance; the loop then replaces the instance."""
+        if not (e.args and isinstance(e.args[0], KafkaError) and e.args[0].fatal()):
+            raise e
+        with self.lock:
+            if self.instances not in self.fatal_instances:
+                self.fatal.append(f"{now():.3f} instance {self.instances}: {e.args[0]} (from {where})")
+                self.fatal_instances.add(self.instances)
 
     def finish(self, timeout):
         """Stop producing, wait for every outstanding delivery report."""
         self.stop_event.set()
         self.join(10)
-        remaining = self.producer.flush(timeout)
-        return remaining
+        try:
+            return self.producer.flush(timeout)
+        except KafkaException as e:
+            self._fatal_from(e, "final flush")
+            return len(self.producer)
 
 
 def verify(bootstrap, topic, partitions, acked, final_acked_keys, timeout):
@@ -283,6 +313,7 @@ def main():
                     help="bound on each start-up, reconnect, verification and final flush")
     ap.add_argument("--json", help="also write the summary as JSON here")
     args = ap.parse_args()
+    exit_on_sigterm()
 
     seed = args.seed if args.seed is not None else random.randrange(1 << 31)
     rng = random.Random(seed)
@@ -338,6 +369,7 @@ def main():
         admin = AdminClient({"bootstrap.servers": broker.bootstrap, "log_level": 3})
         fut = admin.create_topics([NewTopic(topic, args.partitions, 1)], operation_timeout=10)
         fut[topic].result(timeout=20)
+        del admin, fut  # an idle client would only log connection refusals at every kill
         # Wait until the topic is served with every partition.
         t_end = now() + args.step_timeout
         while True:

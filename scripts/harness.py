@@ -97,8 +97,9 @@ def parse_metadata_v1(data):
         parts = {}
         for _ in range(take(">i")):
             perr, pid, leader = take(">hii")
-            pos += 4 * take(">i")  # replicas
-            pos += 4 * take(">i")  # isr
+            for _ in range(2):  # replicas, isr
+                n = take(">i")
+                pos += 4 * n
             parts[pid] = (perr, leader)
         topics[name] = (err, parts)
     return {"brokers": brokers, "controller": controller, "topics": topics}
@@ -162,6 +163,25 @@ class BrokerError(Exception):
     pass
 
 
+def exit_on_sigterm():
+    """Turn SIGTERM (from `timeout`) into SystemExit so finally blocks stop the broker."""
+    def handler(signum, frame):
+        raise SystemExit(124)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def kill_leftover(pidfile):
+    """SIGKILL the broker recorded in pidfile if it still runs (used after a timeout)."""
+    try:
+        pid = int(open(pidfile).read())
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            if b"fjord" not in f.read():
+                return
+        os.kill(pid, signal.SIGKILL)
+    except (OSError, ValueError):
+        pass
+
+
 class Broker:
     """One broker process on a fixed port and data dir; start() may be called again after
     the process is gone, reusing both (like lib.sh's restart_broker)."""
@@ -207,6 +227,8 @@ class Broker:
                                      stdin=subprocess.DEVNULL)
         log.close()
         self.started_at = t0
+        with open(self.data_dir + ".pid", "w") as f:  # for the shell wrapper's cleanup
+            f.write(f"{self.proc.pid}\n")
         deadline = t0 + timeout
         t_conn = None
         while t_conn is None:
@@ -268,7 +290,7 @@ class Broker:
         return "\n".join(text.splitlines()[-lines:])
 
     def log_grep(self, words=("ERROR", "WARN", "panic"), limit=40):
-        """Log lines with any of words (harness markers included for context)."""
+        """The last `limit` log lines containing any of words, and how many there were."""
         out = []
         try:
             with open(self.log_path, errors="replace") as f:

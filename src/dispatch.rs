@@ -25,6 +25,14 @@ macro_rules! api_table {
         /// (API key, min version, max version) for every API Fjord serves.
         pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[ $( (ApiKey::$key, $min, $max) ),* ];
 
+        /// Decodes a request body of a served API without handling it (fuzzing, tests).
+        pub fn decode_body(key: ApiKey, version: i16, mut body: Bytes) -> anyhow::Result<()> {
+            match key {
+                $( ApiKey::$key => { $req::decode(&mut body, version)?; Ok(()) } )*
+                other => anyhow::bail!("API {other:?} is not served"),
+            }
+        }
+
         async fn route(broker: &Broker, ctx: &RequestContext, key: ApiKey, mut body: Bytes) -> anyhow::Result<Option<BytesMut>> {
             let version = ctx.api_version;
             match key {
@@ -139,6 +147,25 @@ pub async fn handle(
         return handlers::produce::legacy::reject(broker, &ctx, body).map(Some);
     }
     route(broker, &ctx, key, body).await
+}
+
+/// Everything the broker does with an untrusted frame before handling it: header, version
+/// checks, body decode. Returns an error for anything that would close the connection. Used
+/// by the fuzz targets; never panics and never allocates beyond what the frame can hold.
+pub fn decode_frame(frame: &[u8]) -> anyhow::Result<()> {
+    if frame.len() < 8 {
+        anyhow::bail!("frame too short");
+    }
+    let api_key = i16::from_be_bytes([frame[0], frame[1]]);
+    let api_version = i16::from_be_bytes([frame[2], frame[3]]);
+    let mut bytes = Bytes::copy_from_slice(frame);
+    let _header = decode_header(api_key, api_version, &mut bytes)?;
+    let key = ApiKey::try_from(api_key).map_err(|_| anyhow::anyhow!("unknown API key"))?;
+    let (min, max) = supported_range(key).ok_or_else(|| anyhow::anyhow!("unsupported"))?;
+    if api_version < min.max(if key == ApiKey::Produce { 3 } else { min }) || api_version > max {
+        anyhow::bail!("version out of range");
+    }
+    decode_body(key, api_version, bytes)
 }
 
 /// Frames a response: size, response header (v0 or v1 per API and version), body.
