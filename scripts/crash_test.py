@@ -178,7 +178,8 @@ class SeqProducer(threading.Thread):
     def _fatal_from(self, e, where):
         """produce() and poll() raise once the instance is in a fatal state (error_cb may
         not have run yet): note it once per instance; the loop then replaces the instance."""
-        if not (e.args and isinstance(e.args[0], KafkaError) and e.args[0].fatal()):
+        err = e.args[0] if e.args and isinstance(e.args[0], KafkaError) else None
+        if err is None or not (err.fatal() or err.code() == KafkaError._FATAL):
             raise e
         with self.lock:
             if self.instances not in self.fatal_instances:

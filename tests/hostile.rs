@@ -25,6 +25,7 @@ impl Rng {
 }
 
 /// Valid requests to start mutating from, encoded by a real client library.
+#[allow(clippy::vec_init_then_push)]
 fn seeds(c: &mut Client) -> Vec<BytesMut> {
     let mut out = Vec::new();
     out.push(c.frame(12, &MetadataRequest::default().with_topics(None)).1);

@@ -150,6 +150,10 @@ public final class TxnScenarios {
     }
 
     KafkaConsumer<String, String> consumer(boolean readCommitted, String clientId) {
+        return consumer(readCommitted, clientId, new Properties());
+    }
+
+    KafkaConsumer<String, String> consumer(boolean readCommitted, String clientId, Properties extra) {
         Properties p = new Properties();
         p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         p.put(ConsumerConfig.CLIENT_ID_CONFIG, clientId);
@@ -160,6 +164,7 @@ public final class TxnScenarios {
         p.put(ConsumerConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, "30000");
         p.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
         p.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
+        p.putAll(extra);
         return new KafkaConsumer<>(p);
     }
 
@@ -220,8 +225,12 @@ public final class TxnScenarios {
      * more so that anything past the end shows up too. Bounded by READ_MS.
      */
     Read readAll(String topic, int partitions, boolean readCommitted) {
+        return readAll(topic, partitions, readCommitted, new Properties());
+    }
+
+    Read readAll(String topic, int partitions, boolean readCommitted, Properties extra) {
         Read r = new Read();
-        try (KafkaConsumer<String, String> cons = consumer(readCommitted, "reader-" + iso(readCommitted))) {
+        try (KafkaConsumer<String, String> cons = consumer(readCommitted, "reader-" + iso(readCommitted), extra)) {
             List<TopicPartition> tps = tps(topic, partitions);
             cons.assign(tps);
             cons.seekToBeginning(tps);
@@ -360,7 +369,7 @@ public final class TxnScenarios {
             }
         });
         c.step("read back " + T_INTERLEAVE, this::verifyInterleave);
-        c.step("two transactional producers and a plain one interleaved in one partition", this::overlap);
+        c.step("two transactional producers (gzip, zstd) and a plain one interleaved in one partition", this::overlap);
         c.step("read back " + T_OVERLAP, this::verifyOverlap);
     }
 
@@ -383,6 +392,15 @@ public final class TxnScenarios {
             c.checkEq(end, ru.position.get(p), "partition " + p + " read_uncommitted position after reading");
             checkRows(wantRc, rc.rows(p), "partition " + p + " read_committed: exactly the committed records, in order");
             checkRows(wantRu, ru.rows(p), "partition " + p + " read_uncommitted: every data record (committed and aborted), no control record");
+        }
+        // One batch per fetch response: every fetch that returns part of an aborted transaction
+        // must carry that transaction in its aborted list on its own.
+        Properties small = new Properties();
+        small.put(ConsumerConfig.MAX_PARTITION_FETCH_BYTES_CONFIG, "1");
+        small.put(ConsumerConfig.FETCH_MAX_BYTES_CONFIG, "1");
+        Read rcSmall = readAll(T_INTERLEAVE, IL_PARTS, true, small);
+        for (int p = 0; p < IL_PARTS; p++) {
+            checkRows(rc.rows(p), rcSmall.rows(p), "partition " + p + " read_committed with 1-byte fetches (one batch per response) reads the same");
         }
         boolean valuesOk = rc.records.values().stream().flatMap(List::stream).allMatch(r -> "commit".equals(r.value()));
         c.check(valuesOk, "read_committed returned only records whose value says commit");
@@ -436,8 +454,11 @@ public final class TxnScenarios {
     }
 
     void overlap() throws Exception {
-        try (KafkaProducer<String, String> a = txProducer("txn-overlap-a");
-             KafkaProducer<String, String> b = txProducer("txn-overlap-b");
+        Properties pa = txProps("txn-overlap-a"), pb = txProps("txn-overlap-b");
+        pa.put(ProducerConfig.COMPRESSION_TYPE_CONFIG, "gzip");
+        pb.put(ProducerConfig.COMPRESSION_TYPE_CONFIG, "zstd");
+        try (KafkaProducer<String, String> a = new KafkaProducer<>(pa);
+             KafkaProducer<String, String> b = new KafkaProducer<>(pb);
              KafkaProducer<String, String> plain = plainProducer("txn-overlap-plain")) {
             a.initTransactions();
             b.initTransactions();
@@ -884,6 +905,10 @@ public final class TxnScenarios {
                 c.check(other.isPresent() && other.get().currentTransactionStartOffset().isEmpty() && other.get().lastSequence() == 2,
                         "describeProducers: the plain producer has no transaction, lastSequence 2: " + other);
 
+                long wait = began[0] + 2_000 - System.currentTimeMillis();
+                if (wait > 0) Thread.sleep(wait);
+                Set<String> running = listTxnIds(new ListTransactionsOptions().filterOnDuration(1_500));
+                c.check(running.contains("txn-timeout-stall"), "listTransactions(running > 1.5 s), 2 s in, includes it: " + running);
                 Map<Integer, Long> rcEnd = endOffsets(T_TIMEOUT, 1, true), ruEnd = endOffsets(T_TIMEOUT, 1, false);
                 c.checkEq(0L, rcEnd.get(0), "read_committed endOffset = LSO = the open transaction's first offset");
                 c.checkEq(6L, ruEnd.get(0), "read_uncommitted endOffset = high watermark");
