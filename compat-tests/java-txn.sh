@@ -19,6 +19,10 @@
 # Env (besides FJORD_BIN / FJORD_CACHE from lib.sh):
 #   JAVA_TXN_SCENARIOS   only these scenarios, by name prefix (default: all; verify-after-restart
 #                        expects all the others to have run)
+#   JAVA_TXN_RESTART_SIGNAL  how the restart scenario stops the broker: TERM (default, graceful) or
+#                        KILL (crash; then start the broker with --override log.flush.interval.messages=1
+#                        via JAVA_TXN_BROKER_ARGS, or acknowledged data may legitimately be lost)
+#   JAVA_TXN_BROKER_ARGS extra broker arguments (word-split)
 #   JAVA_COMPAT_COMPILE_ONLY, JAVA_COMPAT_KEEP, JAVA_COMPAT_LOG_LEVEL   as for java.sh
 RUNNER=java-txn.sh
 CLASSES_SUBDIR=java-txn-classes
@@ -38,7 +42,9 @@ if [ ! -x "$FJORD_BIN" ]; then
   exit 1
 fi
 
-BROKER_ARGS=()
+# shellcheck disable=SC2206
+BROKER_ARGS=(${JAVA_TXN_BROKER_ARGS:-})
+RESTART_SIGNAL="${JAVA_TXN_RESTART_SIGNAL:-TERM}"
 JAVA_OPTS=(
   -Xmx512m
   "-Dlog4j2.configurationFile=$SRC/log4j2.properties"
@@ -109,8 +115,9 @@ run_restart() {
     sleep 0.1
   done
   if [ -f "$DATA.ready" ]; then
-    echo "$RUNNER: restarting the broker (SIGTERM) with two transactions open"
-    if restart_broker "$DATA" "${BROKER_ARGS[@]}"; then
+    echo "$RUNNER: restarting the broker (SIG$RESTART_SIGNAL) with two transactions open"
+    stop_broker "$RESTART_SIGNAL" || true
+    if start_broker "$DATA" "${BROKER_ARGS[@]}"; then
       echo "$RUNNER: broker restarted, pid $BROKER_PID"
       touch "$DATA.restarted"
     else

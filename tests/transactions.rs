@@ -389,3 +389,31 @@ async fn open_transactions_survive_restart_and_time_out() {
         ResponseError::InvalidTxnState.code()
     );
 }
+
+#[tokio::test]
+async fn a_zombie_one_epoch_behind_is_fenced_not_invalid() {
+    let b = start().await;
+    let mut c = b.client().await;
+    c.create_topic("z", 1).await;
+    let (_, pid, old) = init(&mut c, "zz", 60_000).await;
+    let (_, _, new) = init(&mut c, "zz", 60_000).await;
+    assert_eq!(new, old + 1);
+    // The new instance opens a transaction; the zombie's abort (EndTxn v5) must be fenced.
+    assert_eq!(
+        produce_txn(&mut c, 12, "zz", "z", 0, txn_batch(pid, new, 0, 1)).await,
+        0
+    );
+    let e = end_txn(&mut c, 5, "zz", pid, old, false).await;
+    assert_eq!(e.error_code, ResponseError::ProducerFenced.code());
+    let d = c
+        .call(
+            0,
+            &DescribeTransactionsRequest::default()
+                .with_transactional_ids(vec![TransactionalId(sb("zz"))]),
+        )
+        .await;
+    assert_eq!(
+        d.transaction_states[0].transaction_state.as_str(),
+        "Ongoing"
+    );
+}

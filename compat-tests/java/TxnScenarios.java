@@ -52,15 +52,18 @@ import org.apache.kafka.common.serialization.StringSerializer;
  * one scenario per JVM, all against one broker started by compat-tests/java-txn.sh:
  * <pre>
  *   interleave           20 transactions over 3 partitions alternating commit / abort; read_committed sees
- *                        exactly the committed records in order, read_uncommitted every data record and no
- *                        control record; offsets leave one slot per marker; seeks into aborted ranges; two
- *                        transactional producers and a plain one interleaved record by record in one partition
- *                        (all four commit/abort combinations), LSO while both are open
+ *                        exactly the committed records in order (also with one batch per fetch response),
+ *                        read_uncommitted every data record and no control record; offsets leave one slot per
+ *                        marker; seeks into aborted ranges; two transactional producers (gzip, zstd) and a plain
+ *                        one interleaved record by record in one partition (all four commit/abort
+ *                        combinations), LSO while both are open
  *   ctp                  consume-transform-produce app (TxnCtpApp) in a child JVM, SIGKILLed with a transaction
  *                        open (records and offsets sent), restarted with the same transactional.id: the output
  *                        has every committed input record exactly once, in input order; group offsets at the end
  *   fencing              a second instance's initTransactions, and Admin.fenceProducers, fence an open
- *                        transaction: the zombie's send / commit fail, its records stay invisible
+ *                        transaction: the zombie's send / commit / sendOffsetsToTransaction fail, its records
+ *                        stay invisible; a zombie fenced while idle gets PRODUCER_FENCED for its EndTxn while
+ *                        the new instance's transaction is open, which stays untouched
  *   timeout              transaction.timeout.ms above the broker maximum is refused; a 5 s transaction left
  *                        open is aborted by the broker within ~10 s, unblocking the LSO; listTransactions
  *                        filters, describeTransactions, describeProducers before and after
@@ -263,6 +266,7 @@ public final class TxnScenarios {
 
     Map<Integer, Long> endOffsets(String topic, int partitions, boolean readCommitted) {
         try (KafkaConsumer<String, String> cons = consumer(readCommitted, "end-" + iso(readCommitted))) {
+            cons.assign(tps(topic, partitions)); // else the client warns that it cannot cache the answer
             Map<Integer, Long> m = new TreeMap<>();
             for (Map.Entry<TopicPartition, Long> e : cons.endOffsets(tps(topic, partitions), Duration.ofSeconds(15)).entrySet()) {
                 m.put(e.getKey().partition(), e.getValue());

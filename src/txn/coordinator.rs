@@ -464,7 +464,9 @@ impl TxnCoordinator {
             self.persist(&mut m);
             return Ok((m.producer_id, m.producer_epoch));
         }
-        if bump_epoch && epoch != current && m.state == TxnState::Empty {
+        // An older epoch is only a retry candidate against a completed transaction; against
+        // an empty or open one (a zombie of the previous instance) it is fenced.
+        if epoch != current && matches!(m.state, TxnState::Empty | TxnState::Ongoing) {
             return Err(ResponseError::ProducerFenced);
         }
         Err(ResponseError::InvalidTxnState)

@@ -1,0 +1,95 @@
+//! Shared checks for the Fjord fuzz targets.
+//!
+//! The record-set check mirrors what the broker does with a produce payload: split and
+//! validate it (`log::batch::split_and_validate`), then, on a compacted topic, the keyless
+//! check (`log::records::has_keyless_record`), and later compaction (`records_section`,
+//! `parse_records`, `rebuild`) on the stored batch.
+//!
+//! The CRC-32C is no obstacle for a hostile client (it is computed in a line of code), but it
+//! is for a fuzzer: a mutated batch almost never carries a matching CRC, and then nothing
+//! past the CRC check is ever reached. Every input is therefore checked twice: as sent, and
+//! with each batch's CRC recomputed (`fix_crcs`), which is what a hostile client would send.
+
+use bytes::Bytes;
+use fjord::log::batch::{self, BatchHeader, HEADER_LEN, LOG_OVERHEAD};
+use fjord::log::records;
+
+/// The batch size limit the targets validate against (Kafka's default is ~1 MiB).
+pub const MAX_BATCH_BYTES: usize = 1 << 20;
+
+const CRC_OFFSET: usize = 17;
+const ATTRIBUTES_OFFSET: usize = 21;
+
+/// Checks `data` as a produce record set, as sent and with corrected CRCs.
+pub fn check_record_set(data: &[u8]) {
+    validate_and_walk(data);
+    let mut fixed = data.to_vec();
+    if fix_crcs(&mut fixed) {
+        validate_and_walk(&fixed);
+    }
+}
+
+/// Rewrites the CRC-32C of every batch whose length prefix is consistent with the data.
+/// Returns whether anything changed.
+pub fn fix_crcs(data: &mut [u8]) -> bool {
+    let mut pos = 0usize;
+    let mut changed = false;
+    while data.len() - pos >= HEADER_LEN {
+        let rest = &mut data[pos..];
+        let len = i32::from_be_bytes(rest[8..12].try_into().unwrap());
+        if len < (HEADER_LEN - LOG_OVERHEAD) as i32 {
+            break;
+        }
+        let total = LOG_OVERHEAD + len as usize;
+        if total > rest.len() {
+            break;
+        }
+        let crc = crc32c::crc32c(&rest[ATTRIBUTES_OFFSET..total]).to_be_bytes();
+        if rest[CRC_OFFSET..CRC_OFFSET + 4] != crc {
+            rest[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc);
+            changed = true;
+        }
+        pos += total;
+    }
+    changed
+}
+
+fn validate_and_walk(data: &[u8]) {
+    let Ok(batches) = batch::split_and_validate(&Bytes::copy_from_slice(data), MAX_BATCH_BYTES)
+    else {
+        return;
+    };
+    for b in &batches {
+        let h = BatchHeader::parse(b).expect("a validated batch has a full header");
+        // Produce on a compacted topic.
+        let keyless = records::has_keyless_record(b);
+        // Compaction of the stored batch.
+        let Ok(section) = records::records_section(b) else {
+            assert!(keyless.is_err(), "has_keyless_record succeeded where records_section failed");
+            continue;
+        };
+        let Ok(recs) = records::parse_records(&section, h.records_count) else {
+            assert!(keyless.is_err(), "has_keyless_record succeeded where parse_records failed");
+            continue;
+        };
+        assert_eq!(recs.len(), h.records_count as usize);
+        assert_eq!(
+            keyless.as_ref().ok(),
+            Some(&recs.iter().any(|r| r.key.is_none())),
+            "has_keyless_record disagrees with parse_records"
+        );
+        // Drop every other record, as compaction would, and read the result back.
+        let keep: Vec<bool> = (0..recs.len()).map(|i| i % 2 == 0).collect();
+        if let Ok(Some(rebuilt)) = records::rebuild(b, &section, &recs, &keep) {
+            let h2 = BatchHeader::parse(&rebuilt).expect("a rebuilt batch has a full header");
+            let kept: Vec<_> = recs.iter().zip(&keep).filter(|(_, k)| **k).map(|(r, _)| r).collect();
+            assert_eq!(h2.records_count as usize, kept.len());
+            let s2 = records::records_section(&rebuilt).expect("a rebuilt batch decompresses");
+            let r2 = records::parse_records(&s2, h2.records_count).expect("a rebuilt batch parses");
+            for (a, b) in kept.iter().zip(&r2) {
+                assert_eq!(a.key, b.key, "compaction changed a record key");
+                assert_eq!(a.offset_delta, b.offset_delta, "compaction changed an offset delta");
+            }
+        }
+    }
+}
