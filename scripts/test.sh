@@ -25,7 +25,7 @@ section "rust tests (unit + integration)"
 cargo test --release --locked
 
 failed=()
-for scenario in kcat python java java-groups java-lifecycle; do
+for scenario in kcat python java java-groups java-lifecycle java-txn; do
   section "compat: $scenario"
   if ! bash "compat-tests/$scenario.sh"; then
     failed+=("$scenario")
