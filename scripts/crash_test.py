@@ -21,6 +21,12 @@ Each trial:
      offset order within each partition, and that no high watermark is below the last
      acknowledged offset + 1;
   4. sleep a random 0.2-2.0 s (the producer keeps writing), then SIGKILL the broker.
+     The kill's random moment is thus measured from the end of the verification, when
+     the broker is back under steady load, not from the process start.
+Per trial it also prints how many records the client had queued or in flight at the kill
+and how many records were stored but not yet acknowledged (end offsets read with a raw
+ListOffsets right after the restart, before the producer is back): those are the batches
+the producer re-sends, which the broker must recognise as duplicates.
 After the last trial the broker is restarted once more, the producer is flushed and
 closed, everything is verified, the broker is stopped with SIGTERM (must exit 0) and
 restarted to verify the final state once more.
@@ -47,7 +53,8 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from confluent_kafka.admin import AdminClient, NewTopic
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Broker, BrokerError, exit_on_sigterm, metadata, metadata_ok, percentile  # noqa: E402
+from harness import (Broker, BrokerError, exit_on_sigterm, list_offsets_latest,  # noqa: E402
+                     metadata, metadata_ok, percentile)
 
 
 QUIET = logging.getLogger("crash-test.librdkafka")
@@ -76,7 +83,7 @@ class SeqProducer(threading.Thread):
         self.rate = rate
         self.lock = threading.Lock()
         self.acked = {}          # seq -> (partition, offset)
-        self.ack_time = {}       # seq -> monotonic time of the delivery report
+        self.first_new_ack = None  # time of the first acknowledgement after reset_first_ack()
         self.failed = {}         # seq -> error string
         self.next_seq = 0
         self.fatal = []          # fatal error strings
@@ -123,10 +130,15 @@ class SeqProducer(threading.Thread):
         with self.lock:
             if err is None:
                 self.acked[seq] = (msg.partition(), msg.offset())
-                self.ack_time[seq] = t
+                if self.first_new_ack is None:
+                    self.first_new_ack = t
                 self.failed.pop(seq, None)
             else:
                 self.failed[seq] = str(err)
+
+    def reset_first_ack(self):
+        with self.lock:
+            self.first_new_ack = None
 
     def snapshot(self):
         with self.lock:
@@ -201,7 +213,7 @@ def verify(bootstrap, topic, partitions, acked, final_acked_keys, timeout):
     """Consume the whole topic and check it against `acked` (seq -> (partition, offset)).
     Returns a dict of findings (see keys below)."""
     admin_consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "crash-verify",
-                               "enable.auto.commit": False, "log_level": 3})
+                               "enable.auto.commit": False, "logger": QUIET})
     try:
         hw = {}
         lw = {}
@@ -215,7 +227,7 @@ def verify(bootstrap, topic, partitions, acked, final_acked_keys, timeout):
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "crash-verify",
                   "enable.auto.commit": False, "enable.partition.eof": True,
                   "fetch.max.bytes": 52428800, "max.partition.fetch.bytes": 10485760,
-                  "log_level": 3})
+                  "logger": QUIET})
     at = {}                 # (partition, offset) -> seq
     order_violations = []   # (partition, offset, prev_seq, seq)
     wrong_partition = []
@@ -396,10 +408,22 @@ def main():
         for trial in range(1, args.trials + 1):
             delay = rng.uniform(args.kill_min, args.kill_max)
             time.sleep(delay)
-            acked_before = producer.acked_count()
-            broker.mark(f"trial {trial}: SIGKILL ({acked_before} acknowledged so far)")
+            produced_before = producer.next_seq
+            broker.mark(f"trial {trial}: SIGKILL ({producer.acked_count()} acknowledged so far)")
             _, rc = broker.kill(signal.SIGKILL)
-            killed_at = now()
+            # Acks that arrived before the kill reach the callbacks within a poll (5 ms).
+            time.sleep(0.05)
+            at_kill = producer.snapshot()
+            producer.reset_first_ack()
+            acked_before = len(at_kill)
+            with producer.lock:
+                failed_before = len(producer.failed)
+            # Queued or in flight in the client (neither acknowledged nor failed yet).
+            in_flight = produced_before - acked_before - failed_before
+            last_acked = {}
+            for _seq, (p, off) in at_kill.items():
+                if off > last_acked.get(p, -1):
+                    last_acked[p] = off
             # Restart on the same dir and port.
             try:
                 t_conn, t_meta = broker.start(topic, args.partitions, timeout=args.step_timeout)
@@ -407,30 +431,47 @@ def main():
                 problems.append(f"trial {trial}: restart failed: {e}")
                 print(f"trial {trial}: RESTART FAILED: {e}")
                 break
+            # Stored but unacknowledged at the kill: the end offsets right after the restart,
+            # before the producer is back. Only valid if the producer's first new
+            # acknowledgement came later than this answer (checked below).
+            try:
+                hw0 = list_offsets_latest(broker.port, topic, args.partitions)
+                t_lo = now()
+                in_doubt = sum(max(0, hw0[p] - last_acked.get(p, -1) - 1) for p in hw0)
+            except (OSError, ValueError) as e:
+                t_lo = now()
+                in_doubt = None
+                print(f"  ListOffsets after restart failed: {e}")
             broker.mark(f"trial {trial}: restarted, accepting after {t_conn*1000:.1f} ms, "
                         f"metadata after {t_meta*1000:.1f} ms")
             recov_conn.append(t_conn)
             recov_meta.append(t_meta)
             # Wait for the producer to get through again.
-            base = producer.acked_count()
             t_end = now() + args.step_timeout
-            while producer.acked_count() <= base:
+            while producer.first_new_ack is None:
                 if producer.exc:
                     raise producer.exc
                 if now() > t_end:
                     raise HarnessError(f"trial {trial}: producer made no progress within "
                                        f"{args.step_timeout}s of the restart")
                 time.sleep(0.005)
-            t_ack = now() - broker.started_at
+            t_ack = producer.first_new_ack - broker.started_at
+            if producer.first_new_ack <= t_lo + 0.005:
+                in_doubt = None  # the producer was back before the end offsets were read
             reconnect.append(t_ack)
             acked = producer.snapshot()
-            print(f"trial {trial:2d}: killed {delay:.2f}s after verify (acked {acked_before}), "
+            print(f"trial {trial:2d}: killed {delay:.2f}s after verify (acked {acked_before}, "
+                  f"unacked in client {in_flight}, stored-unacked "
+                  f"{'n/a' if in_doubt is None else in_doubt}), "
                   f"restart: accept {t_conn*1000:.1f} ms, metadata {t_meta*1000:.1f} ms, "
                   f"first new ack {t_ack*1000:.0f} ms")
             sys.stdout.flush()
             r = check(f"trial {trial}", acked, set(producer.snapshot()))
             trial_rows.append({"trial": trial, "delay_s": round(delay, 3),
-                               "acked": len(acked), "accept_ms": round(t_conn * 1000, 2),
+                               "acked": len(acked), "acked_at_kill": acked_before,
+                               "unacked_in_client_at_kill": in_flight,
+                               "stored_unacked_at_kill": in_doubt,
+                               "accept_ms": round(t_conn * 1000, 2),
                                "metadata_ms": round(t_meta * 1000, 2),
                                "first_ack_ms": round(t_ack * 1000, 1),
                                "lost": len(r["lost"]), "dup_acked": len(r["dup_acked"]),
@@ -505,6 +546,11 @@ def main():
         "recovery_metadata_ms_max": round(max(recov_meta) * 1000, 1) if recov_meta else None,
         "first_new_ack_ms_p50": round(percentile(reconnect, 50) * 1000, 0) if reconnect else None,
         "first_new_ack_ms_max": round(max(reconnect) * 1000, 0) if reconnect else None,
+        "trials_with_stored_unacked_at_kill": len([r for r in trial_rows if (
+            r["stored_unacked_at_kill"] or 0) > 0]),
+        "trials_stored_unacked_unknown": len([r for r in trial_rows
+                                              if r["stored_unacked_at_kill"] is None]),
+        "stored_unacked_at_kill_total": sum(r["stored_unacked_at_kill"] or 0 for r in trial_rows),
         "harness_problems": problems,
         "trials": trial_rows,
     }
@@ -514,7 +560,11 @@ def main():
     print(f"records produced:            {produced}")
     print(f"records acknowledged:        {acked_total}")
     print(f"delivery failed / unreported:{len(failed):>7} / {never_reported}")
-    print(f"unacknowledged but stored:   {unacked_present}")
+    print(f"stored but unacked at kill:  {summary['stored_unacked_at_kill_total']} records in "
+          f"{summary['trials_with_stored_unacked_at_kill']} trials (re-sent by the producer, "
+          f"must not be duplicated; unknown in {summary['trials_stored_unacked_unknown']} "
+          f"trials where the producer was back first)")
+    print(f"unacked but stored at end:   {unacked_present}")
     print(f"LOST (acknowledged):         {len(lost)}" + (f"  e.g. {sorted(lost)[:10]}" if lost else ""))
     print(f"misplaced (acknowledged):    {summary['misplaced_acknowledged']}")
     print(f"DUPLICATES acknowledged:     {summary['duplicates_of_acknowledged']}")

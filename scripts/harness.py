@@ -128,6 +128,34 @@ def metadata_ok(md, topic=None, partitions=None):
     return all(err == 0 and leader >= 0 for err, leader in parts.values())
 
 
+def list_offsets_latest(port, topic, partitions, timeout=2.0):
+    """Raw ListOffsets v1 (latest): {partition: high watermark}; raises on any error."""
+    header = struct.pack(">hhi", 2, 1, 7) + _kstr("fjord-harness")
+    body = struct.pack(">ii", -1, 1) + _kstr(topic) + struct.pack(">i", partitions)
+    body += b"".join(struct.pack(">iq", p, -1) for p in range(partitions))
+    payload = header + body
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(struct.pack(">i", len(payload)) + payload)
+        size = struct.unpack(">i", _recv_exact(s, 4))[0]
+        data = _recv_exact(s, size)
+    pos = 4  # correlation id
+    out = {}
+    (ntopics,) = struct.unpack_from(">i", data, pos)
+    pos += 4
+    for _ in range(ntopics):
+        (n,) = struct.unpack_from(">h", data, pos)
+        pos += 2 + n
+        (nparts,) = struct.unpack_from(">i", data, pos)
+        pos += 4
+        for _ in range(nparts):
+            part, err, _ts, offset = struct.unpack_from(">ihqq", data, pos)
+            pos += 22
+            if err:
+                raise ValueError(f"ListOffsets error {err} for partition {part}")
+            out[part] = offset
+    return out
+
+
 # ---------------------------------------------------------------------------------------
 # /proc readings
 
@@ -194,6 +222,7 @@ class Broker:
         self.log_path = data_dir + ".log"
         self.proc = None
         self.started_at = None
+        self.start_info = {}
         self.bootstrap = f"127.0.0.1:{self.port}"
 
     @property
@@ -242,14 +271,23 @@ class Broker:
                     raise BrokerError(f"broker did not accept a connection within {timeout}s")
                 time.sleep(0.001)
         last = None
+        # What the broker answered before it was ready, for the report: attempts, and the
+        # first not-ready answer with the time it took.
+        self.start_info = {"metadata_attempts": 0, "first_not_ready": None}
         while True:
+            ta = time.monotonic()
             try:
-                md = metadata(self.port, [topic] if topic else None)
+                self.start_info["metadata_attempts"] += 1
+                md = metadata(self.port, [topic] if topic else None,
+                              timeout=max(2.0, deadline - ta))
                 if metadata_ok(md, topic, partitions):
                     return t_conn, time.monotonic() - t0
                 last = md
             except (OSError, struct.error, ValueError) as e:
                 last = e
+            if self.start_info["first_not_ready"] is None:
+                self.start_info["first_not_ready"] = (
+                    f"{last!r:.200} after {(time.monotonic() - ta) * 1000:.1f} ms")
             if self.proc.poll() is not None:
                 raise BrokerError(f"broker exited with {self.proc.returncode} during start-up")
             if time.monotonic() > deadline:

@@ -14,8 +14,10 @@ one Python process would be GIL-bound long before the broker is):
   groups      soak-classic:  2 confluent-kafka members, classic protocol; one member leaves
                              and rejoins every --churn seconds (rebalances under load)
               soak-consumer: 2 confluent-kafka members, KIP-848 (group.protocol=consumer)
-  assign()    kafka-python on the even partitions, aiokafka on the odd ones, no group,
-              from offset 0; they check per-producer order and fingerprint every record
+  assign()    2 confluent-kafka consumers without a group, from offset 0: even partitions
+              with default fetch sizes, odd partitions with small ones; they check
+              per-producer order and fingerprint every record (kafka-python and aiokafka
+              consumers cannot take part: the venv lacks their snappy/lz4/zstd libraries)
   admin       every 2 s: create + describe + delete a temp topic, describe topic and
               broker configs, list groups, describe the classic group, list offsets
               (confluent-kafka and kafka-python admin clients alternately)
@@ -50,6 +52,15 @@ import harness  # noqa: E402
 
 TOPIC = "soak"
 GROUPS = {"soak-classic": "classic", "soak-consumer": "consumer"}
+
+
+def ASSIGN(partitions):
+    """(name, extra consumer settings, partitions) of the two assign() consumers: one with
+    default fetch sizes, one with small ones (many small fetches and partial batches)."""
+    return [("assign-even", {}, range(0, partitions, 2)),
+            ("assign-odd-smallfetch", {"fetch.max.bytes": 1000000,
+                                       "max.partition.fetch.bytes": 16384,
+                                       "fetch.wait.max.ms": 50}, range(1, partitions, 2))]
 
 PRODUCERS = [
     ("p0", "confluent", {"enable.idempotence": True, "acks": "all", "compression.type": "none"}),
@@ -363,48 +374,31 @@ def group_member_main(name, group, protocol, bootstrap, partitions, size, churn_
     write_result(work, name, res)
 
 
-def assign_main(name, client, parts, bootstrap, partitions, size, progress, stop_ev, work):
+def assign_main(name, conf, parts, bootstrap, partitions, size, progress, stop_ev, work):
+    """A group-less confluent-kafka consumer on `parts` from offset 0. (kafka-python and
+    aiokafka cannot be used here: the venv has no snappy/lz4/zstd libraries for them, and
+    the producers use every codec.)"""
+    from confluent_kafka import Consumer, TopicPartition
     errors = Errors(name)
     seen = Seen(partitions, size, errors, progress, check_order=True, fp=True)
     try:
-        if client == "kafka-python":
-            from kafka import KafkaConsumer, TopicPartition
-            c = KafkaConsumer(bootstrap_servers=bootstrap, client_id=f"soak-{name}",
-                              group_id=None, enable_auto_commit=False,
-                              auto_offset_reset="earliest")
-            tps = [TopicPartition(TOPIC, p) for p in parts]
-            c.assign(tps)
-            c.seek_to_beginning(*tps)
-            while not stop_ev.is_set():
-                for tp, msgs in c.poll(timeout_ms=200, max_records=5000).items():
-                    for m in msgs:
-                        seen.add(tp.partition, m.offset, m.key, m.value)
-            c.close()
-        else:
-            from aiokafka import AIOKafkaConsumer
-            from aiokafka.structs import TopicPartition
-
-            async def run():
-                c = AIOKafkaConsumer(bootstrap_servers=bootstrap, client_id=f"soak-{name}",
-                                     group_id=None, enable_auto_commit=False,
-                                     auto_offset_reset="earliest")
-                await c.start()
-                try:
-                    tps = [TopicPartition(TOPIC, p) for p in parts]
-                    c.assign(tps)
-                    await c.seek_to_beginning(*tps)
-                    while not stop_ev.is_set():
-                        got = await c.getmany(timeout_ms=200, max_records=5000)
-                        for tp, msgs in got.items():
-                            for m in msgs:
-                                seen.add(tp.partition, m.offset, m.key, m.value)
-                finally:
-                    await c.stop()
-            asyncio.run(run())
+        c = {"bootstrap.servers": bootstrap, "group.id": f"unused-{name}",
+             "client.id": f"soak-{name}", "enable.auto.commit": False,
+             "error_cb": lambda e: errors.add(f"error_cb {e}"), "logger": quiet_logger(name)}
+        c.update(conf)
+        consumer = Consumer(c)
+        consumer.assign([TopicPartition(TOPIC, p, 0) for p in parts])
+        while not stop_ev.is_set():
+            for msg in consumer.consume(num_messages=2000, timeout=0.2):
+                if msg.error():
+                    errors.add(f"consume {msg.error()}")
+                    continue
+                seen.add(msg.partition(), msg.offset(), msg.key(), msg.value())
+        consumer.close()
     except Exception as e:  # noqa: BLE001
         errors.add(f"exception {e!r}\n{traceback.format_exc()}")
     res = seen.result()
-    res.update({"role": "assign", "name": name, "client": client, "partitions": list(parts),
+    res.update({"role": "assign", "name": name, "partitions": list(parts),
                 "errors": errors.count, "error_samples": errors.samples})
     write_result(work, name, res)
 
@@ -475,9 +469,11 @@ def admin_main(bootstrap, interval, stop_ev, work):
                         deleted += 1
                 op("kp_describe_configs", lambda: ka.describe_configs(
                     [KConfigResource(ConfigResourceType.TOPIC, TOPIC)]))
-                op("kp_list_groups", lambda: ka.list_consumer_groups())
-                op("kp_describe_group", lambda: ka.describe_consumer_groups(["soak-classic"]))
-                op("kp_list_group_offsets", lambda: ka.list_consumer_group_offsets("soak-classic"))
+                op("kp_list_groups", lambda: ka.list_groups())
+                op("kp_describe_group", lambda: ka.describe_groups(["soak-classic"]))
+                op("kp_list_group_offsets", lambda: ka.list_group_offsets(["soak-classic", "soak-consumer"]))
+                op("kp_describe_cluster", lambda: ka.describe_cluster())
+                op("kp_describe_log_dirs", lambda: ka.describe_log_dirs())
         # Temp topics left behind?
         time.sleep(1)
         leftover = [t for t in ca.list_topics(timeout=10).topics if t.startswith("soak-tmp-")]
@@ -570,12 +566,10 @@ def main():
                 procs.append(ctx.Process(target=group_member_main, name=name, args=(
                     name, group, protocol, broker.bootstrap, args.partitions, args.value_bytes,
                     churn, progress[name], stop_consume, work)))
-        for name, client, parts in (("assign-kafka-python", "kafka-python",
-                                     range(0, args.partitions, 2)),
-                                    ("assign-aiokafka", "aiokafka", range(1, args.partitions, 2))):
+        for name, conf, parts in ASSIGN(args.partitions):
             progress[name] = ctx.Array("q", args.partitions, lock=False)
             procs.append(ctx.Process(target=assign_main, name=name, args=(
-                name, client, list(parts), broker.bootstrap, args.partitions, args.value_bytes,
+                name, conf, list(parts), broker.bootstrap, args.partitions, args.value_bytes,
                 progress[name], stop_consume, work)))
         procs.append(ctx.Process(target=admin_main, name="admin", args=(
             broker.bootstrap, 2.0, stop_produce, work)))
@@ -602,8 +596,7 @@ def main():
                 break
             if now() >= next_report:
                 next_report += 15
-                done = sum(max(0, x) for x in progress["assign-aiokafka"]) + \
-                    sum(max(0, x) for x in progress["assign-kafka-python"])
+                done = sum(sum(progress[n]) for n, _, _ in ASSIGN(args.partitions))
                 print(f"  {now()-t_start:5.0f}s  broker RSS {st['VmRSS']/1024:.1f} MiB, "
                       f"CPU {harness.proc_cpu_seconds(broker.pid):.1f} s, assign consumers at {done} records")
                 sys.stdout.flush()
@@ -646,8 +639,7 @@ def main():
                 for p in range(args.partitions):
                     if max(progress[n][p] for n in members) < hw[p]:
                         lagging.append(f"{group}/{p}")
-            for name in ("assign-kafka-python", "assign-aiokafka"):
-                parts = range(0, args.partitions, 2) if "python" in name else range(1, args.partitions, 2)
+            for name, _, parts in ASSIGN(args.partitions):
                 for p in parts:
                     if progress[name][p] < hw[p]:
                         lagging.append(f"{name}/{p}")
@@ -655,6 +647,10 @@ def main():
         while True:
             lagging = caught_up()
             if not lagging:
+                break
+            dead = [p.name for p in procs if not p.is_alive() and p.name in progress]
+            if dead:
+                problems.append(f"consumers exited before being told to: {dead}")
                 break
             if now() - t_drain > args.drain_timeout:
                 problems.append(f"consumers not caught up {args.drain_timeout} s after the "
@@ -806,9 +802,12 @@ def main():
         print(f"admin cycles:           {adm.get('cycles')}, temp topics created/deleted "
               f"{adm.get('temp_created')}/{adm.get('temp_deleted')}")
         if adm.get("ops"):
-            slowest = max(adm["ops"].items(), key=lambda kv: kv[1]["max_s"])
-            print(f"admin ops:              {sum(v['count'] for v in adm['ops'].values())} "
-                  f"calls, slowest {slowest[0]} {slowest[1]['max_s']*1000:.0f} ms")
+            print(f"admin ops:              {sum(v['count'] for v in adm['ops'].values())} calls "
+                  f"(count / slowest):")
+            items = sorted(adm["ops"].items())
+            for i in range(0, len(items), 4):
+                print("    " + "  ".join(f"{k} {v['count']}/{v['max_s']*1000:.0f}ms"
+                                         for k, v in items[i:i + 4]))
         print(f"client errors:          {errors_total}")
         for s in error_samples[:10]:
             print(f"    {s.splitlines()[0][:300]}")
