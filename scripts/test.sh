@@ -32,6 +32,13 @@ for scenario in kcat python java java-groups java-lifecycle java-txn; do
   fi
 done
 
+# Robustness, short forms: 20 SIGKILL trials with flush-on-ack (no acknowledged record may
+# be lost or duplicated) and a one-minute soak of mixed traffic.
+section "robustness: crash durability (20 SIGKILL trials)"
+bash scripts/crash-test.sh --trials 20 || failed+=("crash-test")
+section "robustness: soak (1 minute)"
+bash scripts/soak.sh --minutes 1 || failed+=("soak")
+
 echo
 if [ ${#failed[@]} -ne 0 ]; then
   echo "FAILED compat scenarios: ${failed[*]}"

@@ -7,7 +7,7 @@
 
 use anyhow::{Context, bail};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::compression::{Compressor, Decompressor, Gzip, Lz4, Snappy, Zstd};
+use kafka_protocol::compression::{Compressor, Gzip, Lz4, Snappy, Zstd};
 
 use crate::log::batch::{BatchHeader, HEADER_LEN};
 
@@ -59,19 +59,68 @@ fn bytes_field(b: &mut &[u8], section: &Bytes, base: usize) -> anyhow::Result<Op
     Ok(Some(out))
 }
 
-/// The records section of a batch, decompressed.
+/// The most a batch's records may inflate to when decompressed. A tiny batch can claim or
+/// expand to gigabytes (a "decompression bomb"); anything beyond this is refused.
+pub const MAX_DECOMPRESSED: usize = 64 * 1024 * 1024;
+
+/// Reads at most `MAX_DECOMPRESSED` bytes from a streaming decoder.
+fn bounded(mut r: impl std::io::Read) -> anyhow::Result<Bytes> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    (&mut r)
+        .take(MAX_DECOMPRESSED as u64 + 1)
+        .read_to_end(&mut out)?;
+    if out.len() > MAX_DECOMPRESSED {
+        bail!("records decompress to more than {MAX_DECOMPRESSED} bytes");
+    }
+    Ok(Bytes::from(out))
+}
+
+/// Snappy as Kafka clients write it: raw, or Java's xerial framing (magic, versions, then
+/// length-prefixed raw blocks). Each block's declared length is checked before allocating.
+fn snappy(body: &[u8]) -> anyhow::Result<Bytes> {
+    const XERIAL: &[u8] = b"\x82SNAPPY\x00";
+    let mut decoder = snap::raw::Decoder::new();
+    let mut block = |b: &[u8], total: usize| -> anyhow::Result<Vec<u8>> {
+        let n = snap::raw::decompress_len(b)?;
+        if total + n > MAX_DECOMPRESSED {
+            bail!("records decompress to more than {MAX_DECOMPRESSED} bytes");
+        }
+        Ok(decoder.decompress_vec(b)?)
+    };
+    if body.len() >= 16 && &body[..8] == XERIAL {
+        let mut rest = &body[16..];
+        let mut out = Vec::new();
+        while !rest.is_empty() {
+            if rest.len() < 4 {
+                bail!("truncated snappy block header");
+            }
+            let len = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
+            rest = &rest[4..];
+            if len > rest.len() {
+                bail!("snappy block of {len} bytes overruns the batch");
+            }
+            out.extend(block(&rest[..len], out.len())?);
+            rest = &rest[len..];
+        }
+        Ok(Bytes::from(out))
+    } else {
+        Ok(Bytes::from(block(body, 0)?))
+    }
+}
+
+/// The records section of a batch, decompressed (bounded by [`MAX_DECOMPRESSED`]).
 pub fn records_section(batch: &[u8]) -> anyhow::Result<Bytes> {
     let h = BatchHeader::parse(batch).map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    let mut body = Bytes::copy_from_slice(&batch[HEADER_LEN..]);
-    let out = match h.attributes & 0x07 {
-        0 => body,
-        1 => Gzip::decompress(&mut body, |b: &mut Bytes| Ok(b.split_to(b.len())))?,
-        2 => Snappy::decompress(&mut body, |b: &mut Bytes| Ok(b.split_to(b.len())))?,
-        3 => Lz4::decompress(&mut body, |b: &mut Bytes| Ok(b.split_to(b.len())))?,
-        4 => Zstd::decompress(&mut body, |b: &mut Bytes| Ok(b.split_to(b.len())))?,
+    let body = &batch[HEADER_LEN..];
+    match h.attributes & 0x07 {
+        0 => Ok(Bytes::copy_from_slice(body)),
+        1 => bounded(flate2::read::GzDecoder::new(body)),
+        2 => snappy(body),
+        3 => bounded(lz4::Decoder::new(body)?),
+        4 => bounded(zstd::stream::read::Decoder::new(body)?),
         c => bail!("unknown compression codec {c}"),
-    };
-    Ok(out)
+    }
 }
 
 /// Walks the records of a decompressed section.
@@ -84,6 +133,9 @@ pub fn parse_records(section: &Bytes, count: i32) -> anyhow::Result<Vec<RawRecor
         let len = varint(&mut b)?;
         if len < 0 || len as usize > b.len() {
             bail!("record length {len} overruns the batch");
+        }
+        if len == 0 {
+            bail!("empty record (a record holds at least its attributes byte)");
         }
         let start = pos;
         let body_start = pos + (before - b.len());
@@ -262,6 +314,27 @@ mod tests {
             assert_eq!(offsets, vec![101, 103]);
             assert_eq!(set.records[0].timestamp, 1010);
             assert!(rebuild(&b, &section, &recs, &[false; 5]).unwrap().is_none());
+        }
+    }
+}
+
+#[cfg(test)]
+mod fuzz_regressions {
+    use super::*;
+
+    /// Inputs found by fuzzing (fuzz/regressions/record_batch): each must be refused with an
+    /// error, without a panic and without inflating past the cap.
+    #[test]
+    fn hostile_batches_are_refused() {
+        let cases: [&[u8]; 3] = [
+            include_bytes!("../../fuzz/regressions/record_batch/zero-length-record-panic.bin"),
+            include_bytes!(
+                "../../fuzz/regressions/record_batch/snappy-xerial-block-claims-4gib.bin"
+            ),
+            include_bytes!("../../fuzz/regressions/record_batch/zstd-99kb-inflates-to-3gib.bin"),
+        ];
+        for batch in cases {
+            assert!(has_keyless_record(batch).is_err());
         }
     }
 }

@@ -69,7 +69,7 @@ impl PartitionLog {
     /// the cleanable part of the log, drops tombstones older than `delete_retention_ms`, and
     /// leaves offsets, batch boundaries and the active head untouched.
     pub fn compact(&self, p: &CompactPolicy) -> anyhow::Result<CompactStats> {
-        let _m = self.maintenance.lock().unwrap();
+        let _m = self.maintenance.lock().unwrap_or_else(|p| p.into_inner());
         let (index, checkpoint) = {
             let st = self.state.lock().unwrap();
             (st.index.clone(), st.cleaned_upto)

@@ -456,7 +456,7 @@ impl PartitionLog {
     /// Moves the log start offset forward (DeleteRecords, retention) and drops whole batches
     /// that lie entirely before it. Returns the new log start offset.
     pub fn advance_log_start(&self, new_start: i64) -> sled::Result<i64> {
-        let _m = self.maintenance.lock().unwrap();
+        let _m = self.maintenance.lock().unwrap_or_else(|p| p.into_inner());
         let mut st = self.state.lock().unwrap();
         let new_start = new_start.min(st.next_offset);
         if new_start <= st.log_start_offset {
