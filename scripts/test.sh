@@ -38,10 +38,12 @@ section "robustness: crash durability (20 SIGKILL trials)"
 bash scripts/crash-test.sh --trials 20 || failed+=("crash-test")
 section "robustness: soak (1 minute)"
 bash scripts/soak.sh --minutes 1 || failed+=("soak")
+section "robustness: fuzzing (60 s per target)"
+bash scripts/fuzz.sh 60 || failed+=("fuzz")
 
 echo
 if [ ${#failed[@]} -ne 0 ]; then
-  echo "FAILED compat scenarios: ${failed[*]}"
+  echo "FAILED: ${failed[*]}"
   exit 1
 fi
 echo "all tests passed"
