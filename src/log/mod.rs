@@ -70,13 +70,4 @@ impl Store {
         self.db.flush_async().await?;
         Ok(())
     }
-
-    pub fn flush_blocking(&self) -> anyhow::Result<()> {
-        self.db.flush()?;
-        Ok(())
-    }
-
-    pub fn size_on_disk(&self) -> u64 {
-        self.db.size_on_disk().unwrap_or(0)
-    }
 }

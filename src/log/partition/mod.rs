@@ -482,10 +482,6 @@ impl PartitionLog {
     pub fn size_bytes(&self) -> u64 {
         self.state.lock().unwrap().bytes
     }
-
-    pub fn tree_name(&self) -> sled::IVec {
-        self.tree.name()
-    }
 }
 
 #[cfg(test)]
