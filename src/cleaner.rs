@@ -17,11 +17,7 @@ pub fn retention_pass(broker: &Broker) -> usize {
     let now = now_ms();
     let mut trimmed = 0;
     for t in broker.topics.list() {
-        if !broker
-            .topic_config(&t, "cleanup.policy")
-            .split(',')
-            .any(|p| p.trim() == "delete")
-        {
+        if !broker.topic_has_cleanup_policy(&t, "delete") {
             continue;
         }
         let ms: i64 = broker
@@ -55,11 +51,7 @@ pub fn retention_pass(broker: &Broker) -> usize {
 pub fn compaction_pass(broker: &Broker) -> u64 {
     let mut removed = 0;
     for t in broker.topics.list() {
-        if !broker
-            .topic_config(&t, "cleanup.policy")
-            .split(',')
-            .any(|p| p.trim() == "compact")
-        {
+        if !broker.topic_has_cleanup_policy(&t, "compact") {
             continue;
         }
         let num =

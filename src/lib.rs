@@ -70,6 +70,13 @@ impl Broker {
         meta::configs::topic_config_value(&self.config, &self.dynamic.get(), &topic.configs, name)
     }
 
+    /// Whether `cleanup.policy` of `topic` includes `policy` ("delete" or "compact").
+    pub fn topic_has_cleanup_policy(&self, topic: &meta::topics::Topic, policy: &str) -> bool {
+        self.topic_config(topic, "cleanup.policy")
+            .split(',')
+            .any(|p| p.trim() == policy)
+    }
+
     pub fn node_id(&self) -> i32 {
         self.config.node_id
     }

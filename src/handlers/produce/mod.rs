@@ -202,11 +202,7 @@ fn append_partition(
         }
     }
     // A compacted topic keeps the latest value per key: a record without a key has no place.
-    if broker
-        .topic_config(topic, "cleanup.policy")
-        .split(',')
-        .any(|p| p.trim() == "compact")
-    {
+    if broker.topic_has_cleanup_policy(topic, "compact") {
         match crate::log::records::has_keyless_record(&batches[0]) {
             Ok(false) => {}
             Ok(true) => {
