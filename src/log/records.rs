@@ -176,7 +176,7 @@ pub fn rebuild(
         if *k {
             kept.extend_from_slice(&section[r.start..r.end]);
             count += 1;
-            max_ts = max_ts.max(h.base_timestamp + r.timestamp_delta);
+            max_ts = max_ts.max(h.base_timestamp.saturating_add(r.timestamp_delta));
         }
     }
     if count == 0 {
