@@ -85,6 +85,19 @@ pub fn compaction_pass(broker: &Broker) -> u64 {
     removed
 }
 
+/// Hands every partition its topic's current `segment.bytes` (read when its active segment
+/// file next fills up).
+pub fn apply_segment_bytes(broker: &Broker) {
+    for t in broker.topics.list() {
+        let Ok(bytes) = broker.topic_config(&t, "segment.bytes").parse::<u64>() else {
+            continue;
+        };
+        for p in &t.partitions {
+            p.set_segment_bytes(bytes);
+        }
+    }
+}
+
 /// Runs both passes on their schedules until shutdown.
 pub fn spawn(
     broker: Arc<Broker>,
@@ -105,6 +118,7 @@ pub fn spawn(
                 _ = shutdown.changed() => break,
                 _ = tick.tick() => {}
             }
+            apply_segment_bytes(&broker);
             let now = Instant::now();
             let do_retention = now.duration_since(last_retention) >= retention_every;
             let do_clean =

@@ -1,24 +1,32 @@
 //! Partition logs over sled: the narrow storage interface the handlers use.
 //!
-//! `Store` owns the sled database; everything else reaches storage through it or through a
-//! `PartitionLog`. Keeping the surface this small is what lets the engine be swapped (e.g.
-//! for append-only segment files with sled as the index) without touching a handler.
+//! `Store` owns the sled database and the directory of segment files; everything else
+//! reaches storage through it or through a `PartitionLog`. Batch bytes live in append-only
+//! segment files (`<data dir>/logs/<topic id>-<partition>/`), sled holds the offset index,
+//! producer and transaction state and all broker metadata.
 
 pub mod batch;
 pub mod partition;
 pub mod producer;
 pub mod records;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-pub use partition::{AppendError, AppendInfo, PartitionLog, ReadError, ReadResult};
+pub use partition::{AppendError, AppendInfo, DirtyFiles, PartitionLog, ReadError, ReadResult};
 
-/// sled's page cache; its default (1 GiB) would dwarf the broker's own footprint.
-const CACHE_BYTES: u64 = 64 * 1024 * 1024;
+/// sled's page cache; its default (1 GiB) would dwarf the broker's own footprint. Batch
+/// bytes do not go through it, so it only caches indexes and metadata.
+const CACHE_BYTES: u64 = 32 * 1024 * 1024;
 
 pub struct Store {
     db: sled::Db,
+    logs: PathBuf,
+    dirty: Arc<DirtyFiles>,
+    /// Group commit: one flush at a time, and `synced` = appends it covered.
+    flush_lock: tokio::sync::Mutex<()>,
+    synced: AtomicU64,
 }
 
 impl Store {
@@ -29,7 +37,19 @@ impl Store {
             .cache_capacity(CACHE_BYTES)
             .flush_every_ms(Some(200))
             .open()?;
-        Ok(Store { db })
+        let logs = dir.join("logs");
+        std::fs::create_dir_all(&logs)?;
+        Ok(Store {
+            db,
+            logs,
+            dirty: Arc::default(),
+            flush_lock: tokio::sync::Mutex::new(()),
+            synced: AtomicU64::new(0),
+        })
+    }
+
+    fn partition_dir(&self, topic_id: uuid::Uuid, partition: i32) -> PathBuf {
+        self.logs.join(format!("{}-{partition}", topic_id.simple()))
     }
 
     fn partition_tree_name(topic_id: uuid::Uuid, partition: i32) -> String {
@@ -45,12 +65,21 @@ impl Store {
         let tree = self
             .db
             .open_tree(Self::partition_tree_name(topic_id, partition))?;
-        Ok(Arc::new(PartitionLog::open(tree, leader_epoch)?))
+        Ok(Arc::new(PartitionLog::open(
+            tree,
+            leader_epoch,
+            self.partition_dir(topic_id, partition),
+            self.dirty.clone(),
+        )?))
     }
 
     pub fn drop_partition(&self, topic_id: uuid::Uuid, partition: i32) -> anyhow::Result<()> {
         self.db
             .drop_tree(Self::partition_tree_name(topic_id, partition))?;
+        let dir = self.partition_dir(topic_id, partition);
+        if dir.exists() {
+            std::fs::remove_dir_all(dir)?;
+        }
         Ok(())
     }
 
@@ -64,10 +93,20 @@ impl Store {
         Ok(self.db.generate_id()?)
     }
 
-    /// Waits until everything written so far is on disk. Concurrent callers share the work:
-    /// sled flushes all pending writes at once, so a later caller usually finds little left.
+    /// Waits until everything written so far is on disk: the segment files written since
+    /// the last flush, then sled. Concurrent callers share the work (group commit): a caller
+    /// whose appends were covered by a flush that started after them returns at once.
     pub async fn flush(&self) -> anyhow::Result<()> {
+        let mine = self.dirty.appends();
+        let _one = self.flush_lock.lock().await;
+        if self.synced.load(Ordering::Acquire) >= mine && mine > 0 {
+            return Ok(());
+        }
+        let covers = self.dirty.appends();
+        let dirty = self.dirty.clone();
+        tokio::task::spawn_blocking(move || dirty.sync_all()).await??;
         self.db.flush_async().await?;
+        self.synced.fetch_max(covers, Ordering::AcqRel);
         Ok(())
     }
 }

@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use super::{IndexEntry, PartitionLog, STATE_KEY, batch_key, index_key};
+use super::{IndexEntry, Loc, PartitionLog, STATE_KEY, batch_key, index_key};
 use crate::log::{batch, records};
 
 /// Settings of one compaction pass (the topic's configs at the time).
@@ -33,7 +33,7 @@ impl PartitionLog {
         now_ms: i64,
         retention_ms: i64,
         retention_bytes: i64,
-    ) -> sled::Result<Option<i64>> {
+    ) -> anyhow::Result<Option<i64>> {
         let new_start = {
             let st = self.state.lock().unwrap();
             let mut n = 0;
@@ -98,7 +98,7 @@ impl PartitionLog {
         // Pass 1: the latest offset of every key.
         let mut latest: std::collections::HashMap<Bytes, i64> = std::collections::HashMap::new();
         for e in &index[..end] {
-            let Some(raw) = self.tree.get(batch_key(e.base_offset))? else {
+            let Some(raw) = self.read_entry(e)? else {
                 continue;
             };
             let h = batch::stored_header(&raw);
@@ -108,7 +108,7 @@ impl PartitionLog {
             let section = records::records_section(&raw)?;
             for r in records::parse_records(&section, h.records_count)? {
                 if let Some(k) = r.key {
-                    latest.insert(k, h.base_offset + r.offset_delta as i64);
+                    latest.insert(k, h.base_offset.saturating_add(r.offset_delta as i64));
                 }
             }
         }
@@ -116,7 +116,7 @@ impl PartitionLog {
         let tombstone_cutoff = p.now_ms.saturating_sub(p.delete_retention_ms);
         let mut changes: Vec<(i64, Option<Bytes>)> = Vec::new();
         for e in &index[..end] {
-            let Some(raw) = self.tree.get(batch_key(e.base_offset))? else {
+            let Some(raw) = self.read_entry(e)? else {
                 continue;
             };
             let h = batch::stored_header(&raw);
@@ -132,10 +132,11 @@ impl PartitionLog {
                     // later, they are kept rather than silently lost.
                     None => true,
                     Some(k) => {
-                        let offset = h.base_offset + r.offset_delta as i64;
+                        let offset = h.base_offset.saturating_add(r.offset_delta as i64);
                         let newest = latest.get(k) == Some(&offset);
                         let expired_tombstone = r.value_is_null
-                            && h.base_timestamp + r.timestamp_delta < tombstone_cutoff;
+                            && h.base_timestamp.saturating_add(r.timestamp_delta)
+                                < tombstone_cutoff;
                         newest && !expired_tombstone
                     }
                 })
@@ -151,29 +152,35 @@ impl PartitionLog {
             ));
         }
         stats.bytes_before = total;
+        // Rewritten batches are kept inline in the tree; the segment file they came from is
+        // deleted once nothing in it is live.
         let mut st = self.state.lock().unwrap();
         let mut w = sled::Batch::default();
         for (base, new) in &changes {
             let Ok(i) = st.index.binary_search_by_key(base, |e| e.base_offset) else {
                 continue;
             };
+            let old = st.index[i];
             match new {
                 Some(bytes) => {
                     let h = batch::stored_header(bytes);
-                    let entry = IndexEntry::from_header(&h, bytes.len());
+                    let entry = IndexEntry::from_header(&h, bytes.len(), Loc::Inline);
                     w.insert(&batch_key(*base), bytes.as_ref());
-                    w.insert(&index_key(*base), &entry.encode());
-                    st.bytes = st.bytes - st.index[i].size as u64 + entry.size as u64;
+                    w.insert(&index_key(*base), &entry.encode()[..]);
+                    st.bytes = st.bytes - old.size as u64 + entry.size as u64;
                     st.index[i] = entry;
                     stats.batches_rewritten += 1;
                 }
                 None => {
                     w.remove(&batch_key(*base));
                     w.remove(&index_key(*base));
-                    st.bytes -= st.index[i].size as u64;
+                    st.bytes -= old.size as u64;
                     st.index.remove(i);
                     stats.batches_removed += 1;
                 }
+            }
+            if let Loc::File { segment, .. } = old.loc {
+                st.segs.drop_live(segment);
             }
         }
         st.cleaned_upto = index[end - 1].last_offset + 1;
@@ -190,6 +197,8 @@ impl PartitionLog {
             .take_while(|e| e.base_offset <= last_clean)
             .map(|e| e.size as u64)
             .sum();
+        drop(st);
+        self.delete_dead_segments()?;
         Ok(stats)
     }
 }

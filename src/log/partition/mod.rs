@@ -1,25 +1,36 @@
-//! One partition's commit log in its own sled tree.
+//! One partition's commit log: batch bytes in append-only segment files, everything else
+//! in the partition's own sled tree.
 //!
 //! Key space of the tree (the first byte keeps the kinds apart and ordered):
-//! - `b` + big-endian base offset -> the record batch exactly as served to consumers
-//! - `i` + big-endian base offset -> its index entry (last offset, max timestamp, size)
+//! - `i` + big-endian base offset -> index entry: last offset, max timestamp, size, and where
+//!   the bytes are (segment file and position, or inline in the tree)
+//! - `b` + big-endian base offset -> batch bytes of an inline entry (a batch rewritten by
+//!   compaction; appends always go to a segment file)
 //! - `p` + big-endian producer id -> that producer's idempotence state
 //! - `s`                          -> partition state (log start offset, leader epoch)
 //!
-//! A batch, its index entry and its producer state are written in one atomic sled batch, so
-//! after a crash the log, the index and the duplicate-detection cache always agree. The index
-//! is loaded into memory at open (24 bytes per batch): offset and timestamp lookups, sizes
-//! and retention never read batch bytes. Offsets are assigned under the partition's own
-//! mutex; nothing on the append path is shared between partitions.
+//! An append writes the batch to the active segment (`segment`), then its index entry,
+//! producer state and transaction state in one atomic sled batch. sled may lose its last
+//! few hundred milliseconds on a crash while the file write survives in the page cache, so
+//! opening a partition re-indexes whatever the segment files hold past the last index entry
+//! (`recovery`): a batch the broker acknowledged survives the process dying. The index is
+//! loaded into memory at open: offset and timestamp lookups, sizes and retention never read
+//! batch bytes. Offsets are assigned under the partition's own mutex; nothing on the append
+//! path is shared between partitions.
 //!
 //! Retention and compaction live in `maintenance`, transaction state in `txn`.
 
 mod maintenance;
+mod recovery;
+pub mod segment;
 mod txn;
 
 pub use maintenance::{CompactPolicy, CompactStats};
+pub use segment::DirtyFiles;
 pub use txn::AbortedTxn;
 
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use bytes::{Bytes, BytesMut};
@@ -27,6 +38,7 @@ use tokio::sync::Notify;
 
 use crate::log::batch::{self, BatchHeader, NO_PRODUCER_ID};
 use crate::log::producer::{ProducerEntry, SequenceCheck};
+use segment::Segments;
 
 const BATCH_PREFIX: u8 = b'b';
 const INDEX_PREFIX: u8 = b'i';
@@ -45,6 +57,15 @@ fn index_key(offset: i64) -> [u8; 9] {
     k
 }
 
+/// Where a batch's bytes are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loc {
+    /// In the tree under `batch_key(base_offset)`.
+    Inline,
+    /// In segment file `segment` (its base offset) at byte `pos`.
+    File { segment: i64, pos: u64 },
+}
+
 /// One stored batch, as the index knows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IndexEntry {
@@ -52,32 +73,47 @@ pub struct IndexEntry {
     pub last_offset: i64,
     pub max_timestamp: i64,
     pub size: u32,
+    pub loc: Loc,
 }
 
 impl IndexEntry {
-    fn encode(&self) -> [u8; 20] {
-        let mut v = [0u8; 20];
+    fn encode(&self) -> [u8; 36] {
+        let mut v = [0u8; 36];
         v[0..8].copy_from_slice(&self.last_offset.to_be_bytes());
         v[8..16].copy_from_slice(&self.max_timestamp.to_be_bytes());
         v[16..20].copy_from_slice(&self.size.to_be_bytes());
+        let (segment, pos) = match self.loc {
+            Loc::Inline => (-1i64, 0u64),
+            Loc::File { segment, pos } => (segment, pos),
+        };
+        v[20..28].copy_from_slice(&segment.to_be_bytes());
+        v[28..36].copy_from_slice(&pos.to_be_bytes());
         v
     }
 
     fn decode(base_offset: i64, v: &[u8]) -> Option<Self> {
+        let segment = i64::from_be_bytes(v.get(20..28)?.try_into().ok()?);
+        let pos = u64::from_be_bytes(v.get(28..36)?.try_into().ok()?);
         Some(IndexEntry {
             base_offset,
             last_offset: i64::from_be_bytes(v.get(0..8)?.try_into().ok()?),
             max_timestamp: i64::from_be_bytes(v.get(8..16)?.try_into().ok()?),
             size: u32::from_be_bytes(v.get(16..20)?.try_into().ok()?),
+            loc: if segment < 0 {
+                Loc::Inline
+            } else {
+                Loc::File { segment, pos }
+            },
         })
     }
 
-    fn from_header(h: &BatchHeader, size: usize) -> Self {
+    fn from_header(h: &BatchHeader, size: usize, loc: Loc) -> Self {
         IndexEntry {
             base_offset: h.base_offset,
             last_offset: h.last_offset(),
             max_timestamp: h.max_timestamp,
             size: size as u32,
+            loc,
         }
     }
 }
@@ -97,12 +133,18 @@ fn producer_key(pid: i64) -> [u8; 9] {
 pub enum AppendError {
     OutOfOrderSequence { expected: i32, got: i32 },
     InvalidProducerEpoch { current: i16, got: i16 },
-    Storage(sled::Error),
+    Storage(String),
 }
 
 impl From<sled::Error> for AppendError {
     fn from(e: sled::Error) -> Self {
-        AppendError::Storage(e)
+        AppendError::Storage(e.to_string())
+    }
+}
+
+impl From<std::io::Error> for AppendError {
+    fn from(e: std::io::Error) -> Self {
+        AppendError::Storage(e.to_string())
     }
 }
 
@@ -133,7 +175,6 @@ pub struct ReadResult {
     pub aborted: Vec<AbortedTxn>,
 }
 
-#[derive(Debug, Clone)]
 struct State {
     /// Offset the next record gets: the log end offset, and on a single node the high watermark.
     next_offset: i64,
@@ -151,6 +192,7 @@ struct State {
     /// lookup is a binary search (Kafka's time index works the same way).
     running_max_ts: Vec<i64>,
     bytes: u64,
+    segs: Segments,
 }
 
 impl State {
@@ -158,13 +200,20 @@ impl State {
         let prev = self.running_max_ts.last().copied().unwrap_or(i64::MIN);
         self.running_max_ts.push(prev.max(e.max_timestamp));
         self.bytes += e.size as u64;
+        if let Loc::File { segment, .. } = e.loc {
+            self.segs.add_live(segment);
+        }
         self.index.push(e);
     }
 
     /// Drops the first `n` entries.
     fn drop_front(&mut self, n: usize) {
-        let gone: u64 = self.index[..n].iter().map(|e| e.size as u64).sum();
-        self.bytes -= gone;
+        for i in 0..n {
+            self.bytes -= self.index[i].size as u64;
+            if let Loc::File { segment, .. } = self.index[i].loc {
+                self.segs.drop_live(segment);
+            }
+        }
         self.index.drain(..n);
         self.rebuild_running_max();
     }
@@ -189,9 +238,21 @@ impl State {
     }
 }
 
+/// What storing one batch changes beyond the log itself, decided before the sled write and
+/// applied to the in-memory state after it succeeded.
+struct Effects {
+    entry: IndexEntry,
+    /// A transactional producer's first batch here opens its transaction.
+    opens_txn: Option<i64>,
+    /// A marker closes (producer id, first offset, commit?).
+    closes_txn: Option<(i64, i64, bool)>,
+}
+
 pub struct PartitionLog {
     tree: sled::Tree,
     state: Mutex<State>,
+    /// The topic's `segment.bytes`: when the active segment file is full, a new one starts.
+    segment_bytes: AtomicU64,
     /// Serialises log maintenance (retention, DeleteRecords, compaction) on this partition;
     /// appends only take `state` and are never blocked by it for long.
     maintenance: Mutex<()>,
@@ -200,9 +261,14 @@ pub struct PartitionLog {
 }
 
 impl PartitionLog {
-    /// Opens (or creates) the partition in `tree`, recovering the log end offset from the
-    /// last stored batch.
-    pub fn open(tree: sled::Tree, leader_epoch: i32) -> sled::Result<Self> {
+    /// Opens (or creates) the partition: its state and index from `tree`, its segment files
+    /// from `dir`, then re-indexes any batch the files hold past the index (see `recovery`).
+    pub fn open(
+        tree: sled::Tree,
+        leader_epoch: i32,
+        dir: PathBuf,
+        dirty: Arc<DirtyFiles>,
+    ) -> anyhow::Result<Self> {
         let (mut log_start_offset, mut epoch, mut cleaned_upto) = (0i64, leader_epoch, 0i64);
         if let Some(v) = tree.get(STATE_KEY)? {
             if v.len() >= 12 {
@@ -225,34 +291,26 @@ impl PartitionLog {
             aborted: Vec::new(),
             running_max_ts: Vec::new(),
             bytes: 0,
+            segs: Segments::open(dir, dirty)?,
         };
+        let mut entries = Vec::new();
         for kv in tree.range(index_key(0)..=index_key(i64::MAX)) {
             let (k, v) = kv?;
             if let Some(e) = IndexEntry::decode(key_offset(&k), &v) {
-                st.push(e);
+                entries.push(e);
             }
-        }
-        if st.index.is_empty() {
-            // Batches written before the index existed: rebuild it from their headers.
-            let mut w = sled::Batch::default();
-            for kv in tree.range(batch_key(0)..=batch_key(i64::MAX)) {
-                let (_, v) = kv?;
-                let e = IndexEntry::from_header(&batch::stored_header(&v), v.len());
-                w.insert(&index_key(e.base_offset), &e.encode());
-                st.push(e);
-            }
-            tree.apply_batch(w)?;
-        }
-        if let Some(last) = st.index.last() {
-            st.next_offset = (last.last_offset + 1).max(log_start_offset);
         }
         txn::load(&tree, &mut st)?;
-        Ok(PartitionLog {
+        recovery::recover(&tree, &mut st, entries)?;
+        let log = PartitionLog {
             tree,
             state: Mutex::new(st),
+            segment_bytes: AtomicU64::new(segment::DEFAULT_SEGMENT_BYTES),
             maintenance: Mutex::new(()),
             waiters: Mutex::new(Vec::new()),
-        })
+        };
+        log.delete_dead_segments()?;
+        Ok(log)
     }
 
     fn encode_state(log_start: i64, epoch: i32, cleaned_upto: i64) -> [u8; 20] {
@@ -273,6 +331,11 @@ impl PartitionLog {
 
     pub fn leader_epoch(&self) -> i32 {
         self.state.lock().unwrap().leader_epoch
+    }
+
+    /// The topic's `segment.bytes` (applied from the next roll on).
+    pub fn set_segment_bytes(&self, bytes: u64) {
+        self.segment_bytes.store(bytes.max(1), Ordering::Relaxed);
     }
 
     /// Appends one validated batch. Idempotent batches are checked against the producer's
@@ -296,7 +359,7 @@ impl PartitionLog {
                 SequenceCheck::Duplicate(b) => {
                     return Ok(AppendInfo {
                         base_offset: b.base_offset,
-                        last_offset: b.base_offset + b.last_offset_delta as i64,
+                        last_offset: b.base_offset.saturating_add(b.last_offset_delta as i64),
                         log_start_offset: st.log_start_offset,
                         duplicate: true,
                     });
@@ -311,35 +374,26 @@ impl PartitionLog {
         }
 
         let base = st.next_offset;
-        let mut bytes = BytesMut::from(&batch[..]);
-        batch::stamp(&mut bytes, base, st.leader_epoch);
-        if let Some(now) = log_append_time {
-            batch::set_log_append_time(&mut bytes, now);
-        }
         let mut stored = h;
         stored.base_offset = base;
-        if let Some(now) = log_append_time {
-            stored.max_timestamp = now;
-        }
-        let entry = IndexEntry::from_header(&stored, bytes.len());
-        let mut write = sled::Batch::default();
-        write.insert(&batch_key(base), bytes.as_ref());
-        write.insert(&index_key(base), &entry.encode());
-        if let Some(entry) = producer {
-            let e = ProducerEntry::record(entry, &stored);
-            write.insert(&producer_key(h.producer_id), e.encode());
-        }
-        // The first transactional batch of a producer opens its transaction here; the last
-        // stable offset cannot pass it until the marker arrives.
-        let opens_txn = h.is_transactional() && !st.ongoing.contains_key(&h.producer_id);
-        if opens_txn {
-            write.insert(&txn::ongoing_key(h.producer_id), &base.to_be_bytes());
-        }
-        self.tree.apply_batch(write)?;
-        st.next_offset = stored.last_offset() + 1;
-        st.push(entry);
-        if opens_txn {
-            st.ongoing.insert(h.producer_id, base);
+        let epoch = st.leader_epoch;
+        match log_append_time {
+            // The timestamp type and max timestamp are inside the CRC: rewrite a copy.
+            Some(now) => {
+                stored.max_timestamp = now;
+                let mut bytes = BytesMut::from(&batch[..]);
+                batch::stamp(&mut bytes, base, epoch);
+                batch::set_log_append_time(&mut bytes, now);
+                self.store(&mut st, &[&bytes], &stored, producer, None)?;
+            }
+            // Base offset and leader epoch are outside it: only the first 16 bytes change,
+            // and the batch goes to the file straight from the request buffer.
+            None => {
+                let mut head = [0u8; 16];
+                head.copy_from_slice(&batch[..16]);
+                batch::stamp(&mut head, base, epoch);
+                self.store(&mut st, &[&head, &batch[16..]], &stored, producer, None)?;
+            }
         }
         let info = AppendInfo {
             base_offset: base,
@@ -350,6 +404,38 @@ impl PartitionLog {
         drop(st);
         self.wake_waiters();
         Ok(info)
+    }
+
+    /// Writes one batch (`parts`, whose header is `h` with its offset assigned) to the
+    /// active segment and records it: index entry, producer state (`producer` is the state
+    /// before this batch, for idempotent batches) and transaction state (`marker` is
+    /// Some(commit) for a control batch). If the index write fails the file is cut back, so
+    /// the batch is neither acknowledged nor found at recovery.
+    fn store(
+        &self,
+        st: &mut State,
+        parts: &[&[u8]],
+        h: &BatchHeader,
+        producer: Option<Option<ProducerEntry>>,
+        marker: Option<bool>,
+    ) -> Result<(), AppendError> {
+        let size: usize = parts.iter().map(|p| p.len()).sum();
+        let seg_bytes = self.segment_bytes.load(Ordering::Relaxed);
+        let (segment, pos) = st.segs.append(h.base_offset, seg_bytes, parts)?;
+        let entry = IndexEntry::from_header(h, size, Loc::File { segment, pos });
+        let mut w = sled::Batch::default();
+        let written = plan_effects(&self.tree, st, h, entry, producer, marker, &mut w)
+            .and_then(|eff| self.tree.apply_batch(w).map(|_| eff));
+        match written {
+            Ok(eff) => {
+                apply_effects(st, eff);
+                Ok(())
+            }
+            Err(e) => {
+                let _ = st.segs.truncate(segment, pos);
+                Err(e.into())
+            }
+        }
     }
 
     fn wake_waiters(&self) {
@@ -373,6 +459,8 @@ impl PartitionLog {
 
     /// Reads whole batches from the one containing `offset` onward, up to `max_bytes`
     /// (always at least one batch when `min_one`, so a consumer can pass an oversized batch).
+    /// The batches to return are chosen from the index under the lock; their bytes are read
+    /// after it is released, consecutive batches of a segment file in one `pread`.
     pub fn read(
         &self,
         offset: i64,
@@ -380,21 +468,47 @@ impl PartitionLog {
         min_one: bool,
         read_committed: bool,
     ) -> Result<ReadResult, ReadError> {
-        let (hw, lso, log_start, start) = {
+        let (hw, lso, log_start, plan, files) = {
             let st = self.state.lock().unwrap();
-            (
-                st.next_offset,
-                st.last_stable_offset(),
-                st.log_start_offset,
-                st.position(offset).map(|i| st.index[i].base_offset),
-            )
+            let (hw, lso, log_start) =
+                (st.next_offset, st.last_stable_offset(), st.log_start_offset);
+            if offset < log_start || offset > hw {
+                return Err(ReadError::OffsetOutOfRange {
+                    log_start,
+                    high_watermark: hw,
+                });
+            }
+            // read_committed consumers stop at the last stable offset.
+            let upper = if read_committed { lso } else { hw };
+            let mut plan: Vec<IndexEntry> = Vec::new();
+            let mut total = 0usize;
+            if let Some(start) = st.position(offset) {
+                for e in &st.index[start..] {
+                    if e.base_offset >= upper {
+                        break;
+                    }
+                    let size = e.size as usize;
+                    if total + size > max_bytes && !(plan.is_empty() && min_one) {
+                        break;
+                    }
+                    plan.push(*e);
+                    total += size;
+                    if total >= max_bytes {
+                        break;
+                    }
+                }
+            }
+            let mut files = Vec::new();
+            for e in &plan {
+                if let Loc::File { segment, .. } = e.loc
+                    && files.last().is_none_or(|(s, _)| *s != segment)
+                    && let Some(f) = st.segs.file(segment)
+                {
+                    files.push((segment, f));
+                }
+            }
+            (hw, lso, log_start, plan, files)
         };
-        if offset < log_start || offset > hw {
-            return Err(ReadError::OffsetOutOfRange {
-                log_start,
-                high_watermark: hw,
-            });
-        }
         let mut out = ReadResult {
             records: Bytes::new(),
             high_watermark: hw,
@@ -402,35 +516,96 @@ impl PartitionLog {
             log_start_offset: log_start,
             aborted: Vec::new(),
         };
-        let Some(start) = start else {
+        if plan.is_empty() {
             return Ok(out);
-        };
-        // read_committed consumers stop at the last stable offset.
-        let upper = if read_committed { lso } else { hw };
-        let storage = |e: sled::Error| ReadError::Storage(e.to_string());
-        let mut buf = BytesMut::new();
-        let mut last_offset = offset;
-        for kv in self.tree.range(batch_key(start)..batch_key(upper)) {
-            let (_, v) = kv.map_err(storage)?;
-            if buf.len() + v.len() > max_bytes && !(buf.is_empty() && min_one) {
-                break;
-            }
-            buf.extend_from_slice(&v);
-            last_offset = batch::stored_header(&v).last_offset();
-            if buf.len() >= max_bytes {
-                break;
-            }
         }
-        if read_committed && !buf.is_empty() {
-            out.aborted = self.aborted_between(offset, last_offset);
+        let (buf, n) = self
+            .read_entries(&plan, &files)
+            .map_err(ReadError::Storage)?;
+        if read_committed && n > 0 {
+            out.aborted = self.aborted_between(offset, plan[n - 1].last_offset);
         }
-        out.records = buf.freeze();
+        out.records = buf;
         Ok(out)
     }
 
-    /// The stored batch at `base_offset` (timestamp lookups, compaction).
-    pub fn batch_at(&self, base_offset: i64) -> sled::Result<Option<sled::IVec>> {
-        self.tree.get(batch_key(base_offset))
+    /// Reads the bytes of `plan` (consecutive index entries) into one buffer. Returns the
+    /// buffer and how many entries it holds: an inline batch removed meanwhile by compaction
+    /// or retention ends the read early.
+    fn read_entries(
+        &self,
+        plan: &[IndexEntry],
+        files: &[(i64, Arc<segment::SegmentFile>)],
+    ) -> Result<(Bytes, usize), String> {
+        let total: usize = plan.iter().map(|e| e.size as usize).sum();
+        let mut buf = BytesMut::zeroed(total);
+        let mut at = 0usize;
+        let mut i = 0usize;
+        while i < plan.len() {
+            match plan[i].loc {
+                Loc::Inline => match self.tree.get(batch_key(plan[i].base_offset)) {
+                    Ok(Some(v)) if v.len() == plan[i].size as usize => {
+                        buf[at..at + v.len()].copy_from_slice(&v);
+                        at += v.len();
+                        i += 1;
+                    }
+                    Ok(_) => break,
+                    Err(e) => return Err(e.to_string()),
+                },
+                Loc::File { segment, pos } => {
+                    // Extend the run while the next batch follows in the same file.
+                    let mut j = i + 1;
+                    let mut end = pos + plan[i].size as u64;
+                    while j < plan.len() && plan[j].loc == (Loc::File { segment, pos: end }) {
+                        end += plan[j].size as u64;
+                        j += 1;
+                    }
+                    let Some((_, f)) = files.iter().find(|(s, _)| *s == segment) else {
+                        break;
+                    };
+                    let len = (end - pos) as usize;
+                    f.read_exact_at(&mut buf[at..at + len], pos)
+                        .map_err(|e| format!("reading segment {segment}: {e}"))?;
+                    at += len;
+                    i = j;
+                }
+            }
+        }
+        buf.truncate(at);
+        Ok((buf.freeze(), i))
+    }
+
+    /// The bytes of one indexed batch, or None if it is gone.
+    fn read_entry(&self, e: &IndexEntry) -> anyhow::Result<Option<Bytes>> {
+        let files = match e.loc {
+            Loc::Inline => Vec::new(),
+            Loc::File { segment, .. } => {
+                let st = self.state.lock().unwrap();
+                match st.segs.file(segment) {
+                    Some(f) => vec![(segment, f)],
+                    None => return Ok(None),
+                }
+            }
+        };
+        let (buf, n) = self
+            .read_entries(std::slice::from_ref(e), &files)
+            .map_err(anyhow::Error::msg)?;
+        Ok((n == 1).then_some(buf))
+    }
+
+    /// The stored batch at `base_offset` (timestamp lookups).
+    pub fn batch_at(&self, base_offset: i64) -> anyhow::Result<Option<Bytes>> {
+        let entry = {
+            let st = self.state.lock().unwrap();
+            match st
+                .index
+                .binary_search_by_key(&base_offset, |e| e.base_offset)
+            {
+                Ok(i) => st.index[i],
+                Err(_) => return Ok(None),
+            }
+        };
+        self.read_entry(&entry)
     }
 
     /// The first batch that holds a record with timestamp >= `ts`.
@@ -454,107 +629,121 @@ impl PartitionLog {
     }
 
     /// Moves the log start offset forward (DeleteRecords, retention) and drops whole batches
-    /// that lie entirely before it. Returns the new log start offset.
-    pub fn advance_log_start(&self, new_start: i64) -> sled::Result<i64> {
+    /// that lie entirely before it; segment files left with nothing live are deleted.
+    /// Returns the new log start offset.
+    pub fn advance_log_start(&self, new_start: i64) -> anyhow::Result<i64> {
         let _m = self.maintenance.lock().unwrap_or_else(|p| p.into_inner());
-        let mut st = self.state.lock().unwrap();
-        let new_start = new_start.min(st.next_offset);
-        if new_start <= st.log_start_offset {
-            return Ok(st.log_start_offset);
-        }
-        let n = st.index.partition_point(|e| e.last_offset < new_start);
-        let mut w = sled::Batch::default();
-        for e in &st.index[..n] {
-            w.remove(&batch_key(e.base_offset));
-            w.remove(&index_key(e.base_offset));
-        }
-        w.insert(
-            STATE_KEY,
-            Self::encode_state(new_start, st.leader_epoch, st.cleaned_upto).to_vec(),
-        );
-        self.tree.apply_batch(w)?;
-        st.drop_front(n);
-        st.log_start_offset = new_start;
+        let new_start = {
+            let mut st = self.state.lock().unwrap();
+            let new_start = new_start.min(st.next_offset);
+            if new_start <= st.log_start_offset {
+                return Ok(st.log_start_offset);
+            }
+            let n = st.index.partition_point(|e| e.last_offset < new_start);
+            let mut w = sled::Batch::default();
+            for e in &st.index[..n] {
+                if e.loc == Loc::Inline {
+                    w.remove(&batch_key(e.base_offset));
+                }
+                w.remove(&index_key(e.base_offset));
+            }
+            w.insert(
+                STATE_KEY,
+                Self::encode_state(new_start, st.leader_epoch, st.cleaned_upto).to_vec(),
+            );
+            self.tree.apply_batch(w)?;
+            st.drop_front(n);
+            st.log_start_offset = new_start;
+            new_start
+        };
+        self.delete_dead_segments()?;
         Ok(new_start)
+    }
+
+    /// Deletes segment files that no index entry points into, after making the index
+    /// durable: a crash must not leave entries naming a file that is gone.
+    fn delete_dead_segments(&self) -> anyhow::Result<()> {
+        let dead = self.state.lock().unwrap().segs.dead();
+        if dead.is_empty() {
+            return Ok(());
+        }
+        self.tree.flush()?;
+        let mut st = self.state.lock().unwrap();
+        let still_dead = st.segs.dead();
+        for base in dead.into_iter().filter(|b| still_dead.contains(b)) {
+            st.segs.delete(base)?;
+        }
+        Ok(())
     }
 
     /// Bytes stored for this partition's batches.
     pub fn size_bytes(&self) -> u64 {
         self.state.lock().unwrap().bytes
     }
+
+    /// Bytes the partition's segment files take (including batches retention or compaction
+    /// dropped from a segment that still holds live ones).
+    pub fn disk_bytes(&self) -> u64 {
+        self.state.lock().unwrap().segs.disk_bytes()
+    }
+}
+
+/// Fills `w` with the index entry and the producer and transaction state that storing the
+/// batch `h` implies. Append, markers and recovery all go through here, so a batch
+/// re-indexed after a crash changes the state exactly as its original append did.
+fn plan_effects(
+    tree: &sled::Tree,
+    st: &State,
+    h: &BatchHeader,
+    entry: IndexEntry,
+    producer: Option<Option<ProducerEntry>>,
+    marker: Option<bool>,
+    w: &mut sled::Batch,
+) -> sled::Result<Effects> {
+    let mut eff = Effects {
+        entry,
+        opens_txn: None,
+        closes_txn: None,
+    };
+    w.insert(&index_key(h.base_offset), &entry.encode()[..]);
+    if let Some(before) = producer {
+        w.insert(
+            &producer_key(h.producer_id),
+            ProducerEntry::record(before, h).encode(),
+        );
+    }
+    match marker {
+        Some(commit) => txn::plan_marker(tree, st, h, commit, w, &mut eff)?,
+        None => {
+            if h.is_transactional() && !st.ongoing.contains_key(&h.producer_id) {
+                w.insert(
+                    &txn::ongoing_key(h.producer_id),
+                    &h.base_offset.to_be_bytes(),
+                );
+                eff.opens_txn = Some(h.producer_id);
+            }
+        }
+    }
+    Ok(eff)
+}
+
+fn apply_effects(st: &mut State, eff: Effects) {
+    st.next_offset = eff.entry.last_offset + 1;
+    st.push(eff.entry);
+    if let Some(pid) = eff.opens_txn {
+        st.ongoing.insert(pid, eff.entry.base_offset);
+    }
+    if let Some((pid, first, commit)) = eff.closes_txn {
+        st.ongoing.remove(&pid);
+        if !commit {
+            st.aborted.push(AbortedTxn {
+                producer_id: pid,
+                first_offset: first,
+                last_offset: eff.entry.base_offset,
+            });
+        }
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::log::batch::tests::make_batch;
-
-    fn open() -> (tempfile::TempDir, sled::Db, PartitionLog) {
-        let dir = tempfile::tempdir().unwrap();
-        let db = sled::open(dir.path()).unwrap();
-        let p = PartitionLog::open(db.open_tree("t").unwrap(), 0).unwrap();
-        (dir, db, p)
-    }
-
-    #[test]
-    fn append_read_and_recover() {
-        let (dir, db, p) = open();
-        let a = p.append(&make_batch(3, -1, -1, -1), None).unwrap();
-        let b = p.append(&make_batch(2, -1, -1, -1), None).unwrap();
-        assert_eq!((a.base_offset, b.base_offset), (0, 3));
-        assert_eq!(p.high_watermark(), 5);
-        // Offset 4 lives in the second batch, which is returned whole.
-        let r = p.read(4, 1 << 20, true, false).unwrap();
-        assert_eq!(BatchHeader::parse(&r.records).unwrap().base_offset, 3);
-        let r = p.read(1, 1 << 20, true, false).unwrap();
-        assert_eq!(BatchHeader::parse(&r.records).unwrap().base_offset, 0);
-        assert_eq!(p.read(5, 100, true, false).unwrap().records.len(), 0);
-        assert!(p.read(6, 100, true, false).is_err());
-        // max_bytes smaller than one batch still yields one batch when min_one.
-        let r = p.read(0, 1, true, false).unwrap();
-        assert_eq!(BatchHeader::parse(&r.records).unwrap().records_count, 3);
-        assert!(p.read(0, 1, false, false).unwrap().records.is_empty());
-        drop(p);
-        let p2 = PartitionLog::open(db.open_tree("t").unwrap(), 0).unwrap();
-        assert_eq!(p2.high_watermark(), 5);
-        drop(dir);
-    }
-
-    #[test]
-    fn idempotent_retry_is_not_stored_twice() {
-        let (_dir, _db, p) = open();
-        let b = make_batch(2, 9, 0, 0);
-        let first = p.append(&b, None).unwrap();
-        let retry = p.append(&b, None).unwrap();
-        assert!(retry.duplicate);
-        assert_eq!(retry.base_offset, first.base_offset);
-        assert_eq!(p.high_watermark(), 2);
-        assert!(matches!(
-            p.append(&make_batch(1, 9, 0, 5), None),
-            Err(AppendError::OutOfOrderSequence {
-                expected: 2,
-                got: 5
-            })
-        ));
-        p.append(&make_batch(1, 9, 1, 0), None).unwrap();
-        assert!(matches!(
-            p.append(&make_batch(1, 9, 0, 2), None),
-            Err(AppendError::InvalidProducerEpoch { .. })
-        ));
-    }
-
-    #[test]
-    fn log_start_advances() {
-        let (_dir, _db, p) = open();
-        for _ in 0..3 {
-            p.append(&make_batch(2, -1, -1, -1), None).unwrap();
-        }
-        assert_eq!(p.advance_log_start(3).unwrap(), 3);
-        assert!(matches!(
-            p.read(1, 100, true, false),
-            Err(ReadError::OffsetOutOfRange { .. })
-        ));
-        let r = p.read(3, 1 << 20, true, false).unwrap();
-        assert_eq!(BatchHeader::parse(&r.records).unwrap().base_offset, 2);
-    }
-}
+mod tests;

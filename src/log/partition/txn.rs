@@ -8,8 +8,9 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::{AppendError, IndexEntry, PartitionLog, State, batch_key, index_key, producer_key};
+use super::{AppendError, Effects, PartitionLog, State, producer_key};
 use crate::log::batch;
+use crate::log::batch::BatchHeader;
 use crate::log::producer::ProducerEntry;
 
 pub(super) fn ongoing_key(pid: i64) -> [u8; 9] {
@@ -123,6 +124,56 @@ pub fn control_batch(
     out.freeze()
 }
 
+/// The state a COMMIT/ABORT marker `h` changes: it closes the producer's open transaction
+/// here (recording an abort in the aborted index), and a newer epoch on the marker (KIP-890
+/// bumps it at every commit/abort) resets the producer's sequence state.
+pub(super) fn plan_marker(
+    tree: &sled::Tree,
+    st: &State,
+    h: &BatchHeader,
+    commit: bool,
+    w: &mut sled::Batch,
+    eff: &mut Effects,
+) -> sled::Result<()> {
+    let pid = h.producer_id;
+    if let Some(first) = st.ongoing.get(&pid).copied() {
+        w.remove(&ongoing_key(pid));
+        if !commit {
+            let mut v = [0u8; 16];
+            v[0..8].copy_from_slice(&pid.to_be_bytes());
+            v[8..16].copy_from_slice(&first.to_be_bytes());
+            w.insert(&aborted_key(h.base_offset), &v);
+        }
+        eff.closes_txn = Some((pid, first, commit));
+    }
+    let current = match tree.get(producer_key(pid))? {
+        Some(v) => ProducerEntry::decode(&v),
+        None => None,
+    };
+    if current.as_ref().is_none_or(|e| e.epoch < h.producer_epoch) {
+        let fresh = ProducerEntry {
+            epoch: h.producer_epoch,
+            batches: Default::default(),
+        };
+        w.insert(&producer_key(pid), fresh.encode());
+    }
+    Ok(())
+}
+
+/// Whether a control batch is a COMMIT (true) or ABORT (false) marker: the type in its one
+/// record's key. None for a control batch of another kind.
+pub(super) fn marker_type(batch: &[u8]) -> Option<bool> {
+    let h = batch::BatchHeader::parse(batch).ok()?;
+    let section = crate::log::records::records_section(batch).ok()?;
+    let recs = crate::log::records::parse_records(&section, h.records_count).ok()?;
+    let key = recs.first()?.key.as_ref()?;
+    match i16::from_be_bytes(key.get(2..4)?.try_into().ok()?) {
+        0 => Some(false),
+        1 => Some(true),
+        _ => None,
+    }
+}
+
 impl PartitionLog {
     /// Closes `pid`'s open transaction here with a COMMIT or ABORT marker. Returns the
     /// marker's offset, or None if the producer had no open transaction in this partition
@@ -137,49 +188,15 @@ impl PartitionLog {
         now_ms: i64,
     ) -> Result<Option<i64>, AppendError> {
         let mut st = self.state.lock().unwrap();
-        let Some(first) = st.ongoing.get(&pid).copied() else {
+        if !st.ongoing.contains_key(&pid) {
             return Ok(None);
-        };
+        }
         let base = st.next_offset;
         let mut bytes =
             BytesMut::from(&control_batch(pid, epoch, commit, coordinator_epoch, now_ms)[..]);
         batch::stamp(&mut bytes, base, st.leader_epoch);
         let h = batch::stored_header(&bytes);
-        let entry = IndexEntry::from_header(&h, bytes.len());
-        let mut w = sled::Batch::default();
-        w.insert(&batch_key(base), bytes.as_ref());
-        w.insert(&index_key(base), &entry.encode());
-        w.remove(&ongoing_key(pid));
-        if !commit {
-            let mut v = [0u8; 16];
-            v[0..8].copy_from_slice(&pid.to_be_bytes());
-            v[8..16].copy_from_slice(&first.to_be_bytes());
-            w.insert(&aborted_key(base), &v);
-        }
-        // A newer epoch on the marker (KIP-890 bumps it at every commit/abort) resets the
-        // producer's sequence state here.
-        let current = match self.tree.get(producer_key(pid))? {
-            Some(v) => ProducerEntry::decode(&v),
-            None => None,
-        };
-        if current.as_ref().is_none_or(|e| e.epoch < epoch) {
-            let fresh = ProducerEntry {
-                epoch,
-                batches: Default::default(),
-            };
-            w.insert(&producer_key(pid), fresh.encode());
-        }
-        self.tree.apply_batch(w)?;
-        st.next_offset = base + 1;
-        st.push(entry);
-        st.ongoing.remove(&pid);
-        if !commit {
-            st.aborted.push(AbortedTxn {
-                producer_id: pid,
-                first_offset: first,
-                last_offset: base,
-            });
-        }
+        self.store(&mut st, &[&bytes], &h, None, Some(commit))?;
         drop(st);
         self.wake_waiters();
         Ok(Some(base))
