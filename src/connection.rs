@@ -99,7 +99,7 @@ pub async fn serve(
     while let Some(p) = rx.recv().await {
         match dispatch::handle(&broker, p.ctx, p.api_key, p.body).await {
             Ok(Some(frame)) => {
-                if let Err(e) = wr.write_all(&frame).await {
+                if let Err(e) = crate::frame::write_frame(&mut wr, &frame).await {
                     tracing::debug!(%peer, error = %e, "write failed; closing connection");
                     break;
                 }
@@ -156,10 +156,20 @@ async fn read_frame(
         ),
         None => None,
     };
-    let mut buf = BytesMut::zeroed(size as usize);
-    rd.read_exact(&mut buf)
-        .await
-        .map_err(|e| anyhow::anyhow!("truncated frame: expected {size} bytes: {e}"))?;
+    // Read into uninitialised capacity (no memset of up to a megabyte per produce), never
+    // past this frame: `take` stops at its end.
+    let size = size as usize;
+    let mut buf = BytesMut::with_capacity(size);
+    while buf.len() < size {
+        let want = (size - buf.len()) as u64;
+        let n = (&mut *rd).take(want).read_buf(&mut buf).await?;
+        if n == 0 {
+            anyhow::bail!(
+                "truncated frame: expected {size} bytes, the connection ended after {}",
+                buf.len()
+            );
+        }
+    }
     Ok(Some((buf.freeze(), permit)))
 }
 

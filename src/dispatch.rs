@@ -4,12 +4,13 @@
 //! requests outside them never reach a handler. The ranges are those an Apache Kafka 4.1
 //! broker advertises (stable versions only), except where a handler notes otherwise.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Decodable, Encodable};
+use kafka_protocol::protocol::Decodable;
 
 use crate::Broker;
 use crate::connection::RequestContext;
+use crate::frame::{Frame, encode_response};
 use crate::handlers;
 
 /// Whether the client waits for a response. Only acks=0 produce does not.
@@ -33,7 +34,7 @@ macro_rules! api_table {
             }
         }
 
-        async fn route(broker: &Broker, ctx: &RequestContext, key: ApiKey, mut body: Bytes) -> anyhow::Result<Option<BytesMut>> {
+        async fn route(broker: &Broker, ctx: &RequestContext, key: ApiKey, mut body: Bytes) -> anyhow::Result<Option<Frame>> {
             let version = ctx.api_version;
             match key {
                 $( ApiKey::$key => {
@@ -44,7 +45,7 @@ macro_rules! api_table {
                     if !expects {
                         return Ok(None);
                     }
-                    encode_response(key, ctx, &resp).map(Some)
+                    encode_response(key, ctx, resp).map(Some)
                 } )*
                 other => anyhow::bail!("API {other:?} is not served"),
             }
@@ -128,7 +129,7 @@ pub async fn handle(
     ctx: RequestContext,
     api_key: i16,
     body: Bytes,
-) -> anyhow::Result<Option<BytesMut>> {
+) -> anyhow::Result<Option<Frame>> {
     let key =
         ApiKey::try_from(api_key).map_err(|_| anyhow::anyhow!("unknown API key {api_key}"))?;
     let (min, max) =
@@ -136,15 +137,15 @@ pub async fn handle(
     let version = ctx.api_version;
     if key == ApiKey::ApiVersions && version > max {
         // KIP-511: a client newer than us gets our ranges in a v0 body so it can retry.
-        return Ok(Some(handlers::api_versions::unsupported_version_frame(
-            ctx.correlation_id,
-        )?));
+        return Ok(Some(
+            handlers::api_versions::unsupported_version_frame(ctx.correlation_id)?.into(),
+        ));
     }
     if version < min || version > max {
         anyhow::bail!("{key:?} v{version} is outside the supported range {min}..={max}");
     }
     if key == ApiKey::Produce && version < 3 {
-        return handlers::produce::legacy::reject(broker, &ctx, body).map(Some);
+        return handlers::produce::legacy::reject(broker, &ctx, body).map(|b| Some(b.into()));
     }
     route(broker, &ctx, key, body).await
 }
@@ -166,24 +167,6 @@ pub fn decode_frame(frame: &[u8]) -> anyhow::Result<()> {
         anyhow::bail!("version out of range");
     }
     decode_body(key, api_version, bytes)
-}
-
-/// Frames a response: size, response header (v0 or v1 per API and version), body.
-pub fn encode_response<R: Encodable>(
-    key: ApiKey,
-    ctx: &RequestContext,
-    resp: &R,
-) -> anyhow::Result<BytesMut> {
-    let version = ctx.api_version;
-    let header_version = key.response_header_version(version);
-    let header = ResponseHeader::default().with_correlation_id(ctx.correlation_id);
-    let size = header.compute_size(header_version)? + resp.compute_size(version)?;
-    let mut buf = BytesMut::with_capacity(4 + size);
-    buf.put_i32(size as i32);
-    header.encode(&mut buf, header_version)?;
-    resp.encode(&mut buf, version)
-        .map_err(|e| anyhow::anyhow!("cannot encode {key:?} v{version} response: {e}"))?;
-    Ok(buf)
 }
 
 #[cfg(test)]

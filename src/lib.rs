@@ -9,6 +9,7 @@ pub mod cleaner;
 pub mod config;
 pub mod connection;
 pub mod dispatch;
+pub mod frame;
 pub mod group;
 pub mod handlers;
 pub mod log;

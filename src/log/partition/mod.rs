@@ -538,15 +538,13 @@ impl PartitionLog {
         files: &[(i64, Arc<segment::SegmentFile>)],
     ) -> Result<(Bytes, usize), String> {
         let total: usize = plan.iter().map(|e| e.size as usize).sum();
-        let mut buf = BytesMut::zeroed(total);
-        let mut at = 0usize;
+        let mut buf = BytesMut::with_capacity(total);
         let mut i = 0usize;
         while i < plan.len() {
             match plan[i].loc {
                 Loc::Inline => match self.tree.get(batch_key(plan[i].base_offset)) {
                     Ok(Some(v)) if v.len() == plan[i].size as usize => {
-                        buf[at..at + v.len()].copy_from_slice(&v);
-                        at += v.len();
+                        buf.extend_from_slice(&v);
                         i += 1;
                     }
                     Ok(_) => break,
@@ -563,15 +561,12 @@ impl PartitionLog {
                     let Some((_, f)) = files.iter().find(|(s, _)| *s == segment) else {
                         break;
                     };
-                    let len = (end - pos) as usize;
-                    f.read_exact_at(&mut buf[at..at + len], pos)
+                    f.read_append(&mut buf, (end - pos) as usize, pos)
                         .map_err(|e| format!("reading segment {segment}: {e}"))?;
-                    at += len;
                     i = j;
                 }
             }
         }
-        buf.truncate(at);
         Ok((buf.freeze(), i))
     }
 

@@ -14,6 +14,8 @@
 //! flushed before the unlink, so a crash can never leave the index pointing at a deleted file.
 
 use std::collections::BTreeMap;
+
+use bytes::BytesMut;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -35,6 +37,44 @@ pub struct SegmentFile {
 impl SegmentFile {
     pub fn read_exact_at(&self, buf: &mut [u8], pos: u64) -> io::Result<()> {
         self.file.read_exact_at(buf, pos)
+    }
+
+    /// Appends `len` bytes read at `pos` to `buf`, reading straight into its spare
+    /// capacity: a fetch buffer is never zeroed first only to be overwritten.
+    pub fn read_append(&self, buf: &mut BytesMut, len: usize, mut pos: u64) -> io::Result<()> {
+        buf.reserve(len);
+        let mut left = len;
+        while left > 0 {
+            let spare = buf.spare_capacity_mut();
+            // SAFETY: pread writes at most `left` bytes into the spare capacity, which holds
+            // at least `left` bytes (reserved above, and each read shrinks `left` and
+            // grows `buf` by the same amount); only bytes the kernel wrote become part of
+            // the buffer, by `set_len` below.
+            let n = unsafe {
+                libc::pread(
+                    self.file.as_raw_fd(),
+                    spare.as_mut_ptr() as *mut libc::c_void,
+                    left,
+                    pos as libc::off_t,
+                )
+            };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            if n == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            let n = n as usize;
+            // SAFETY: the kernel initialised these n bytes.
+            unsafe { buf.set_len(buf.len() + n) };
+            left -= n;
+            pos += n as u64;
+        }
+        Ok(())
     }
 
     fn sync(&self) -> io::Result<()> {
