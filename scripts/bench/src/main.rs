@@ -1,6 +1,7 @@
 //! `fjord-bench`: produce / consume / end-to-end latency benchmarks for a Kafka-wire broker,
-//! driven through librdkafka (the client most non-Java users run) so the figures reflect
-//! what a real client sees rather than a hand-rolled protocol loop.
+//! and a start-up timer (`ready`), driven through librdkafka (the client most non-Java
+//! users run) so the figures reflect what a real client sees rather than a hand-rolled
+//! protocol loop.
 //!
 //! Results go to stdout as `key=value` lines so `scripts/bench.sh` can collect them without
 //! a JSON parser; progress and a human summary go to stderr.
@@ -9,7 +10,7 @@
 //! brokers are accepted, because this tool is meant to load a broker on the same machine.
 
 use std::io::Write;
-use std::net::{IpAddr, ToSocketAddrs};
+use std::net::{IpAddr, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::thread;
@@ -24,7 +25,9 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{
+    BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer,
+};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 #[derive(Parser)]
@@ -55,6 +58,11 @@ enum Mode {
     Consume(ConsumeArgs),
     /// Fixed-rate producer plus a consumer; latency from send to receive.
     E2e(E2eArgs),
+    /// Wait for a broker that is (re)starting: when it first accepts a TCP connection and
+    /// when a librdkafka client first gets a Metadata answer, as wall-clock timestamps.
+    /// Start it before the broker and spawn the broker once it has printed
+    /// `ready.probing_unix_us`: then its own start-up does not delay what it measures.
+    Ready(ReadyArgs),
 }
 
 #[derive(Args)]
@@ -114,6 +122,13 @@ struct E2eArgs {
     warmup_secs: f64,
 }
 
+#[derive(Args)]
+struct ReadyArgs {
+    /// Pause between attempts in milliseconds; it bounds how late an answer is noticed.
+    #[arg(long, default_value_t = 1)]
+    poll_ms: u64,
+}
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
     check_loopback(&cli.brokers)?;
@@ -130,6 +145,7 @@ fn main() -> Result<()> {
         Mode::Produce(a) => produce(&cli.brokers, a, deadline),
         Mode::Consume(a) => consume(&cli.brokers, a, deadline),
         Mode::E2e(a) => e2e(&cli.brokers, a, deadline),
+        Mode::Ready(a) => ready(&cli.brokers, a, deadline),
     }
 }
 
@@ -683,5 +699,87 @@ fn e2e(brokers: &str, a: &E2eArgs, deadline: Instant) -> Result<()> {
         h.max() as f64 / 1000.0
     );
     ensure!(failed == 0, "e2e: {failed} messages were not delivered");
+    Ok(())
+}
+
+/// Timestamps are wall-clock microseconds since the epoch, the unit of bash's
+/// $EPOCHREALTIME, so the script can subtract the moment it spawned the broker. Polling
+/// every `poll_ms` (and librdkafka's reconnect backoff) bounds how late an event is seen.
+fn ready(brokers: &str, a: &ReadyArgs, deadline: Instant) -> Result<()> {
+    let started = Instant::now();
+    let started_us = unix_nanos() / 1000;
+    let poll_ms = a.poll_ms.max(1);
+    let poll = Duration::from_millis(poll_ms);
+    let first = brokers.split(',').next().unwrap_or(brokers);
+    let addr = first
+        .to_socket_addrs()
+        .with_context(|| format!("cannot resolve broker {first:?}"))?
+        .next()
+        .with_context(|| format!("broker {first:?} resolves to nothing"))?;
+
+    // Plain TCP probe on its own thread, so a slow client start-up or Metadata round trip
+    // does not delay noticing the listener. A refused connect on loopback returns at once.
+    let tcp = thread::spawn(move || -> Option<u64> {
+        loop {
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
+                return Some(unix_nanos() / 1000);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            thread::sleep(poll);
+        }
+    });
+
+    // One client created up front and kept: it reconnects on its own, and with eager
+    // connections and a backoff of a few milliseconds (librdkafka's default starts at 100 ms
+    // and doubles) it notices the listener about as soon as the TCP probe does, without
+    // paying librdkafka's client set-up on every attempt.
+    let mut c = base_config(brokers);
+    c.set("enable.sparse.connections", "false")
+        .set("reconnect.backoff.ms", poll_ms.to_string())
+        .set("reconnect.backoff.max.ms", (2 * poll_ms).to_string());
+    let client: BaseProducer = with_extra(c).create().context("creating client")?;
+    // The caller waits for this line before spawning the broker.
+    out("ready.probing_unix_us", unix_nanos() / 1000);
+    let mut attempts = 0u64;
+    let mut last_error: String;
+    let md = loop {
+        attempts += 1;
+        let wait = remaining(deadline).min(Duration::from_millis(500));
+        match client.client().fetch_metadata(None, wait) {
+            Ok(md) if !md.brokers().is_empty() => break md,
+            Ok(_) => last_error = "Metadata answer listed no brokers".into(),
+            Err(e) => last_error = e.to_string(),
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "no Metadata answer after {attempts} attempts; last error: {last_error}"
+        );
+        thread::sleep(poll);
+    };
+    let metadata_us = unix_nanos() / 1000;
+    let metadata_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let tcp_us = tcp
+        .join()
+        .map_err(|_| anyhow::anyhow!("TCP probe thread panicked"))?
+        .context("Metadata answered but the TCP probe never connected")?;
+
+    out("ready.started_unix_us", started_us);
+    out("ready.tcp_unix_us", tcp_us);
+    out("ready.metadata_unix_us", metadata_us);
+    out(
+        "ready.tcp_ms",
+        format!("{:.1}", tcp_us.saturating_sub(started_us) as f64 / 1000.0),
+    );
+    out("ready.ms", format!("{metadata_ms:.1}"));
+    out("ready.attempts", attempts);
+    out("ready.brokers", md.brokers().len());
+    out("ready.topics", md.topics().len());
+    eprintln!(
+        "ready: TCP accepted {:.1} ms and Metadata answered {metadata_ms:.1} ms after this probe started ({attempts} attempts, {} topics)",
+        tcp_us.saturating_sub(started_us) as f64 / 1000.0,
+        md.topics().len()
+    );
     Ok(())
 }
