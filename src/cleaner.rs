@@ -98,6 +98,17 @@ pub fn apply_segment_bytes(broker: &Broker) {
     }
 }
 
+/// Writes the index checkpoint of every partition whose appends since the last one are
+/// older than the checkpoint interval (or of all, when `force`). A busy partition writes
+/// its own checkpoints as it appends; this covers those that went quiet.
+pub fn checkpoint_partitions(broker: &Broker, force: bool) {
+    for t in broker.topics.list() {
+        for p in &t.partitions {
+            p.checkpoint(force);
+        }
+    }
+}
+
 /// Runs both passes on their schedules until shutdown.
 pub fn spawn(
     broker: Arc<Broker>,
@@ -119,6 +130,7 @@ pub fn spawn(
                 _ = tick.tick() => {}
             }
             apply_segment_bytes(&broker);
+            checkpoint_partitions(&broker, false);
             let now = Instant::now();
             let do_retention = now.duration_since(last_retention) >= retention_every;
             let do_clean =

@@ -155,6 +155,8 @@ impl PartitionLog {
         // Rewritten batches are kept inline in the tree; the segment file they came from is
         // deleted once nothing in it is live.
         let mut st = self.state.lock().unwrap();
+        // Pending append writes go first, or they would overwrite the rewritten entries.
+        self.checkpoint_locked(&mut st);
         let mut w = sled::Batch::default();
         for (base, new) in &changes {
             let Ok(i) = st.index.binary_search_by_key(base, |e| e.base_offset) else {

@@ -9,14 +9,16 @@
 //! - `p` + big-endian producer id -> that producer's idempotence state
 //! - `s`                          -> partition state (log start offset, leader epoch)
 //!
-//! An append writes the batch to the active segment (`segment`), then its index entry,
-//! producer state and transaction state in one atomic sled batch. sled may lose its last
-//! few hundred milliseconds on a crash while the file write survives in the page cache, so
-//! opening a partition re-indexes whatever the segment files hold past the last index entry
-//! (`recovery`): a batch the broker acknowledged survives the process dying. The index is
-//! loaded into memory at open: offset and timestamp lookups, sizes and retention never read
-//! batch bytes. Offsets are assigned under the partition's own mutex; nothing on the append
-//! path is shared between partitions.
+//! An append writes the batch to the active segment (`segment`) and updates the in-memory
+//! index, producer state and transaction state; the segment file is the log. What the
+//! append changed in the tree (index entry, producer and transaction state) is collected
+//! and written to sled in one atomic batch every few hundred appends, megabytes or a
+//! second (a checkpoint), not per append: sled's per-write cost was ~40% of the broker's CPU
+//! under many small produce requests. Opening a partition re-indexes whatever the segment
+//! files hold past the last checkpoint, with the same effects as the original appends
+//! (`recovery`), so a batch the broker acknowledged survives the process dying. Offset and
+//! timestamp lookups, sizes and retention never read batch bytes. Offsets are assigned under
+//! the partition's own mutex; nothing on the append path is shared between partitions.
 //!
 //! Retention and compaction live in `maintenance`, transaction state in `txn`.
 
@@ -193,7 +195,21 @@ struct State {
     running_max_ts: Vec<i64>,
     bytes: u64,
     segs: Segments,
+    /// Idempotence state of every producer that wrote here (the tree holds it as of the
+    /// last checkpoint).
+    producers: std::collections::HashMap<i64, ProducerEntry>,
+    /// Tree writes of the appends since the last checkpoint, and how much they cover.
+    pending: sled::Batch,
+    pending_appends: usize,
+    pending_bytes: u64,
+    pending_since: Option<std::time::Instant>,
 }
+
+/// A checkpoint is written after this many appends, bytes of batches or time, whichever
+/// comes first; recovery re-reads at most that much of the segment files.
+const CHECKPOINT_APPENDS: usize = 1024;
+const CHECKPOINT_BYTES: u64 = 16 << 20;
+const CHECKPOINT_AGE: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl State {
     fn push(&mut self, e: IndexEntry) {
@@ -246,6 +262,8 @@ struct Effects {
     opens_txn: Option<i64>,
     /// A marker closes (producer id, first offset, commit?).
     closes_txn: Option<(i64, i64, bool)>,
+    /// The producer's new idempotence state.
+    producer: Option<(i64, ProducerEntry)>,
 }
 
 pub struct PartitionLog {
@@ -292,7 +310,20 @@ impl PartitionLog {
             running_max_ts: Vec::new(),
             bytes: 0,
             segs: Segments::open(dir, dirty)?,
+            producers: Default::default(),
+            pending: Default::default(),
+            pending_appends: 0,
+            pending_bytes: 0,
+            pending_since: None,
         };
+        for kv in tree.scan_prefix([PRODUCER_PREFIX]) {
+            let (k, v) = kv?;
+            if k.len() == 9
+                && let Some(e) = ProducerEntry::decode(&v)
+            {
+                st.producers.insert(key_offset(&k), e);
+            }
+        }
         let mut entries = Vec::new();
         for kv in tree.range(index_key(0)..=index_key(i64::MAX)) {
             let (k, v) = kv?;
@@ -350,10 +381,7 @@ impl PartitionLog {
         let mut st = self.state.lock().unwrap();
         let mut producer = None;
         if h.producer_id != NO_PRODUCER_ID {
-            let entry = match self.tree.get(producer_key(h.producer_id))? {
-                Some(v) => ProducerEntry::decode(&v),
-                None => None,
-            };
+            let entry = st.producers.get(&h.producer_id).cloned();
             match ProducerEntry::check(entry.as_ref(), &h) {
                 SequenceCheck::Accept => producer = Some(entry),
                 SequenceCheck::Duplicate(b) => {
@@ -409,8 +437,8 @@ impl PartitionLog {
     /// Writes one batch (`parts`, whose header is `h` with its offset assigned) to the
     /// active segment and records it: index entry, producer state (`producer` is the state
     /// before this batch, for idempotent batches) and transaction state (`marker` is
-    /// Some(commit) for a control batch). If the index write fails the file is cut back, so
-    /// the batch is neither acknowledged nor found at recovery.
+    /// Some(commit) for a control batch), in memory now and in the tree at the next
+    /// checkpoint.
     fn store(
         &self,
         st: &mut State,
@@ -423,18 +451,53 @@ impl PartitionLog {
         let seg_bytes = self.segment_bytes.load(Ordering::Relaxed);
         let (segment, pos) = st.segs.append(h.base_offset, seg_bytes, parts)?;
         let entry = IndexEntry::from_header(h, size, Loc::File { segment, pos });
-        let mut w = sled::Batch::default();
-        let written = plan_effects(&self.tree, st, h, entry, producer, marker, &mut w)
-            .and_then(|eff| self.tree.apply_batch(w).map(|_| eff));
-        match written {
-            Ok(eff) => {
-                apply_effects(st, eff);
-                Ok(())
+        let mut w = std::mem::take(&mut st.pending);
+        let eff = plan_effects(st, h, entry, producer, marker, &mut w);
+        st.pending = w;
+        apply_effects(st, eff);
+        st.pending_appends += 1;
+        st.pending_bytes += size as u64;
+        let since = *st.pending_since.get_or_insert_with(std::time::Instant::now);
+        if st.pending_appends >= CHECKPOINT_APPENDS
+            || st.pending_bytes >= CHECKPOINT_BYTES
+            || since.elapsed() >= CHECKPOINT_AGE
+        {
+            self.checkpoint_locked(st);
+        }
+        Ok(())
+    }
+
+    /// Writes the tree changes of the appends since the last checkpoint, in one atomic
+    /// batch. A failure is logged and the changes are kept for the next try: the batches
+    /// themselves are safe in the segment files, and recovery re-indexes them.
+    fn checkpoint_locked(&self, st: &mut State) {
+        if st.pending_appends == 0 {
+            return;
+        }
+        let w = std::mem::take(&mut st.pending);
+        match self.tree.apply_batch(w.clone()) {
+            Ok(()) => {
+                st.pending_appends = 0;
+                st.pending_bytes = 0;
+                st.pending_since = None;
             }
             Err(e) => {
-                let _ = st.segs.truncate(segment, pos);
-                Err(e.into())
+                tracing::error!(error = %e, "writing the partition index checkpoint failed");
+                st.pending = w;
             }
+        }
+    }
+
+    /// Writes the index checkpoint if it is older than the checkpoint interval (for
+    /// partitions that stopped receiving appends) or when `force` (shutdown, maintenance).
+    pub fn checkpoint(&self, force: bool) {
+        let mut st = self.state.lock().unwrap();
+        if force
+            || st
+                .pending_since
+                .is_some_and(|t| t.elapsed() >= CHECKPOINT_AGE)
+        {
+            self.checkpoint_locked(&mut st);
         }
     }
 
@@ -634,6 +697,8 @@ impl PartitionLog {
             if new_start <= st.log_start_offset {
                 return Ok(st.log_start_offset);
             }
+            // Pending append writes go first, or they would re-insert the entries removed here.
+            self.checkpoint_locked(&mut st);
             let n = st.index.partition_point(|e| e.last_offset < new_start);
             let mut w = sled::Batch::default();
             for e in &st.index[..n] {
@@ -684,31 +749,31 @@ impl PartitionLog {
 }
 
 /// Fills `w` with the index entry and the producer and transaction state that storing the
-/// batch `h` implies. Append, markers and recovery all go through here, so a batch
-/// re-indexed after a crash changes the state exactly as its original append did.
+/// batch `h` implies, and returns the same changes for the in-memory state. Append, markers
+/// and recovery all go through here, so a batch re-indexed after a crash changes the state
+/// exactly as its original append did.
 fn plan_effects(
-    tree: &sled::Tree,
     st: &State,
     h: &BatchHeader,
     entry: IndexEntry,
     producer: Option<Option<ProducerEntry>>,
     marker: Option<bool>,
     w: &mut sled::Batch,
-) -> sled::Result<Effects> {
+) -> Effects {
     let mut eff = Effects {
         entry,
         opens_txn: None,
         closes_txn: None,
+        producer: None,
     };
     w.insert(&index_key(h.base_offset), &entry.encode()[..]);
     if let Some(before) = producer {
-        w.insert(
-            &producer_key(h.producer_id),
-            ProducerEntry::record(before, h).encode(),
-        );
+        let after = ProducerEntry::record(before, h);
+        w.insert(&producer_key(h.producer_id), after.encode());
+        eff.producer = Some((h.producer_id, after));
     }
     match marker {
-        Some(commit) => txn::plan_marker(tree, st, h, commit, w, &mut eff)?,
+        Some(commit) => txn::plan_marker(st, h, commit, w, &mut eff),
         None => {
             if h.is_transactional() && !st.ongoing.contains_key(&h.producer_id) {
                 w.insert(
@@ -719,10 +784,13 @@ fn plan_effects(
             }
         }
     }
-    Ok(eff)
+    eff
 }
 
 fn apply_effects(st: &mut State, eff: Effects) {
+    if let Some((pid, e)) = eff.producer {
+        st.producers.insert(pid, e);
+    }
     st.next_offset = eff.entry.last_offset + 1;
     st.push(eff.entry);
     if let Some(pid) = eff.opens_txn {

@@ -10,7 +10,6 @@
 
 use super::{IndexEntry, Loc, State, apply_effects, batch_key, index_key, plan_effects, txn};
 use crate::log::batch::{self, BatchHeader, HEADER_LEN, NO_PRODUCER_ID};
-use crate::log::producer::ProducerEntry;
 
 pub(super) fn recover(
     tree: &sled::Tree,
@@ -54,6 +53,7 @@ pub(super) fn recover(
         Loc::Inline => None,
     });
     let mut recovered = 0u64;
+    let mut w = sled::Batch::default();
     for base in st.segs.bases() {
         let mut pos = match last_file {
             Some((seg, _)) if base < seg => continue,
@@ -103,9 +103,7 @@ pub(super) fn recover(
                 None
             };
             let producer = if h.producer_id != NO_PRODUCER_ID && !h.is_control() {
-                let before = tree
-                    .get(super::producer_key(h.producer_id))?
-                    .and_then(|v| ProducerEntry::decode(&v));
+                let before = st.producers.get(&h.producer_id).cloned();
                 // A batch from an epoch already fenced does not roll the state back.
                 match &before {
                     Some(b) if b.epoch > h.producer_epoch => None,
@@ -116,14 +114,13 @@ pub(super) fn recover(
             };
             let entry =
                 IndexEntry::from_header(&h, size as usize, Loc::File { segment: base, pos });
-            let mut w = sled::Batch::default();
-            let eff = plan_effects(tree, st, &h, entry, producer, marker, &mut w)?;
-            tree.apply_batch(w)?;
+            let eff = plan_effects(st, &h, entry, producer, marker, &mut w);
             apply_effects(st, eff);
             recovered += 1;
             pos += size as u64;
         }
     }
+    tree.apply_batch(w)?;
     if recovered > 0 {
         tracing::info!(
             batches = recovered,

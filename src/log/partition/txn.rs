@@ -128,13 +128,12 @@ pub fn control_batch(
 /// here (recording an abort in the aborted index), and a newer epoch on the marker (KIP-890
 /// bumps it at every commit/abort) resets the producer's sequence state.
 pub(super) fn plan_marker(
-    tree: &sled::Tree,
     st: &State,
     h: &BatchHeader,
     commit: bool,
     w: &mut sled::Batch,
     eff: &mut Effects,
-) -> sled::Result<()> {
+) {
     let pid = h.producer_id;
     if let Some(first) = st.ongoing.get(&pid).copied() {
         w.remove(&ongoing_key(pid));
@@ -146,18 +145,18 @@ pub(super) fn plan_marker(
         }
         eff.closes_txn = Some((pid, first, commit));
     }
-    let current = match tree.get(producer_key(pid))? {
-        Some(v) => ProducerEntry::decode(&v),
-        None => None,
-    };
-    if current.as_ref().is_none_or(|e| e.epoch < h.producer_epoch) {
+    if st
+        .producers
+        .get(&pid)
+        .is_none_or(|e| e.epoch < h.producer_epoch)
+    {
         let fresh = ProducerEntry {
             epoch: h.producer_epoch,
             batches: Default::default(),
         };
         w.insert(&producer_key(pid), fresh.encode());
+        eff.producer = Some((pid, fresh));
     }
-    Ok(())
 }
 
 /// Whether a control batch is a COMMIT (true) or ABORT (false) marker: the type in its one
@@ -230,22 +229,21 @@ impl PartitionLog {
     /// Idempotence state of every producer that wrote here (DescribeProducers):
     /// (producer id, epoch, last sequence, last timestamp).
     pub fn producers(&self) -> Vec<(i64, i16, i32, i64)> {
-        let mut out = Vec::new();
-        for (k, v) in self.tree.scan_prefix([b'p']).flatten() {
-            if k.len() != 9 {
-                continue;
-            }
-            let pid = u64::from_be_bytes(k[1..9].try_into().unwrap()) as i64;
-            if let Some(e) = ProducerEntry::decode(&v) {
+        let st = self.state.lock().unwrap();
+        let mut out: Vec<_> = st
+            .producers
+            .iter()
+            .map(|(pid, e)| {
                 let last = e.batches.back();
-                out.push((
-                    pid,
+                (
+                    *pid,
                     e.epoch,
                     last.map(|b| b.last_seq).unwrap_or(-1),
                     last.map(|b| b.max_timestamp).unwrap_or(-1),
-                ));
-            }
-        }
+                )
+            })
+            .collect();
+        out.sort();
         out
     }
 }
