@@ -93,3 +93,18 @@ mod tests {
         assert_eq!(small.len(), 100);
     }
 }
+
+/// Keeps the buffers of produce requests and fetch responses (up to tens of MiB each) in
+/// the malloc heap between requests. By default glibc serves blocks above a sliding
+/// threshold with their own mmap and returns freed heap tops to the kernel, so every large
+/// request or response paid for fresh pages: page faults, zeroing by the kernel and munmap
+/// were ~20% of the broker's CPU while serving consumers. Freed memory up to the trim
+/// threshold is now kept for reuse; RSS stays bounded by what concurrent requests need.
+pub fn tune_malloc() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator parameters; called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 128 << 20);
+    }
+}

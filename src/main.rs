@@ -117,6 +117,7 @@ fn install_signal_handlers() -> impl std::future::Future<Output = ()> {
 }
 
 fn main() -> ExitCode {
+    fjord::alloc::tune_malloc();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
