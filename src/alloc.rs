@@ -80,20 +80,6 @@ unsafe impl GlobalAlloc for FjordAlloc {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn a_huge_reservation_commits_nothing() {
-        // 256 GiB of capacity: only address space.
-        let v: Vec<u64> = Vec::with_capacity(32 << 30);
-        assert!(v.capacity() >= 32 << 30);
-        drop(v);
-        let mut small = Vec::with_capacity(10);
-        small.extend([1u8; 100]);
-        assert_eq!(small.len(), 100);
-    }
-}
-
 /// Keeps the buffers of produce requests and fetch responses (up to tens of MiB each) in
 /// the malloc heap between requests. By default glibc serves blocks above a sliding
 /// threshold with their own mmap and returns freed heap tops to the kernel, so every large
@@ -106,5 +92,19 @@ pub fn tune_malloc() {
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 128 << 20);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_huge_reservation_commits_nothing() {
+        // 256 GiB of capacity: only address space.
+        let v: Vec<u64> = Vec::with_capacity(32 << 30);
+        assert!(v.capacity() >= 32 << 30);
+        drop(v);
+        let mut small = Vec::with_capacity(10);
+        small.extend([1u8; 100]);
+        assert_eq!(small.len(), 100);
     }
 }
