@@ -654,11 +654,21 @@ fn e2e(brokers: &str, a: &E2eArgs, deadline: Instant) -> Result<()> {
             value[..8].copy_from_slice(&unix_nanos().to_le_bytes());
             let partition = (sent % partitions as u64) as i32;
             let opaque = producer.context().start.elapsed().as_nanos() as usize;
-            let rec = BaseRecord::with_opaque_to(&a.topic, opaque)
+            let mut rec = BaseRecord::with_opaque_to(&a.topic, opaque)
                 .partition(partition)
                 .payload(&value[..]);
-            if let Err((e, _)) = producer.send::<[u8], [u8]>(rec) {
-                bail!("e2e send failed at message {sent}: {e}");
+            // A full local queue means the client fell behind the asked rate: wait for it
+            // to drain (the shortfall shows as a lower achieved rate) instead of failing.
+            loop {
+                match producer.send::<[u8], [u8]>(rec) {
+                    Ok(()) => break,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                        ensure!(Instant::now() < deadline, "e2e: timed out while sending");
+                        rec = r;
+                        thread::sleep(Duration::from_micros(200));
+                    }
+                    Err((e, _)) => bail!("e2e send failed at message {sent}: {e}"),
+                }
             }
             sent += 1;
         }

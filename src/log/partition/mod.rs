@@ -94,8 +94,15 @@ impl IndexEntry {
     }
 
     fn decode(base_offset: i64, v: &[u8]) -> Option<Self> {
-        let segment = i64::from_be_bytes(v.get(20..28)?.try_into().ok()?);
-        let pos = u64::from_be_bytes(v.get(28..36)?.try_into().ok()?);
+        // 20-byte entries come from stores written before segment files existed: their
+        // batches are inline in the tree.
+        let (segment, pos) = match v.len() {
+            20 => (-1, 0),
+            _ => (
+                i64::from_be_bytes(v.get(20..28)?.try_into().ok()?),
+                u64::from_be_bytes(v.get(28..36)?.try_into().ok()?),
+            ),
+        };
         Some(IndexEntry {
             base_offset,
             last_offset: i64::from_be_bytes(v.get(0..8)?.try_into().ok()?),

@@ -182,3 +182,33 @@ fn segments_roll_and_retention_deletes_whole_files() {
     assert_eq!(BatchHeader::parse(&r.records).unwrap().base_offset, 4);
     assert_eq!(p.disk_bytes(), p.size_bytes());
 }
+
+#[test]
+fn stores_from_before_segment_files_still_read() {
+    // The layout of the previous release: batch bytes under `b`, a 20-byte index entry.
+    let dir = tempfile::tempdir().unwrap();
+    let db = sled::open(dir.path().join("db")).unwrap();
+    let tree = db.open_tree("t").unwrap();
+    let mut b = BytesMut::from(&make_batch(3, -1, -1, -1)[..]);
+    batch::stamp(&mut b, 0, 0);
+    let h = batch::stored_header(&b);
+    let old = IndexEntry::from_header(&h, b.len(), Loc::Inline).encode();
+    tree.insert(batch_key(0), &b[..]).unwrap();
+    tree.insert(index_key(0), &old[..20]).unwrap();
+    drop(tree);
+    let p = open_at(dir.path(), &db);
+    assert_eq!(p.high_watermark(), 3);
+    let r = p.read(0, 1 << 20, true, false).unwrap();
+    assert_eq!(&r.records[..], &b[..]);
+    // New appends go to a segment file after it.
+    assert_eq!(
+        p.append(&make_batch(1, -1, -1, -1), None)
+            .unwrap()
+            .base_offset,
+        3
+    );
+    assert_eq!(
+        p.read(0, 1 << 20, true, false).unwrap().records.len() as u64,
+        p.size_bytes()
+    );
+}
