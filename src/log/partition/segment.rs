@@ -21,9 +21,8 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 
 /// Kafka's default `segment.bytes` (1 GiB).
 pub const DEFAULT_SEGMENT_BYTES: u64 = 1 << 30;
@@ -87,9 +86,12 @@ impl SegmentFile {
 
 /// Segment files written since the last flush, across every partition of the store: the
 /// flush-on-ack path syncs them all at once, so concurrent producers share one flush.
+///
+/// The list holds weak references: a segment that retention deletes must close its file (and
+/// free its disk space) even when no flush ever comes to drain the list.
 #[derive(Default)]
 pub struct DirtyFiles {
-    files: Mutex<Vec<Arc<SegmentFile>>>,
+    files: Mutex<Vec<Weak<SegmentFile>>>,
     /// Counts appends; a flush covers every append counted before it started.
     appends: AtomicU64,
 }
@@ -97,7 +99,9 @@ pub struct DirtyFiles {
 impl DirtyFiles {
     fn mark(&self, f: &Arc<SegmentFile>) {
         if !f.dirty.swap(true, Ordering::AcqRel) {
-            self.files.lock().unwrap().push(f.clone());
+            let mut files = self.files.lock().unwrap();
+            files.retain(|w| w.strong_count() > 0);
+            files.push(Arc::downgrade(f));
         }
         self.appends.fetch_add(1, Ordering::AcqRel);
     }
@@ -109,7 +113,7 @@ impl DirtyFiles {
     /// fsyncs every file written to since the last call (blocking).
     pub fn sync_all(&self) -> io::Result<()> {
         let files = std::mem::take(&mut *self.files.lock().unwrap());
-        for f in files {
+        for f in files.iter().filter_map(Weak::upgrade) {
             f.sync()?;
         }
         Ok(())
