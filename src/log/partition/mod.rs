@@ -20,9 +20,13 @@
 //! timestamp lookups, sizes and retention never read batch bytes. Offsets are assigned under
 //! the partition's own mutex; nothing on the append path is shared between partitions.
 //!
-//! Retention and compaction live in `maintenance`, transaction state in `txn`.
+//! The key space and index entries are in `index`, segment files in `segment`, the read
+//! path in `read`, crash recovery in `recovery`, retention and compaction in `maintenance`,
+//! transaction state in `txn`.
 
+mod index;
 mod maintenance;
+mod read;
 mod recovery;
 pub mod segment;
 mod txn;
@@ -40,102 +44,9 @@ use tokio::sync::Notify;
 
 use crate::log::batch::{self, BatchHeader, NO_PRODUCER_ID};
 use crate::log::producer::{ProducerEntry, SequenceCheck};
+pub use index::{IndexEntry, Loc};
+use index::{PRODUCER_PREFIX, STATE_KEY, batch_key, index_key, key_offset, producer_key};
 use segment::Segments;
-
-const BATCH_PREFIX: u8 = b'b';
-const INDEX_PREFIX: u8 = b'i';
-const PRODUCER_PREFIX: u8 = b'p';
-const STATE_KEY: &[u8] = b"s";
-
-fn batch_key(offset: i64) -> [u8; 9] {
-    let mut k = [BATCH_PREFIX; 9];
-    k[1..].copy_from_slice(&(offset as u64).to_be_bytes());
-    k
-}
-
-fn index_key(offset: i64) -> [u8; 9] {
-    let mut k = [INDEX_PREFIX; 9];
-    k[1..].copy_from_slice(&(offset as u64).to_be_bytes());
-    k
-}
-
-/// Where a batch's bytes are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Loc {
-    /// In the tree under `batch_key(base_offset)`.
-    Inline,
-    /// In segment file `segment` (its base offset) at byte `pos`.
-    File { segment: i64, pos: u64 },
-}
-
-/// One stored batch, as the index knows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IndexEntry {
-    pub base_offset: i64,
-    pub last_offset: i64,
-    pub max_timestamp: i64,
-    pub size: u32,
-    pub loc: Loc,
-}
-
-impl IndexEntry {
-    fn encode(&self) -> [u8; 36] {
-        let mut v = [0u8; 36];
-        v[0..8].copy_from_slice(&self.last_offset.to_be_bytes());
-        v[8..16].copy_from_slice(&self.max_timestamp.to_be_bytes());
-        v[16..20].copy_from_slice(&self.size.to_be_bytes());
-        let (segment, pos) = match self.loc {
-            Loc::Inline => (-1i64, 0u64),
-            Loc::File { segment, pos } => (segment, pos),
-        };
-        v[20..28].copy_from_slice(&segment.to_be_bytes());
-        v[28..36].copy_from_slice(&pos.to_be_bytes());
-        v
-    }
-
-    fn decode(base_offset: i64, v: &[u8]) -> Option<Self> {
-        // 20-byte entries come from stores written before segment files existed: their
-        // batches are inline in the tree.
-        let (segment, pos) = match v.len() {
-            20 => (-1, 0),
-            _ => (
-                i64::from_be_bytes(v.get(20..28)?.try_into().ok()?),
-                u64::from_be_bytes(v.get(28..36)?.try_into().ok()?),
-            ),
-        };
-        Some(IndexEntry {
-            base_offset,
-            last_offset: i64::from_be_bytes(v.get(0..8)?.try_into().ok()?),
-            max_timestamp: i64::from_be_bytes(v.get(8..16)?.try_into().ok()?),
-            size: u32::from_be_bytes(v.get(16..20)?.try_into().ok()?),
-            loc: if segment < 0 {
-                Loc::Inline
-            } else {
-                Loc::File { segment, pos }
-            },
-        })
-    }
-
-    fn from_header(h: &BatchHeader, size: usize, loc: Loc) -> Self {
-        IndexEntry {
-            base_offset: h.base_offset,
-            last_offset: h.last_offset(),
-            max_timestamp: h.max_timestamp,
-            size: size as u32,
-            loc,
-        }
-    }
-}
-
-fn key_offset(k: &[u8]) -> i64 {
-    u64::from_be_bytes(k[1..9].try_into().expect("9-byte key")) as i64
-}
-
-fn producer_key(pid: i64) -> [u8; 9] {
-    let mut k = [PRODUCER_PREFIX; 9];
-    k[1..].copy_from_slice(&(pid as u64).to_be_bytes());
-    k
-}
 
 /// Errors an append can end in; the produce handler maps each to its Kafka code.
 #[derive(Debug)]
@@ -525,172 +436,6 @@ impl PartitionLog {
         let mut w = self.waiters.lock().unwrap();
         w.retain(|x| x.strong_count() > 0);
         w.push(Arc::downgrade(n));
-    }
-
-    /// Reads whole batches from the one containing `offset` onward, up to `max_bytes`
-    /// (always at least one batch when `min_one`, so a consumer can pass an oversized batch).
-    /// The batches to return are chosen from the index under the lock; their bytes are read
-    /// after it is released, consecutive batches of a segment file in one `pread`.
-    pub fn read(
-        &self,
-        offset: i64,
-        max_bytes: usize,
-        min_one: bool,
-        read_committed: bool,
-    ) -> Result<ReadResult, ReadError> {
-        let (hw, lso, log_start, plan, files) = {
-            let st = self.state.lock().unwrap();
-            let (hw, lso, log_start) =
-                (st.next_offset, st.last_stable_offset(), st.log_start_offset);
-            if offset < log_start || offset > hw {
-                return Err(ReadError::OffsetOutOfRange {
-                    log_start,
-                    high_watermark: hw,
-                });
-            }
-            // read_committed consumers stop at the last stable offset.
-            let upper = if read_committed { lso } else { hw };
-            let mut plan: Vec<IndexEntry> = Vec::new();
-            let mut total = 0usize;
-            if let Some(start) = st.position(offset) {
-                for e in &st.index[start..] {
-                    if e.base_offset >= upper {
-                        break;
-                    }
-                    let size = e.size as usize;
-                    if total + size > max_bytes && !(plan.is_empty() && min_one) {
-                        break;
-                    }
-                    plan.push(*e);
-                    total += size;
-                    if total >= max_bytes {
-                        break;
-                    }
-                }
-            }
-            let mut files = Vec::new();
-            for e in &plan {
-                if let Loc::File { segment, .. } = e.loc
-                    && files.last().is_none_or(|(s, _)| *s != segment)
-                    && let Some(f) = st.segs.file(segment)
-                {
-                    files.push((segment, f));
-                }
-            }
-            (hw, lso, log_start, plan, files)
-        };
-        let mut out = ReadResult {
-            records: Bytes::new(),
-            high_watermark: hw,
-            last_stable_offset: lso,
-            log_start_offset: log_start,
-            aborted: Vec::new(),
-        };
-        if plan.is_empty() {
-            return Ok(out);
-        }
-        let (buf, n) = self
-            .read_entries(&plan, &files)
-            .map_err(ReadError::Storage)?;
-        if read_committed && n > 0 {
-            out.aborted = self.aborted_between(offset, plan[n - 1].last_offset);
-        }
-        out.records = buf;
-        Ok(out)
-    }
-
-    /// Reads the bytes of `plan` (consecutive index entries) into one buffer. Returns the
-    /// buffer and how many entries it holds: an inline batch removed meanwhile by compaction
-    /// or retention ends the read early.
-    fn read_entries(
-        &self,
-        plan: &[IndexEntry],
-        files: &[(i64, Arc<segment::SegmentFile>)],
-    ) -> Result<(Bytes, usize), String> {
-        let total: usize = plan.iter().map(|e| e.size as usize).sum();
-        let mut buf = BytesMut::with_capacity(total);
-        let mut i = 0usize;
-        while i < plan.len() {
-            match plan[i].loc {
-                Loc::Inline => match self.tree.get(batch_key(plan[i].base_offset)) {
-                    Ok(Some(v)) if v.len() == plan[i].size as usize => {
-                        buf.extend_from_slice(&v);
-                        i += 1;
-                    }
-                    Ok(_) => break,
-                    Err(e) => return Err(e.to_string()),
-                },
-                Loc::File { segment, pos } => {
-                    // Extend the run while the next batch follows in the same file.
-                    let mut j = i + 1;
-                    let mut end = pos + plan[i].size as u64;
-                    while j < plan.len() && plan[j].loc == (Loc::File { segment, pos: end }) {
-                        end += plan[j].size as u64;
-                        j += 1;
-                    }
-                    let Some((_, f)) = files.iter().find(|(s, _)| *s == segment) else {
-                        break;
-                    };
-                    f.read_append(&mut buf, (end - pos) as usize, pos)
-                        .map_err(|e| format!("reading segment {segment}: {e}"))?;
-                    i = j;
-                }
-            }
-        }
-        Ok((buf.freeze(), i))
-    }
-
-    /// The bytes of one indexed batch, or None if it is gone.
-    fn read_entry(&self, e: &IndexEntry) -> anyhow::Result<Option<Bytes>> {
-        let files = match e.loc {
-            Loc::Inline => Vec::new(),
-            Loc::File { segment, .. } => {
-                let st = self.state.lock().unwrap();
-                match st.segs.file(segment) {
-                    Some(f) => vec![(segment, f)],
-                    None => return Ok(None),
-                }
-            }
-        };
-        let (buf, n) = self
-            .read_entries(std::slice::from_ref(e), &files)
-            .map_err(anyhow::Error::msg)?;
-        Ok((n == 1).then_some(buf))
-    }
-
-    /// The stored batch at `base_offset` (timestamp lookups).
-    pub fn batch_at(&self, base_offset: i64) -> anyhow::Result<Option<Bytes>> {
-        let entry = {
-            let st = self.state.lock().unwrap();
-            match st
-                .index
-                .binary_search_by_key(&base_offset, |e| e.base_offset)
-            {
-                Ok(i) => st.index[i],
-                Err(_) => return Ok(None),
-            }
-        };
-        self.read_entry(&entry)
-    }
-
-    /// The first batch that holds a record with timestamp >= `ts`.
-    pub fn first_batch_at_or_after_time(&self, ts: i64) -> Option<IndexEntry> {
-        let st = self.state.lock().unwrap();
-        let i = st.running_max_ts.partition_point(|m| *m < ts);
-        st.index.get(i).copied()
-    }
-
-    /// The batch holding the largest timestamp (the first such batch on ties).
-    pub fn batch_with_max_timestamp(&self) -> Option<IndexEntry> {
-        let st = self.state.lock().unwrap();
-        let max = *st.running_max_ts.last()?;
-        let i = st.running_max_ts.partition_point(|m| *m < max);
-        st.index.get(i).copied()
-    }
-
-    /// A copy of the index (retention and compaction decide from it).
-    pub fn index(&self) -> Vec<IndexEntry> {
-        self.state.lock().unwrap().index.clone()
     }
 
     /// Moves the log start offset forward (DeleteRecords, retention) and drops whole batches
