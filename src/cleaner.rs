@@ -85,25 +85,18 @@ pub fn compaction_pass(broker: &Broker) -> u64 {
     removed
 }
 
-/// Hands every partition its topic's current `segment.bytes` (read when its active segment
-/// file next fills up).
-pub fn apply_segment_bytes(broker: &Broker) {
+/// Per-tick partition upkeep: hands every partition its topic's current `segment.bytes`
+/// (read when its active segment file next fills up), and writes the index checkpoint of
+/// every partition whose appends since the last one are older than the checkpoint interval
+/// (or of all, when `force`). A busy partition writes its own checkpoints as it appends;
+/// this covers those that went quiet.
+pub fn tend_partitions(broker: &Broker, force: bool) {
     for t in broker.topics.list() {
-        let Ok(bytes) = broker.topic_config(&t, "segment.bytes").parse::<u64>() else {
-            continue;
-        };
+        let segment_bytes = broker.topic_config(&t, "segment.bytes").parse::<u64>().ok();
         for p in &t.partitions {
-            p.set_segment_bytes(bytes);
-        }
-    }
-}
-
-/// Writes the index checkpoint of every partition whose appends since the last one are
-/// older than the checkpoint interval (or of all, when `force`). A busy partition writes
-/// its own checkpoints as it appends; this covers those that went quiet.
-pub fn checkpoint_partitions(broker: &Broker, force: bool) {
-    for t in broker.topics.list() {
-        for p in &t.partitions {
+            if let Some(bytes) = segment_bytes {
+                p.set_segment_bytes(bytes);
+            }
             p.checkpoint(force);
         }
     }
@@ -129,8 +122,7 @@ pub fn spawn(
                 _ = shutdown.changed() => break,
                 _ = tick.tick() => {}
             }
-            apply_segment_bytes(&broker);
-            checkpoint_partitions(&broker, false);
+            tend_partitions(&broker, false);
             let now = Instant::now();
             let do_retention = now.duration_since(last_retention) >= retention_every;
             let do_clean =

@@ -85,6 +85,13 @@ fn encode_whole<R: Encodable>(
 const SENTINEL_MAGIC: [u8; 12] = *b"\xf7FjOrD\x00rEcS\x01";
 const SENTINEL_LEN: usize = 16;
 
+fn sentinel(i: usize) -> [u8; SENTINEL_LEN] {
+    let mut s = [0u8; SENTINEL_LEN];
+    s[..12].copy_from_slice(&SENTINEL_MAGIC);
+    s[12..].copy_from_slice(&(i as u32).to_be_bytes());
+    s
+}
+
 /// Encodes a Fetch response with every record set as a chunk of its own. Each record set is
 /// swapped for a 16-byte sentinel, the response is encoded by `kafka-protocol`, and the
 /// frame is cut at the sentinels, whose length prefixes are rewritten for the real record
@@ -99,9 +106,7 @@ fn encode_fetch(ctx: &RequestContext, resp: &mut FetchResponse) -> anyhow::Resul
         for p in t.partitions.iter_mut() {
             // Small record sets are cheaper to copy than to write as their own chunk.
             if let Some(r) = p.records.as_ref().filter(|r| r.len() >= 4096) {
-                let mut s = [0u8; SENTINEL_LEN];
-                s[..12].copy_from_slice(&SENTINEL_MAGIC);
-                s[12..].copy_from_slice(&(sets.len() as u32).to_be_bytes());
+                let s = sentinel(sets.len());
                 sets.push(r.clone());
                 p.records = Some(Bytes::copy_from_slice(&s));
             }
@@ -120,9 +125,7 @@ fn encode_fetch(ctx: &RequestContext, resp: &mut FetchResponse) -> anyhow::Resul
     let mut at = 0usize;
     let mut body_len = whole.len() - 4;
     for (i, set) in sets.iter().enumerate() {
-        let mut want = [0u8; SENTINEL_LEN];
-        want[..12].copy_from_slice(&SENTINEL_MAGIC);
-        want[12..].copy_from_slice(&(i as u32).to_be_bytes());
+        let want = sentinel(i);
         let found = whole[at..]
             .windows(SENTINEL_LEN)
             .position(|w| w == want)
@@ -161,6 +164,7 @@ fn encode_fetch(ctx: &RequestContext, resp: &mut FetchResponse) -> anyhow::Resul
     Ok(Frame { chunks })
 }
 
+/// kafka-protocol's own varint encoder is crate-private, hence this one.
 fn put_unsigned_varint(buf: &mut BytesMut, mut v: u32) {
     while v >= 0x80 {
         buf.put_u8((v as u8) | 0x80);

@@ -233,7 +233,7 @@ impl Server {
         let _ = cleaner.await;
         let _ = txn_timer.await;
         // Every partition's index checkpoint, so the next start has nothing to re-index.
-        crate::cleaner::checkpoint_partitions(&self.broker, true);
+        crate::cleaner::tend_partitions(&self.broker, true);
         match self.broker.store.flush().await {
             Ok(()) => tracing::info!("store flushed"),
             Err(e) => tracing::error!(error = %e, "final flush failed"),

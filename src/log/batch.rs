@@ -194,14 +194,25 @@ pub fn stamp(batch: &mut [u8], base_offset: i64, leader_epoch: i32) {
     batch[12..16].copy_from_slice(&leader_epoch.to_be_bytes());
 }
 
+/// Recomputes the CRC-32C of a batch whose CRC-covered part (attributes onward) changed.
+pub fn fill_crc(batch: &mut [u8]) {
+    let crc = crc32c::crc32c(&batch[ATTRIBUTES_OFFSET..]);
+    batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// Whether the batch's stored CRC-32C matches its contents.
+pub fn crc_matches(batch: &[u8]) -> bool {
+    let stored = u32::from_be_bytes(batch[CRC_OFFSET..CRC_OFFSET + 4].try_into().unwrap());
+    crc32c::crc32c(&batch[ATTRIBUTES_OFFSET..]) == stored
+}
+
 /// Sets LogAppendTime: the timestamp-type attribute and max timestamp are inside the CRC,
 /// so the CRC is recomputed. Records keep their deltas; consumers use maxTimestamp for all.
 pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
     let attrs = i16::from_be_bytes(batch[21..23].try_into().unwrap()) | 0x08;
     batch[21..23].copy_from_slice(&attrs.to_be_bytes());
     batch[35..43].copy_from_slice(&now_ms.to_be_bytes());
-    let crc = crc32c::crc32c(&batch[ATTRIBUTES_OFFSET..]);
-    batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    fill_crc(batch);
 }
 
 /// Reads the header of a batch already in the store (trusted: written by us).

@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::compression::{Compressor, Gzip, Lz4, Snappy, Zstd};
 
-use crate::log::batch::{BatchHeader, HEADER_LEN};
+use crate::log::batch::{self, BatchHeader, HEADER_LEN};
 
 /// One record inside a batch: where its bytes are, and what compaction needs to know.
 #[derive(Debug, Clone)]
@@ -217,8 +217,7 @@ pub fn rebuild(
     out.put_i32(h.base_sequence);
     out.put_i32(count);
     out.extend_from_slice(&body);
-    let crc = crc32c::crc32c(&out[21..]);
-    out[17..21].copy_from_slice(&crc.to_be_bytes());
+    batch::fill_crc(&mut out);
     Ok(Some(out.freeze()))
 }
 

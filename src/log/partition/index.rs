@@ -76,6 +76,14 @@ impl IndexEntry {
         })
     }
 
+    /// Removes the entry, and its bytes when they are inline, from the tree.
+    pub(super) fn remove(&self, w: &mut sled::Batch) {
+        w.remove(&index_key(self.base_offset));
+        if self.loc == Loc::Inline {
+            w.remove(&batch_key(self.base_offset));
+        }
+    }
+
     pub(super) fn from_header(h: &BatchHeader, size: usize, loc: Loc) -> Self {
         IndexEntry {
             base_offset: h.base_offset,

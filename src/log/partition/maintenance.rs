@@ -174,8 +174,7 @@ impl PartitionLog {
                     stats.batches_rewritten += 1;
                 }
                 None => {
-                    w.remove(&batch_key(*base));
-                    w.remove(&index_key(*base));
+                    old.remove(&mut w);
                     st.bytes -= old.size as u64;
                     st.index.remove(i);
                     stats.batches_removed += 1;

@@ -454,10 +454,7 @@ impl PartitionLog {
             let n = st.index.partition_point(|e| e.last_offset < new_start);
             let mut w = sled::Batch::default();
             for e in &st.index[..n] {
-                if e.loc == Loc::Inline {
-                    w.remove(&batch_key(e.base_offset));
-                }
-                w.remove(&index_key(e.base_offset));
+                e.remove(&mut w);
             }
             w.insert(
                 STATE_KEY,

@@ -8,7 +8,7 @@
 //! loss without the flush setting) an index entry may point past the end of its file; such
 //! entries, and everything after them, are dropped.
 
-use super::{IndexEntry, Loc, State, apply_effects, batch_key, index_key, plan_effects, txn};
+use super::{IndexEntry, Loc, State, apply_effects, plan_effects, txn};
 use crate::log::batch::{self, BatchHeader, HEADER_LEN, NO_PRODUCER_ID};
 
 pub(super) fn recover(
@@ -32,10 +32,7 @@ pub(super) fn recover(
         );
         let mut w = sled::Batch::default();
         for e in &entries[i..] {
-            w.remove(&index_key(e.base_offset));
-            if e.loc == Loc::Inline {
-                w.remove(&batch_key(e.base_offset));
-            }
+            e.remove(&mut w);
         }
         tree.apply_batch(w)?;
         entries.truncate(i);
@@ -92,7 +89,7 @@ pub(super) fn recover(
             }
             let mut bytes = vec![0u8; size as usize];
             file.read_exact_at(&mut bytes, pos)?;
-            if crc32c::crc32c(&bytes[21..]) != h.crc {
+            if !batch::crc_matches(&bytes) {
                 torn("CRC mismatch");
                 st.segs.truncate(base, pos)?;
                 break;

@@ -119,8 +119,7 @@ pub fn control_batch(
     out.put_i32(-1);
     out.put_i32(1);
     out.extend_from_slice(&record);
-    let crc = crc32c::crc32c(&out[21..]);
-    out[17..21].copy_from_slice(&crc.to_be_bytes());
+    batch::fill_crc(&mut out);
     out.freeze()
 }
 
