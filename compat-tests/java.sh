@@ -15,6 +15,7 @@
 #   JAVA_COMPAT_COMPILE_ONLY  1 = fetch jars and compile, start no broker
 #   JAVA_COMPAT_KEEP          1 = keep the broker data dir and log even when everything passed
 #   JAVA_COMPAT_LOG_LEVEL     kafka-clients log level (default warn)
+#   KAFKA_CLIENT_VERSION      kafka-clients release (default 4.3.0; scripts/test.sh also runs 4.4.0)
 # lib.sh, the classpath, compiling and run_java live in java-common.sh (shared with java-groups.sh).
 RUNNER=java.sh
 CLASSES_SUBDIR=java-classes

@@ -7,7 +7,6 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 FJORD_BIN="${FJORD_BIN:-$ROOT/target/release/fjord}"
 CACHE="${FJORD_CACHE:-$ROOT/.cache}"
 VENV="$CACHE/venv"
-JARS="$CACHE/jars"
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'

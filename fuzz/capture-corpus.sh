@@ -7,7 +7,7 @@
 #
 # Usage: bash fuzz/capture-corpus.sh [RAW_CAPTURE_DIR]
 # Needs what scripts/test.sh installs: kcat, .cache/venv (scripts/setup-python.sh), and for
-# Java the jars (scripts/fetch-jars.sh). Set CAPTURE_JAVA=0 to skip the Java client.
+# Java the jars (scripts/setup-kafka.sh). Set CAPTURE_JAVA=0 to skip the Java client.
 set -uo pipefail
 RUNNER=capture-corpus.sh
 CLASSES_SUBDIR=java-capture-classes
