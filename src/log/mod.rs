@@ -9,6 +9,7 @@ pub mod batch;
 pub mod partition;
 pub mod producer;
 pub mod records;
+pub mod validate;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

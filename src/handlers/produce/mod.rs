@@ -15,6 +15,7 @@ use crate::Broker;
 use crate::connection::RequestContext;
 use crate::log::AppendError;
 use crate::log::batch::{self, BatchError};
+use crate::log::validate;
 use crate::meta::topics::Topic;
 
 pub async fn handle(
@@ -47,10 +48,10 @@ pub async fn handle(
                 .with_log_append_time_ms(-1)
                 .with_log_start_offset(-1);
             let outcome = if !matches!(req.acks, -1..=1) {
-                Err((ResponseError::InvalidRequiredAcks, None))
+                Err(Refusal::of(ResponseError::InvalidRequiredAcks, None))
             } else {
                 match &topic {
-                    None => Err((missing, None)),
+                    None => Err(Refusal::of(missing, None)),
                     Some(t) => append_partition(
                         broker,
                         t,
@@ -68,17 +69,19 @@ pub async fn handle(
                     pr.log_append_time_ms = log_append_time.unwrap_or(-1);
                     any_appended |= !info.duplicate;
                 }
-                Err((err, msg)) => {
-                    pr.error_code = err.code();
+                Err(refusal) => {
+                    pr.error_code = refusal.error.code();
                     if v >= 8 {
-                        if err == ResponseError::InvalidRecord {
-                            pr.record_errors = vec![
+                        pr.record_errors = refusal
+                            .record_errors
+                            .into_iter()
+                            .map(|(i, m)| {
                                 BatchIndexAndErrorMessage::default()
-                                    .with_batch_index(0)
-                                    .with_batch_index_error_message(msg.clone().map(str_bytes)),
-                            ];
-                        }
-                        pr.error_message = msg.map(str_bytes);
+                                    .with_batch_index(i)
+                                    .with_batch_index_error_message(Some(str_bytes(m)))
+                            })
+                            .collect();
+                        pr.error_message = refusal.message.map(str_bytes);
                     }
                 }
             }
@@ -94,7 +97,29 @@ pub async fn handle(
     Ok(ProduceResponse::default().with_responses(responses))
 }
 
-type Outcome = Result<(crate::log::AppendInfo, Option<i64>), (ResponseError, Option<String>)>;
+type Outcome = Result<(crate::log::AppendInfo, Option<i64>), Refusal>;
+
+/// Why a partition's batch was not appended: the error code, its message, and for record
+/// validation errors the index and message of every refused record (KIP-467).
+struct Refusal {
+    error: ResponseError,
+    message: Option<String>,
+    record_errors: Vec<(i32, String)>,
+}
+
+impl Refusal {
+    fn of(error: ResponseError, message: Option<String>) -> Self {
+        Refusal {
+            error,
+            message,
+            record_errors: Vec::new(),
+        }
+    }
+
+    fn new(error: ResponseError, message: String) -> Self {
+        Self::of(error, Some(message))
+    }
+}
 
 fn append_partition(
     broker: &Broker,
@@ -105,10 +130,10 @@ fn append_partition(
     version: i16,
 ) -> Outcome {
     let Some(log) = topic.partition(index) else {
-        return Err((ResponseError::UnknownTopicOrPartition, None));
+        return Err(Refusal::of(ResponseError::UnknownTopicOrPartition, None));
     };
     let Some(records) = records else {
-        return Err((
+        return Err(Refusal::of(
             ResponseError::CorruptMessage,
             Some("null record set".into()),
         ));
@@ -119,7 +144,7 @@ fn append_partition(
         .unwrap_or(broker.config.message_max_bytes as usize);
     let batches = batch::split_and_validate(records, max).map_err(|e| {
         tracing::debug!(topic = %topic.name, partition = index, error = ?e, "rejected record batch");
-        match e {
+        let (code, message) = match e {
             BatchError::Corrupt(m) => (ResponseError::CorruptMessage, Some(m)),
             BatchError::UnsupportedMagic(m) => (
                 ResponseError::UnsupportedForMessageFormat,
@@ -129,11 +154,11 @@ fn append_partition(
                 ResponseError::MessageTooLarge,
                 Some(format!("record batch of {size} bytes exceeds the limit of {max}")),
             ),
-            BatchError::Invalid(m) => (ResponseError::InvalidRecord, Some(m)),
-        }
+        };
+        Refusal::of(code, message)
     })?;
     if batches.len() != 1 {
-        return Err((
+        return Err(Refusal::of(
             ResponseError::InvalidRecord,
             Some(
                 "Produce requests with version 3 or above must contain exactly one record batch"
@@ -157,75 +182,81 @@ fn append_partition(
                     index,
                     version >= 12,
                 )
-                .map_err(|e| (e, None))?;
+                .map_err(|e| Refusal::of(e, None))?;
         }
         (true, None) => {
-            return Err((
+            return Err(Refusal::of(
                 ResponseError::InvalidTxnState,
                 Some("transactional records require a transactional id".into()),
             ));
         }
         (false, Some(_)) => {
-            return Err((
+            return Err(Refusal::of(
                 ResponseError::InvalidTxnState,
                 Some("a transactional producer must send transactional records".into()),
             ));
         }
         (false, None) => {}
     }
-    // KIP-937 timestamp bounds for CreateTime topics: the batch's max timestamp may not be
-    // too far in the future, nor its base (first) timestamp too far in the past.
-    if broker.topic_config(topic, "message.timestamp.type") == "CreateTime" {
-        let now = now_ms();
-        let after: i64 = broker
-            .topic_config(topic, "message.timestamp.after.max.ms")
-            .parse()
-            .unwrap_or(i64::MAX);
-        let before: i64 = broker
-            .topic_config(topic, "message.timestamp.before.max.ms")
-            .parse()
-            .unwrap_or(i64::MAX);
-        if h.max_timestamp > now.saturating_add(after)
-            || (h.base_timestamp >= 0 && h.base_timestamp < now.saturating_sub(before))
-        {
-            return Err((
-                ResponseError::InvalidTimestamp,
-                Some(format!(
-                    "Timestamp {} of a record is out of range (message.timestamp.before.max.ms={before}, message.timestamp.after.max.ms={after})",
-                    if h.max_timestamp > now.saturating_add(after) {
-                        h.max_timestamp
-                    } else {
-                        h.base_timestamp
-                    }
-                )),
-            ));
-        }
-    }
-    // A compacted topic keeps the latest value per key: a record without a key has no place.
-    if broker.topic_has_cleanup_policy(topic, "compact") {
-        match crate::log::records::has_keyless_record(&batches[0]) {
-            Ok(false) => {}
-            Ok(true) => {
-                return Err((
-                    ResponseError::InvalidRecord,
-                    Some(format!(
-                        "Compacted topic {} cannot accept a record without a key",
-                        topic.name
-                    )),
-                ));
+    // Kafka's LogValidator: batch and record checks, KIP-937 timestamp bounds, keys on
+    // compacted topics, and the batch's true max timestamp.
+    let create_time = broker.topic_config(topic, "message.timestamp.type") == "CreateTime";
+    let rules = validate::Rules {
+        compacted: broker.topic_has_cleanup_policy(topic, "compact"),
+        create_time_range: create_time.then(|| {
+            let now = now_ms();
+            let bound = |key: &str| {
+                broker
+                    .topic_config(topic, key)
+                    .parse::<i64>()
+                    .unwrap_or(i64::MAX)
+            };
+            (
+                now.saturating_sub(bound("message.timestamp.before.max.ms")),
+                now.saturating_add(bound("message.timestamp.after.max.ms")),
+            )
+        }),
+    };
+    let tp = format!("{}-{index}", topic.name);
+    let mut batch = batches[0].clone();
+    match validate::validate(&batch, &tp, &rules) {
+        Ok(v) => {
+            // A producer that left maxTimestamp unset (0 or -1) or wrong gets it rewritten
+            // from its records, as Kafka does: retention and time lookups trust it.
+            if create_time && v.max_timestamp != h.max_timestamp {
+                let mut fixed = bytes::BytesMut::from(&batch[..]);
+                batch::set_max_timestamp(&mut fixed, v.max_timestamp);
+                batch = fixed.freeze();
             }
-            Err(e) => return Err((ResponseError::CorruptMessage, Some(e.to_string()))),
+        }
+        Err(r) => {
+            tracing::debug!(topic = %topic.name, partition = index, reason = %r.summary(), "rejected record batch");
+            return Err(match r {
+                validate::Rejection::Batch(m) => Refusal::new(ResponseError::InvalidRecord, m),
+                validate::Rejection::Records {
+                    timestamp,
+                    ref errors,
+                } => Refusal {
+                    error: if timestamp {
+                        ResponseError::InvalidTimestamp
+                    } else {
+                        ResponseError::InvalidRecord
+                    },
+                    message: Some(r.summary()),
+                    record_errors: errors.clone(),
+                },
+            });
         }
     }
     let log_append_time =
         (broker.topic_config(topic, "message.timestamp.type") == "LogAppendTime").then(now_ms);
-    match log.append(&batches[0], log_append_time) {
+    match log.append(&batch, log_append_time) {
         Ok(info) => Ok((info, log_append_time)),
-        Err(AppendError::OutOfOrderSequence { expected, got }) => Err((
+        Err(AppendError::OutOfOrderSequence { expected, got }) => Err(Refusal::of(
             ResponseError::OutOfOrderSequenceNumber,
             Some(format!("expected sequence {expected}, got {got}")),
         )),
-        Err(AppendError::InvalidProducerEpoch { current, got }) => Err((
+        Err(AppendError::InvalidProducerEpoch { current, got }) => Err(Refusal::of(
             ResponseError::InvalidProducerEpoch,
             Some(format!(
                 "producer epoch {got} is older than the current epoch {current}"
@@ -233,7 +264,10 @@ fn append_partition(
         )),
         Err(AppendError::Storage(e)) => {
             tracing::error!(topic = %topic.name, partition = index, error = %e, "append failed");
-            Err((ResponseError::KafkaStorageError, Some(e.to_string())))
+            Err(Refusal::of(
+                ResponseError::KafkaStorageError,
+                Some(e.to_string()),
+            ))
         }
     }
 }
