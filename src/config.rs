@@ -217,6 +217,8 @@ const SETTINGS: &[(&str, Kind, &str)] = &[
     ("log.cleaner.enable", Kind::Bool, "true"),
     ("log.cleaner.backoff.ms", POSITIVE_I32, "15000"),
     ("transaction.max.timeout.ms", POSITIVE_I32, "900000"),
+    ("transactional.id.expiration.ms", POSITIVE_I32, "604800000"),
+    ("producer.id.expiration.ms", POSITIVE_I32, "86400000"),
     ("max.connections", POSITIVE_I32, "2147483647"),
     ("max.connections.per.ip", POSITIVE_I32, "2147483647"),
     ("connections.max.idle.ms", POSITIVE_I32, "600000"),
@@ -327,6 +329,11 @@ pub struct Config {
     pub log_cleaner_enable: bool,
     pub log_cleaner_backoff_ms: i64,
     pub transaction_max_timeout_ms: i64,
+    /// A transactional id with no transaction activity for this long is forgotten.
+    pub transactional_id_expiration_ms: i64,
+    /// An idempotent producer's state in a partition is dropped once its last write is
+    /// this old (and it has no transaction open there).
+    pub producer_id_expiration_ms: i64,
     pub max_connections: usize,
     pub max_connections_per_ip: usize,
     pub connections_max_idle_ms: i64,
@@ -477,6 +484,8 @@ impl ConfigBuilder {
             log_cleaner_enable: get("log.cleaner.enable") == "true",
             log_cleaner_backoff_ms: int("log.cleaner.backoff.ms"),
             transaction_max_timeout_ms: int("transaction.max.timeout.ms"),
+            transactional_id_expiration_ms: int("transactional.id.expiration.ms"),
+            producer_id_expiration_ms: int("producer.id.expiration.ms"),
             max_connections: int("max.connections") as usize,
             max_connections_per_ip: int("max.connections.per.ip") as usize,
             connections_max_idle_ms: int("connections.max.idle.ms"),

@@ -52,6 +52,7 @@ impl Broker {
             topics.clone(),
             groups.clone(),
             config.transaction_max_timeout_ms,
+            config.transactional_id_expiration_ms,
         )?);
         let cluster_id = meta::cluster_id(&store)?;
         let dynamic = meta::configs::Dynamic::load(store.meta_tree("config")?)?;

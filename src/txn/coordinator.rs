@@ -6,11 +6,16 @@
 //!     ^                                            │      ──EndTxn(abort)───> PrepareAbort  ──markers──> CompleteAbort
 //!     └──────────── InitProducerId (epoch bump) ───┴── timeout / new instance: abort with a bumped epoch (fencing)
 //! ```
-//! What survives a crash at each step: every transition is written to sled before the next
-//! step starts. A crash in Ongoing leaves the transaction open; it is aborted by its timeout
-//! or by the next InitProducerId. A crash in PrepareCommit/PrepareAbort is finished at
-//! startup: markers are written to every partition that still has the producer's
-//! transaction open (so none is written twice) and pending offsets are committed.
+//! What survives a crash at each step: every transition is persisted before it takes effect
+//! (a failed write leaves the state as it was and answers a retriable error). A crash in
+//! Ongoing leaves the transaction open; it is aborted by its timeout or by the next
+//! InitProducerId. A crash in PrepareCommit/PrepareAbort is finished at startup, and
+//! markers that cannot be written are retried by the timer while the state is Prepare*:
+//! each partition writes a marker only if it still has the producer's transaction open or
+//! has not yet seen the marker's epoch, so none is written twice.
+//!
+//! Storage, the clock and the partitions are behind [`TxnBackend`], so the transitions are
+//! unit-tested with an in-memory backend (`tests.rs`).
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -18,9 +23,9 @@ use std::sync::{Arc, Mutex};
 use kafka_protocol::ResponseError;
 use serde::{Deserialize, Serialize};
 
+use super::backend::{BrokerBackend, TxnBackend};
 use crate::group::GroupCoordinator;
 use crate::group::offsets::Committed;
-use crate::handlers::now_ms;
 use crate::log::Store;
 use crate::meta::topics::Topics;
 
@@ -72,6 +77,14 @@ pub struct PendingOffset {
     pub metadata: String,
 }
 
+fn no_producer() -> i64 {
+    -1
+}
+
+fn no_epoch() -> i16 {
+    -1
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TxnMeta {
     pub transactional_id: String,
@@ -85,19 +98,56 @@ pub struct TxnMeta {
     pub partitions: BTreeSet<(String, i32)>,
     pub groups: BTreeSet<String>,
     pub pending_offsets: Vec<PendingOffset>,
+    /// The producer id this one replaced when its epochs ran out, and the epoch the client
+    /// ended its last transaction with: a retried EndTxn names them (KIP-890).
+    #[serde(default = "no_producer")]
+    pub prev_producer_id: i64,
+    #[serde(default = "no_epoch")]
+    pub prev_producer_epoch: i16,
+    /// Set while a transaction that exhausted the epochs completes: the producer id that
+    /// continues with epoch 0 once the markers are written.
+    #[serde(default = "no_producer")]
+    pub next_producer_id: i64,
 }
+
+impl TxnMeta {
+    fn new(id: &str, producer_id: i64, timeout_ms: i32, now: i64) -> Self {
+        TxnMeta {
+            transactional_id: id.to_string(),
+            producer_id,
+            producer_epoch: -1,
+            state: TxnState::Empty,
+            timeout_ms,
+            start_ms: -1,
+            last_update_ms: now,
+            partitions: BTreeSet::new(),
+            groups: BTreeSet::new(),
+            pending_offsets: Vec::new(),
+            prev_producer_id: -1,
+            prev_producer_epoch: -1,
+            next_producer_id: -1,
+        }
+    }
+}
+
+/// Epochs from here on are exhausted: the next bump moves to a new producer id. The last
+/// usable epoch is kept free for the marker that fences or ends the last transaction.
+const EXHAUSTED: i16 = i16::MAX - 1;
 
 pub struct TxnCoordinator {
-    tree: sled::Tree,
-    store: Arc<Store>,
-    topics: Arc<Topics>,
-    groups: Arc<GroupCoordinator>,
+    backend: Box<dyn TxnBackend>,
     txns: Mutex<HashMap<String, Arc<Mutex<TxnMeta>>>>,
     pub max_timeout_ms: i64,
+    /// `transactional.id.expiration.ms`: an id with no transaction activity for this long is
+    /// forgotten.
+    pub id_expiration_ms: i64,
 }
 
-/// The coordinator epoch written into markers; a single coordinator never changes.
-const COORDINATOR_EPOCH: i32 = 0;
+/// Locks a transactional id's state; a panic elsewhere while it was held leaves the state as
+/// it was persisted last, so the lock is taken over rather than propagated.
+fn lock(h: &Mutex<TxnMeta>) -> std::sync::MutexGuard<'_, TxnMeta> {
+    h.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 fn fenced_or_ok(meta: &TxnMeta, pid: i64, epoch: i16) -> Result<(), ResponseError> {
     if pid != meta.producer_id {
@@ -113,48 +163,62 @@ fn fenced_or_ok(meta: &TxnMeta, pid: i64, epoch: i16) -> Result<(), ResponseErro
 }
 
 impl TxnCoordinator {
+    /// The broker's coordinator over its store, partitions and groups.
     pub fn load(
         store: Arc<Store>,
         topics: Arc<Topics>,
         groups: Arc<GroupCoordinator>,
         max_timeout_ms: i64,
+        id_expiration_ms: i64,
     ) -> anyhow::Result<Self> {
-        let tree = store.meta_tree("txn")?;
-        let mut txns = HashMap::new();
-        for kv in tree.iter() {
-            let (_, v) = kv?;
-            let meta: TxnMeta = serde_json::from_slice(&v)?;
-            txns.insert(meta.transactional_id.clone(), Arc::new(Mutex::new(meta)));
-        }
-        let me = TxnCoordinator {
-            tree,
+        let backend = BrokerBackend {
+            tree: store.meta_tree("txn")?,
             store,
             topics,
             groups,
+        };
+        Self::with_backend(Box::new(backend), max_timeout_ms, id_expiration_ms)
+    }
+
+    /// Restores every transactional id from `backend` and finishes what was being committed
+    /// or aborted when the broker stopped (markers are retried later if they fail now).
+    pub fn with_backend(
+        backend: Box<dyn TxnBackend>,
+        max_timeout_ms: i64,
+        id_expiration_ms: i64,
+    ) -> anyhow::Result<Self> {
+        let mut txns = HashMap::new();
+        for meta in backend.load()? {
+            txns.insert(meta.transactional_id.clone(), Arc::new(Mutex::new(meta)));
+        }
+        let me = TxnCoordinator {
+            backend,
             txns: Mutex::new(txns),
             max_timeout_ms,
+            id_expiration_ms,
         };
-        // Finish whatever was being committed or aborted when the broker stopped.
         for (id, h) in me.all() {
-            let mut m = h.lock().unwrap();
-            match m.state {
-                TxnState::PrepareCommit | TxnState::PrepareAbort => {
-                    let commit = m.state == TxnState::PrepareCommit;
-                    let epoch = m.producer_epoch;
-                    tracing::info!(transactional_id = %id, commit, "completing a transaction interrupted by the restart");
-                    me.complete(&mut m, commit, epoch);
-                }
-                _ => {}
+            let mut m = lock(&h);
+            if Self::preparing(m.state) {
+                tracing::info!(transactional_id = %id, state = m.state.name(), "completing a transaction interrupted by the restart");
+                me.complete(&mut m);
             }
         }
         Ok(me)
+    }
+
+    fn preparing(s: TxnState) -> bool {
+        matches!(
+            s,
+            TxnState::PrepareCommit | TxnState::PrepareAbort | TxnState::PrepareEpochFence
+        )
     }
 
     pub fn all(&self) -> Vec<(String, Arc<Mutex<TxnMeta>>)> {
         let mut v: Vec<_> = self
             .txns
             .lock()
-            .unwrap()
+            .unwrap_or_else(|p| p.into_inner())
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
@@ -163,23 +227,30 @@ impl TxnCoordinator {
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<Mutex<TxnMeta>>> {
-        self.txns.lock().unwrap().get(id).cloned()
+        self.txns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
     }
 
-    fn persist(&self, m: &mut TxnMeta) {
-        m.last_update_ms = now_ms();
-        match serde_json::to_vec(m) {
-            Ok(v) => {
-                if let Err(e) = self.tree.insert(m.transactional_id.as_bytes(), v) {
-                    tracing::error!(transactional_id = %m.transactional_id, error = %e, "cannot persist transaction state");
-                }
-            }
-            Err(e) => tracing::error!(error = %e, "cannot encode transaction state"),
+    /// Persists `next` and only then makes it the state: a failed write leaves the id as it
+    /// was, and the client gets a retriable error instead of a state that a restart forgets.
+    fn transition(&self, m: &mut TxnMeta, mut next: TxnMeta) -> Result<(), ResponseError> {
+        next.last_update_ms = self.backend.now_ms();
+        if let Err(e) = self.backend.persist(&next) {
+            tracing::error!(transactional_id = %next.transactional_id, error = %e, "cannot persist transaction state");
+            return Err(ResponseError::CoordinatorNotAvailable);
         }
+        *m = next;
+        Ok(())
     }
 
     fn new_producer_id(&self) -> Result<i64, ResponseError> {
-        super::next_producer_id(&self.store).map_err(|_| ResponseError::KafkaStorageError)
+        self.backend.new_producer_id().map_err(|e| {
+            tracing::error!(error = %e, "cannot allocate a producer id");
+            ResponseError::CoordinatorNotAvailable
+        })
     }
 
     /// InitProducerId with a transactional id: a new instance gets the next epoch (fencing
@@ -195,29 +266,19 @@ impl TxnCoordinator {
             return Err(ResponseError::InvalidTransactionTimeout);
         }
         let handle = {
-            let mut map = self.txns.lock().unwrap();
+            let mut map = self.txns.lock().unwrap_or_else(|p| p.into_inner());
             match map.get(id) {
                 Some(h) => h.clone(),
                 None => {
                     let pid = self.new_producer_id()?;
-                    let h = Arc::new(Mutex::new(TxnMeta {
-                        transactional_id: id.to_string(),
-                        producer_id: pid,
-                        producer_epoch: -1,
-                        state: TxnState::Empty,
-                        timeout_ms,
-                        start_ms: -1,
-                        last_update_ms: now_ms(),
-                        partitions: BTreeSet::new(),
-                        groups: BTreeSet::new(),
-                        pending_offsets: Vec::new(),
-                    }));
+                    let meta = TxnMeta::new(id, pid, timeout_ms, self.backend.now_ms());
+                    let h = Arc::new(Mutex::new(meta));
                     map.insert(id.to_string(), h.clone());
                     h
                 }
             }
         };
-        let mut m = handle.lock().unwrap();
+        let mut m = lock(&handle);
         // KIP-360: a producer re-initialising names its current id and epoch.
         if req_pid >= 0 && (req_pid != m.producer_id || req_epoch != m.producer_epoch) {
             return Err(if req_pid != m.producer_id {
@@ -227,56 +288,69 @@ impl TxnCoordinator {
             });
         }
         match m.state {
-            TxnState::Ongoing | TxnState::PrepareEpochFence => {
+            TxnState::Ongoing => {
                 // The previous instance left a transaction open: abort it under a new epoch
                 // so its late writes are fenced.
-                let fence = m.producer_epoch.saturating_add(1);
                 tracing::info!(
                     transactional_id = id,
-                    epoch = fence,
                     "aborting the previous instance's transaction"
                 );
-                m.state = TxnState::PrepareEpochFence;
-                self.persist(&mut m);
-                self.complete(&mut m, false, fence);
+                self.fence_and_abort(&mut m)?;
             }
-            TxnState::PrepareCommit | TxnState::PrepareAbort => {
-                let commit = m.state == TxnState::PrepareCommit;
-                let epoch = m.producer_epoch;
-                self.complete(&mut m, commit, epoch);
+            s if Self::preparing(s) => {
+                self.complete(&mut m);
             }
             _ => {}
         }
-        if m.producer_epoch >= i16::MAX - 1 {
-            // Epochs are exhausted: continue under a fresh producer id.
-            m.producer_id = self.new_producer_id()?;
-            m.producer_epoch = 0;
-        } else {
-            m.producer_epoch += 1;
+        if Self::preparing(m.state) {
+            // Markers could not all be written yet; the timer retries them.
+            return Err(ResponseError::ConcurrentTransactions);
         }
-        m.timeout_ms = timeout_ms;
-        m.state = TxnState::Empty;
-        m.start_ms = -1;
-        m.partitions.clear();
-        m.groups.clear();
-        m.pending_offsets.clear();
-        self.persist(&mut m);
+        let mut next = m.clone();
+        if next.producer_epoch >= EXHAUSTED {
+            // Epochs are exhausted: continue under a fresh producer id.
+            next.prev_producer_id = next.producer_id;
+            next.producer_id = self.new_producer_id()?;
+            next.producer_epoch = 0;
+        } else {
+            next.producer_epoch += 1;
+        }
+        next.timeout_ms = timeout_ms;
+        next.state = TxnState::Empty;
+        next.start_ms = -1;
+        next.partitions.clear();
+        next.groups.clear();
+        next.pending_offsets.clear();
+        self.transition(&mut m, next)?;
         Ok((m.producer_id, m.producer_epoch))
     }
 
-    fn begin_if_needed(m: &mut TxnMeta) -> Result<(), ResponseError> {
+    /// Aborts the open transaction under the next epoch (timeout, or a new instance), so
+    /// that every partition of it fences the old epoch.
+    fn fence_and_abort(&self, m: &mut TxnMeta) -> Result<(), ResponseError> {
+        let mut next = m.clone();
+        // Working epochs stay below EXHAUSTED, so the fencing epoch always exists.
+        next.producer_epoch = m.producer_epoch.saturating_add(1);
+        next.state = TxnState::PrepareAbort;
+        self.transition(m, next)?;
+        self.complete(m);
+        Ok(())
+    }
+
+    fn begin(&self, m: &mut TxnMeta) -> Result<TxnMeta, ResponseError> {
+        let mut next = m.clone();
         match m.state {
-            TxnState::Ongoing => Ok(()),
+            TxnState::Ongoing => {}
             TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort => {
-                m.state = TxnState::Ongoing;
-                m.start_ms = now_ms();
-                Ok(())
+                next.state = TxnState::Ongoing;
+                next.start_ms = self.backend.now_ms();
             }
             TxnState::PrepareCommit | TxnState::PrepareAbort | TxnState::PrepareEpochFence => {
-                Err(ResponseError::ConcurrentTransactions)
+                return Err(ResponseError::ConcurrentTransactions);
             }
-            TxnState::Dead => Err(ResponseError::InvalidTxnState),
+            TxnState::Dead => return Err(ResponseError::InvalidTxnState),
         }
+        Ok(next)
     }
 
     fn locked(&self, id: &str) -> Result<Arc<Mutex<TxnMeta>>, ResponseError> {
@@ -293,7 +367,7 @@ impl TxnCoordinator {
         verify_only: bool,
     ) -> Result<(), ResponseError> {
         let h = self.locked(id)?;
-        let mut m = h.lock().unwrap();
+        let mut m = lock(&h);
         fenced_or_ok(&m, pid, epoch)?;
         if verify_only {
             return if m.state == TxnState::Ongoing && parts.iter().all(|p| m.partitions.contains(p))
@@ -306,10 +380,9 @@ impl TxnCoordinator {
         if parts.iter().all(|p| m.partitions.contains(p)) && m.state == TxnState::Ongoing {
             return Ok(());
         }
-        Self::begin_if_needed(&mut m)?;
-        m.partitions.extend(parts.iter().cloned());
-        self.persist(&mut m);
-        Ok(())
+        let mut next = self.begin(&mut m)?;
+        next.partitions.extend(parts.iter().cloned());
+        self.transition(&mut m, next)
     }
 
     /// AddOffsetsToTxn: the group's offsets become part of the transaction.
@@ -321,12 +394,11 @@ impl TxnCoordinator {
         group: &str,
     ) -> Result<(), ResponseError> {
         let h = self.locked(id)?;
-        let mut m = h.lock().unwrap();
+        let mut m = lock(&h);
         fenced_or_ok(&m, pid, epoch)?;
-        Self::begin_if_needed(&mut m)?;
-        m.groups.insert(group.to_string());
-        self.persist(&mut m);
-        Ok(())
+        let mut next = self.begin(&mut m)?;
+        next.groups.insert(group.to_string());
+        self.transition(&mut m, next)
     }
 
     /// TxnOffsetCommit: offsets held until the transaction commits (dropped on abort).
@@ -338,25 +410,24 @@ impl TxnCoordinator {
         offsets: Vec<PendingOffset>,
     ) -> Result<(), ResponseError> {
         let h = self.locked(id)?;
-        let mut m = h.lock().unwrap();
+        let mut m = lock(&h);
         fenced_or_ok(&m, pid, epoch)?;
-        Self::begin_if_needed(&mut m)?;
+        let mut next = self.begin(&mut m)?;
         for o in offsets {
-            m.groups.insert(o.group.clone());
-            m.pending_offsets.retain(|p| {
+            next.groups.insert(o.group.clone());
+            next.pending_offsets.retain(|p| {
                 !(p.group == o.group && p.topic == o.topic && p.partition == o.partition)
             });
-            m.pending_offsets.push(o);
+            next.pending_offsets.push(o);
         }
-        self.persist(&mut m);
-        Ok(())
+        self.transition(&mut m, next)
     }
 
     /// True if a transaction has an uncommitted offset for this group partition
     /// (OffsetFetch with require_stable answers UNSTABLE_OFFSET_COMMIT).
     pub fn has_pending_offset(&self, group: &str, topic: &str, partition: i32) -> bool {
         self.all().iter().any(|(_, h)| {
-            let m = h.lock().unwrap();
+            let m = lock(h);
             m.state == TxnState::Ongoing
                 && m.pending_offsets
                     .iter()
@@ -366,6 +437,9 @@ impl TxnCoordinator {
 
     /// Checks a transactional produce: the producer must be the current instance and the
     /// partition part of its transaction. `implicit_add` (KIP-890 clients) adds it instead.
+    /// The caller then appends only if the partition's verification guard, taken before
+    /// this check, survived (no marker was written in between). Ok(true) when the partition
+    /// was added (the caller makes that durable before acknowledging).
     pub fn check_produce(
         &self,
         id: &str,
@@ -374,9 +448,9 @@ impl TxnCoordinator {
         topic: &str,
         partition: i32,
         implicit_add: bool,
-    ) -> Result<(), ResponseError> {
+    ) -> Result<bool, ResponseError> {
         let h = self.locked(id)?;
-        let mut m = h.lock().unwrap();
+        let mut m = lock(&h);
         if pid != m.producer_id {
             return Err(ResponseError::InvalidProducerIdMapping);
         }
@@ -385,21 +459,25 @@ impl TxnCoordinator {
         }
         let key = (topic.to_string(), partition);
         if m.state == TxnState::Ongoing && m.partitions.contains(&key) {
-            return Ok(());
+            return Ok(false);
         }
         if !implicit_add {
             return Err(ResponseError::InvalidTxnState);
         }
-        Self::begin_if_needed(&mut m)?;
-        m.partitions.insert(key);
-        self.persist(&mut m);
-        Ok(())
+        let mut next = self.begin(&mut m)?;
+        next.partitions.insert(key);
+        self.transition(&mut m, next).map(|()| true)
     }
 
     /// EndTxn. With `bump_epoch` (EndTxn v5, KIP-890) every commit/abort moves the producer
     /// to a new epoch, written into the markers and returned to the client; a retry of a
-    /// completed EndTxn then arrives with the previous epoch. Without it (v0-4) the epoch
-    /// must match exactly and markers carry it unchanged.
+    /// completed EndTxn then arrives with the previous epoch. When the epochs run out the
+    /// producer continues under a new producer id with epoch 0, as Kafka does. Without
+    /// `bump_epoch` (v0-4) the epoch must match exactly and markers carry it unchanged.
+    ///
+    /// The answer comes once the outcome is persisted (PrepareCommit/PrepareAbort); markers
+    /// that cannot be written now are retried by the timer, and the id answers
+    /// CONCURRENT_TRANSACTIONS until they are.
     pub fn end_txn(
         &self,
         id: &str,
@@ -409,41 +487,59 @@ impl TxnCoordinator {
         bump_epoch: bool,
     ) -> Result<(i64, i16), ResponseError> {
         let h = self.locked(id)?;
-        let mut m = h.lock().unwrap();
-        if pid != m.producer_id {
-            return Err(ResponseError::InvalidProducerIdMapping);
-        }
-        let current = m.producer_epoch;
+        let mut m = lock(&h);
         let done = if commit {
             TxnState::CompleteCommit
         } else {
             TxnState::CompleteAbort
         };
+        if pid != m.producer_id {
+            // A retry of the EndTxn that moved the producer to a new id.
+            if bump_epoch
+                && pid == m.prev_producer_id
+                && epoch == m.prev_producer_epoch
+                && m.state == done
+            {
+                return Ok((m.producer_id, m.producer_epoch));
+            }
+            return Err(ResponseError::InvalidProducerIdMapping);
+        }
+        let current = m.producer_epoch;
+        if Self::preparing(m.state) {
+            return Err(ResponseError::ConcurrentTransactions);
+        }
+        let previous = current.checked_sub(1);
         let is_retry = if bump_epoch {
-            epoch == current - 1
+            Some(epoch) == previous
         } else {
             epoch == current
         };
-        if matches!(
-            m.state,
-            TxnState::PrepareCommit | TxnState::PrepareAbort | TxnState::PrepareEpochFence
-        ) {
-            return Err(ResponseError::ConcurrentTransactions);
-        }
-        if epoch != current && !(bump_epoch && epoch == current - 1) {
+        if epoch != current && !(bump_epoch && Some(epoch) == previous) {
             return Err(ResponseError::ProducerFenced);
         }
         if epoch == current && m.state == TxnState::Ongoing {
-            m.state = if commit {
+            let mut next = m.clone();
+            next.state = if commit {
                 TxnState::PrepareCommit
             } else {
                 TxnState::PrepareAbort
             };
-            let marker_epoch = if bump_epoch { epoch + 1 } else { epoch };
-            m.producer_epoch = marker_epoch;
-            self.persist(&mut m);
-            self.complete(&mut m, commit, marker_epoch);
-            return Ok((m.producer_id, m.producer_epoch));
+            next.prev_producer_epoch = epoch;
+            if bump_epoch {
+                // Working epochs stay below EXHAUSTED, so epoch + 1 exists.
+                next.producer_epoch = epoch.saturating_add(1);
+                if epoch >= EXHAUSTED {
+                    next.next_producer_id = self.new_producer_id()?;
+                }
+            }
+            self.transition(&mut m, next)?;
+            let answer = if m.next_producer_id >= 0 {
+                (m.next_producer_id, 0)
+            } else {
+                (m.producer_id, m.producer_epoch)
+            };
+            self.complete(&mut m);
+            return Ok(answer);
         }
         // A completed EndTxn whose response was lost: same outcome again.
         if is_retry && m.state == done {
@@ -459,9 +555,17 @@ impl TxnCoordinator {
                 TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort
             )
         {
-            m.producer_epoch += 1;
-            m.state = TxnState::CompleteAbort;
-            self.persist(&mut m);
+            let mut next = m.clone();
+            next.prev_producer_epoch = epoch;
+            if current >= EXHAUSTED {
+                next.prev_producer_id = next.producer_id;
+                next.producer_id = self.new_producer_id()?;
+                next.producer_epoch = 0;
+            } else {
+                next.producer_epoch = current + 1;
+            }
+            next.state = TxnState::CompleteAbort;
+            self.transition(&mut m, next)?;
             return Ok((m.producer_id, m.producer_epoch));
         }
         // An older epoch is only a retry candidate against a completed transaction; against
@@ -472,22 +576,27 @@ impl TxnCoordinator {
         Err(ResponseError::InvalidTxnState)
     }
 
-    /// Writes the markers, applies or drops staged offsets, and records the outcome.
-    fn complete(&self, m: &mut TxnMeta, commit: bool, marker_epoch: i16) {
-        let now = now_ms();
+    /// Finishes a prepared transaction: writes its markers (with the epoch the Prepare state
+    /// recorded, fencing older ones), applies or drops staged offsets, and records the
+    /// outcome. If a marker or the offsets cannot be written, the state stays Prepare* and
+    /// the timer retries; markers are idempotent. Returns whether it completed.
+    fn complete(&self, m: &mut TxnMeta) -> bool {
+        let commit = m.state == TxnState::PrepareCommit;
+        let epoch = m.producer_epoch;
+        let mut failed = 0usize;
         for (topic, partition) in &m.partitions {
-            let Some(t) = self.topics.get(topic) else {
-                continue;
-            };
-            let Some(log) = t.partition(*partition) else {
-                continue;
-            };
             if let Err(e) =
-                log.write_marker(m.producer_id, marker_epoch, commit, COORDINATOR_EPOCH, now)
+                self.backend
+                    .write_marker(topic, *partition, m.producer_id, epoch, commit)
             {
-                tracing::error!(topic = %topic, partition, error = ?e, "cannot write transaction marker");
+                failed += 1;
+                tracing::warn!(transactional_id = %m.transactional_id, topic = %topic, partition, error = %e, "cannot write transaction marker; will retry");
             }
         }
+        if failed > 0 {
+            return false;
+        }
+        let now = self.backend.now_ms();
         if commit && !m.pending_offsets.is_empty() {
             let mut by_group: HashMap<&str, Vec<(String, i32, Committed)>> = HashMap::new();
             for p in &m.pending_offsets {
@@ -503,41 +612,77 @@ impl TxnCoordinator {
                 ));
             }
             for (group, offsets) in by_group {
-                self.groups.get_or_create_empty(group);
-                if let Err(e) = self.groups.offsets.commit(group, &offsets) {
-                    tracing::error!(group, error = %e, "cannot commit transactional offsets");
+                if let Err(e) = self.backend.commit_offsets(group, &offsets) {
+                    tracing::warn!(group, error = %e, "cannot commit transactional offsets; will retry");
+                    return false;
                 }
             }
         }
-        m.producer_epoch = marker_epoch;
-        m.state = if commit {
+        let mut next = m.clone();
+        next.state = if commit {
             TxnState::CompleteCommit
         } else {
             TxnState::CompleteAbort
         };
-        m.partitions.clear();
-        m.groups.clear();
-        m.pending_offsets.clear();
-        m.start_ms = -1;
-        self.persist(m);
-        tracing::debug!(transactional_id = %m.transactional_id, commit, epoch = marker_epoch, "transaction completed");
+        if next.next_producer_id >= 0 {
+            next.prev_producer_id = next.producer_id;
+            next.producer_id = next.next_producer_id;
+            next.producer_epoch = 0;
+            next.next_producer_id = -1;
+        }
+        next.partitions.clear();
+        next.groups.clear();
+        next.pending_offsets.clear();
+        next.start_ms = -1;
+        if self.transition(m, next).is_err() {
+            return false;
+        }
+        tracing::debug!(transactional_id = %m.transactional_id, commit, epoch, "transaction completed");
+        true
     }
 
-    /// Aborts transactions open longer than their timeout, fencing the producer.
-    pub fn expire(&self, now: i64) {
+    /// The timer's work: aborts transactions open longer than their timeout (fencing the
+    /// producer), retries markers of prepared transactions, and forgets transactional ids
+    /// idle for `transactional.id.expiration.ms`.
+    pub fn expire(&self) {
+        let now = self.backend.now_ms();
         for (id, h) in self.all() {
-            let mut m = h.lock().unwrap();
+            let mut m = lock(&h);
             if m.state == TxnState::Ongoing
                 && m.start_ms >= 0
                 && now - m.start_ms > m.timeout_ms as i64
             {
-                let fence = m.producer_epoch.saturating_add(1);
                 tracing::info!(transactional_id = %id, timeout_ms = m.timeout_ms, "transaction timed out: aborting");
-                m.state = TxnState::PrepareAbort;
-                self.persist(&mut m);
-                self.complete(&mut m, false, fence);
+                let _ = self.fence_and_abort(&mut m);
+            } else if Self::preparing(m.state) {
+                self.complete(&mut m);
+            } else if matches!(
+                m.state,
+                TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort
+            ) && now - m.last_update_ms > self.id_expiration_ms
+            {
+                if let Err(e) = self.backend.remove(&id) {
+                    tracing::warn!(transactional_id = %id, error = %e, "cannot remove an expired transactional id");
+                    continue;
+                }
+                m.state = TxnState::Dead;
+                drop(m);
+                self.txns
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&id);
+                tracing::debug!(transactional_id = %id, "transactional id expired");
             }
         }
+    }
+
+    /// The number of transactional ids held (tests, soak figures).
+    pub fn len(&self) -> usize {
+        self.txns.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     pub fn spawn_timer(
@@ -552,10 +697,13 @@ impl TxnCoordinator {
                     _ = shutdown.changed() => break,
                     _ = tick.tick() => {
                         let me = me.clone();
-                        let _ = tokio::task::spawn_blocking(move || me.expire(now_ms())).await;
+                        let _ = tokio::task::spawn_blocking(move || me.expire()).await;
                     }
                 }
             }
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,6 +1,7 @@
 //! Producer ids and the transaction coordinator. Idempotence and per-partition transaction
 //! state live with each partition log (they must be written atomically with the batches).
 
+pub mod backend;
 pub mod coordinator;
 
 use crate::log::Store;

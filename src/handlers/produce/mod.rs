@@ -25,6 +25,9 @@ pub async fn handle(
 ) -> anyhow::Result<ProduceResponse> {
     let v = ctx.api_version;
     let mut any_appended = false;
+    // A KIP-890 produce that added its partition to the transaction changed coordinator
+    // state, which must be durable before the write is acknowledged.
+    let txn_added = std::sync::atomic::AtomicBool::new(false);
     let mut responses = Vec::with_capacity(req.topic_data.len());
     for td in &req.topic_data {
         // v13+ names topics by id only (KIP-516).
@@ -59,6 +62,7 @@ pub async fn handle(
                         pd.records.as_ref(),
                         req.transactional_id.as_ref().map(|t| t.as_str()),
                         v,
+                        &txn_added,
                     ),
                 }
             };
@@ -88,6 +92,15 @@ pub async fn handle(
             tr.partition_responses.push(pr);
         }
         responses.push(tr);
+    }
+    if txn_added.load(std::sync::atomic::Ordering::Relaxed) {
+        super::unless_durable(
+            super::durable(broker).await,
+            responses
+                .iter_mut()
+                .flat_map(|t| t.partition_responses.iter_mut())
+                .map(|p| &mut p.error_code),
+        );
     }
     // Durable acknowledgement, when configured: one flush covers every partition written by
     // this request, and concurrent requests share sled's flush.
@@ -128,6 +141,7 @@ fn append_partition(
     records: Option<&bytes::Bytes>,
     transactional_id: Option<&str>,
     version: i16,
+    txn_added: &std::sync::atomic::AtomicBool,
 ) -> Outcome {
     let Some(log) = topic.partition(index) else {
         return Err(Refusal::of(ResponseError::UnknownTopicOrPartition, None));
@@ -170,9 +184,13 @@ fn append_partition(
     // Transactional data must come from the current instance of a transactional id and go
     // to a partition of its open transaction. Produce v12+ clients (KIP-890) do not send
     // AddPartitionsToTxn: the partition joins the transaction here.
+    let mut guard = None;
     match (h.is_transactional(), transactional_id) {
         (true, Some(tid)) => {
-            broker
+            // KIP-890 verification: the guard is taken before the coordinator's check, and
+            // a marker written between the check and the append voids it.
+            guard = Some(log.begin_txn_verification(h.producer_id));
+            let added = broker
                 .txns
                 .check_produce(
                     tid,
@@ -183,6 +201,9 @@ fn append_partition(
                     version >= 12,
                 )
                 .map_err(|e| Refusal::of(e, None))?;
+            if added {
+                txn_added.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
         }
         (true, None) => {
             return Err(Refusal::of(
@@ -250,7 +271,7 @@ fn append_partition(
     }
     let log_append_time =
         (broker.topic_config(topic, "message.timestamp.type") == "LogAppendTime").then(now_ms);
-    match log.append(&batch, log_append_time) {
+    match log.append_verified(&batch, log_append_time, guard) {
         Ok(info) => Ok((info, log_append_time)),
         Err(AppendError::OutOfOrderSequence { expected, got }) => Err(Refusal::of(
             ResponseError::OutOfOrderSequenceNumber,
@@ -261,6 +282,10 @@ fn append_partition(
             Some(format!(
                 "producer epoch {got} is older than the current epoch {current}"
             )),
+        )),
+        Err(AppendError::TxnNotVerified) => Err(Refusal::new(
+            ResponseError::InvalidTxnState,
+            "the transaction ended before this write could join it".into(),
         )),
         Err(AppendError::Storage(e)) => {
             tracing::error!(topic = %topic.name, partition = index, error = %e, "append failed");

@@ -51,8 +51,17 @@ use segment::Segments;
 /// Errors an append can end in; the produce handler maps each to its Kafka code.
 #[derive(Debug)]
 pub enum AppendError {
-    OutOfOrderSequence { expected: i32, got: i32 },
-    InvalidProducerEpoch { current: i16, got: i16 },
+    OutOfOrderSequence {
+        expected: i32,
+        got: i32,
+    },
+    InvalidProducerEpoch {
+        current: i16,
+        got: i16,
+    },
+    /// A transactional batch that would open a transaction here lost its verification: a
+    /// marker closed the producer's transaction after the coordinator checked it.
+    TxnNotVerified,
     Storage(String),
 }
 
@@ -121,6 +130,10 @@ struct State {
     pending_appends: usize,
     pending_bytes: u64,
     pending_since: Option<std::time::Instant>,
+    /// KIP-890 verification guards: producer id -> the guard its pending first
+    /// transactional write here holds. A marker voids them.
+    verifying: std::collections::HashMap<i64, u64>,
+    next_guard: u64,
 }
 
 /// A checkpoint is written after this many appends, bytes of batches or time, whichever
@@ -233,6 +246,8 @@ impl PartitionLog {
             pending_appends: 0,
             pending_bytes: 0,
             pending_since: None,
+            verifying: Default::default(),
+            next_guard: 0,
         };
         for kv in tree.scan_prefix([PRODUCER_PREFIX]) {
             let (k, v) = kv?;
@@ -295,6 +310,30 @@ impl PartitionLog {
         batch: &Bytes,
         log_append_time: Option<i64>,
     ) -> Result<AppendInfo, AppendError> {
+        self.append_verified(batch, log_append_time, None)
+    }
+
+    /// Starts KIP-890 verification of a transactional producer's write here: the guard
+    /// returned is void once a marker for `pid` is written. Take it before asking the
+    /// transaction coordinator, and append with it.
+    pub fn begin_txn_verification(&self, pid: i64) -> u64 {
+        let mut st = self.state.lock().unwrap();
+        st.next_guard += 1;
+        let g = st.next_guard;
+        st.verifying.insert(pid, g);
+        g
+    }
+
+    /// [`append`](Self::append), and with `guard` a transactional batch that would open a
+    /// transaction here is refused unless its verification guard survived: otherwise a
+    /// write checked against an open transaction, but appended after that transaction's
+    /// marker, would open a transaction nothing ever closes and pin the LSO.
+    pub fn append_verified(
+        &self,
+        batch: &Bytes,
+        log_append_time: Option<i64>,
+        guard: Option<u64>,
+    ) -> Result<AppendInfo, AppendError> {
         let h = BatchHeader::parse(batch).expect("validated by the caller");
         let mut st = self.state.lock().unwrap();
         let mut producer = None;
@@ -317,6 +356,15 @@ impl PartitionLog {
                     return Err(AppendError::InvalidProducerEpoch { current, got });
                 }
             }
+        }
+        if let Some(g) = guard
+            && h.is_transactional()
+            && !st.ongoing.contains_key(&h.producer_id)
+        {
+            if st.verifying.get(&h.producer_id) != Some(&g) {
+                return Err(AppendError::TxnNotVerified);
+            }
+            st.verifying.remove(&h.producer_id);
         }
 
         let base = st.next_offset;

@@ -100,6 +100,45 @@ fn transactional(b: Bytes) -> Bytes {
     m.freeze()
 }
 
+/// A transactional write checked against an open transaction, but appended after the
+/// coordinator aborted it (timeout or fencing), must not open a transaction here that no
+/// marker will ever close: the LSO would be pinned for good.
+#[test]
+fn a_write_that_loses_the_race_with_its_abort_marker_is_refused() {
+    let (_dir, _db, p) = open();
+    p.append(&make_batch(1, -1, -1, -1), None).unwrap();
+    // The coordinator checked the produce (guard taken first)...
+    let guard = p.begin_txn_verification(11);
+    // ...then aborted the transaction with a fencing epoch before the append landed.
+    p.write_marker(11, 1, false, 0, 1_700_000_000_000).unwrap();
+    let late = transactional(make_batch(1, 11, 0, 0));
+    assert!(matches!(
+        p.append_verified(&late, None, Some(guard)),
+        Err(AppendError::InvalidProducerEpoch { current: 1, got: 0 })
+    ));
+    // Same producer epoch (EndTxn without an epoch bump): the guard is what refuses it.
+    let guard = p.begin_txn_verification(12);
+    p.write_marker(12, 0, true, 0, 1_700_000_000_000).unwrap();
+    assert!(matches!(
+        p.append_verified(&transactional(make_batch(1, 12, 0, 0)), None, Some(guard)),
+        Err(AppendError::TxnNotVerified)
+    ));
+    assert!(p.open_transactions().is_empty());
+    assert_eq!(p.last_stable_offset(), p.high_watermark());
+    // A verified write opens its transaction normally, and the marker closes it.
+    let guard = p.begin_txn_verification(13);
+    p.append_verified(&transactional(make_batch(1, 13, 0, 0)), None, Some(guard))
+        .unwrap();
+    assert_eq!(p.open_transactions().len(), 1);
+    p.write_marker(13, 0, true, 0, 1_700_000_000_000).unwrap();
+    assert_eq!(p.last_stable_offset(), p.high_watermark());
+    // A retried marker writes nothing twice.
+    assert_eq!(
+        p.write_marker(13, 0, true, 0, 1_700_000_000_000).unwrap(),
+        None
+    );
+}
+
 #[test]
 fn batches_the_index_lost_are_recovered_from_the_segment_file() {
     let (dir, db, p) = open();

@@ -173,10 +173,12 @@ pub(super) fn marker_type(batch: &[u8]) -> Option<bool> {
 }
 
 impl PartitionLog {
-    /// Closes `pid`'s open transaction here with a COMMIT or ABORT marker. Returns the
-    /// marker's offset, or None if the producer had no open transaction in this partition
-    /// (so a retried EndTxn writes nothing twice). The marker's epoch becomes the producer's
-    /// epoch here: batches from an older epoch are fenced from now on.
+    /// Closes `pid`'s open transaction here with a COMMIT or ABORT marker. The marker's
+    /// epoch becomes the producer's epoch here, so batches from an older epoch are fenced
+    /// from now on, even in a partition the producer has not written to yet (a write checked
+    /// against the transaction but not yet appended). Returns the marker's offset, or None
+    /// when there was nothing to close or fence (a retried marker writes nothing twice).
+    /// Any pending verification of the producer is void from now on.
     pub fn write_marker(
         &self,
         pid: i64,
@@ -186,7 +188,9 @@ impl PartitionLog {
         now_ms: i64,
     ) -> Result<Option<i64>, AppendError> {
         let mut st = self.state.lock().unwrap();
-        if !st.ongoing.contains_key(&pid) {
+        st.verifying.remove(&pid);
+        let known_epoch = st.producers.get(&pid).map(|e| e.epoch);
+        if !st.ongoing.contains_key(&pid) && known_epoch.is_some_and(|e| e >= epoch) {
             return Ok(None);
         }
         let base = st.next_offset;
