@@ -18,6 +18,10 @@ pub async fn handle(
         req.producer_epoch,
         req.group_id.as_str(),
     );
+    let r = match r {
+        Ok(()) => super::durable(broker).await,
+        e => e,
+    };
     let code = match r {
         Ok(()) => 0,
         Err(ResponseError::ProducerFenced) if ctx.api_version < 2 => {

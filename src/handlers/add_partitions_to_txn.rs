@@ -86,7 +86,7 @@ pub async fn handle(
 ) -> anyhow::Result<AddPartitionsToTxnResponse> {
     let v = ctx.api_version;
     if v <= 3 {
-        let results = add(
+        let mut results = add(
             broker,
             v,
             req.v3_and_below_transactional_id.as_str(),
@@ -95,11 +95,18 @@ pub async fn handle(
             false,
             &req.v3_and_below_topics,
         );
+        super::unless_durable(
+            super::durable(broker).await,
+            results
+                .iter_mut()
+                .flat_map(|t| t.results_by_partition.iter_mut())
+                .map(|p| &mut p.partition_error_code),
+        );
         return Ok(
             AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results)
         );
     }
-    let results = req
+    let mut results: Vec<AddPartitionsToTxnResult> = req
         .transactions
         .iter()
         .map(|t| {
@@ -116,5 +123,13 @@ pub async fn handle(
                 ))
         })
         .collect();
+    super::unless_durable(
+        super::durable(broker).await,
+        results
+            .iter_mut()
+            .flat_map(|r| r.topic_results.iter_mut())
+            .flat_map(|t| t.results_by_partition.iter_mut())
+            .map(|p| &mut p.partition_error_code),
+    );
     Ok(AddPartitionsToTxnResponse::default().with_results_by_transaction(results))
 }

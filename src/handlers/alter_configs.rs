@@ -136,7 +136,7 @@ pub async fn handle(
     _ctx: &RequestContext,
     req: AlterConfigsRequest,
 ) -> anyhow::Result<AlterConfigsResponse> {
-    let responses = req
+    let mut responses: Vec<AlterConfigsResourceResponse> = req
         .resources
         .iter()
         .map(|res| {
@@ -164,5 +164,11 @@ pub async fn handle(
             response_entry(res.resource_type, &res.resource_name, r)
         })
         .collect();
+    if !req.validate_only {
+        super::unless_durable(
+            super::durable(broker).await,
+            responses.iter_mut().map(|r| &mut r.error_code),
+        );
+    }
     Ok(AlterConfigsResponse::default().with_responses(responses))
 }

@@ -13,7 +13,7 @@ pub async fn handle(
     _ctx: &RequestContext,
     req: CreatePartitionsRequest,
 ) -> anyhow::Result<CreatePartitionsResponse> {
-    let results = req
+    let mut results: Vec<CreatePartitionsTopicResult> = req
         .topics
         .iter()
         .map(|t| {
@@ -48,5 +48,11 @@ pub async fn handle(
             r
         })
         .collect();
+    if !req.validate_only {
+        super::unless_durable(
+            super::durable(broker).await,
+            results.iter_mut().map(|r| &mut r.error_code),
+        );
+    }
     Ok(CreatePartitionsResponse::default().with_results(results))
 }

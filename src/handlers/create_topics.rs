@@ -70,6 +70,12 @@ pub async fn handle(
         }
         results.push(result);
     }
+    if !req.validate_only {
+        super::unless_durable(
+            super::durable(broker).await,
+            results.iter_mut().map(|r| &mut r.error_code),
+        );
+    }
     Ok(CreateTopicsResponse::default().with_topics(results))
 }
 

@@ -15,7 +15,7 @@ pub async fn handle(
     _ctx: &RequestContext,
     req: DeleteRecordsRequest,
 ) -> anyhow::Result<DeleteRecordsResponse> {
-    let topics = req
+    let mut topics: Vec<DeleteRecordsTopicResult> = req
         .topics
         .iter()
         .map(|t| {
@@ -61,5 +61,11 @@ pub async fn handle(
                 .with_partitions(partitions)
         })
         .collect();
+    super::unless_durable(
+        super::durable(broker).await,
+        topics
+            .iter_mut()
+            .flat_map(|t| t.partitions.iter_mut().map(|p| &mut p.error_code)),
+    );
     Ok(DeleteRecordsResponse::default().with_topics(topics))
 }

@@ -65,5 +65,9 @@ pub async fn handle(
         }
         responses.push(r);
     }
+    super::unless_durable(
+        super::durable(broker).await,
+        responses.iter_mut().map(|r| &mut r.error_code),
+    );
     Ok(DeleteTopicsResponse::default().with_responses(responses))
 }

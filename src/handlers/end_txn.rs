@@ -19,6 +19,10 @@ pub async fn handle(
     let (pid, epoch, commit) = (req.producer_id.0, req.producer_epoch, req.committed);
     let result =
         tokio::task::spawn_blocking(move || txns.end_txn(&tid, pid, epoch, commit, v >= 5)).await?;
+    let result = match result {
+        Ok(r) => super::durable(broker).await.map(|()| r),
+        e => e,
+    };
     let mut resp = EndTxnResponse::default()
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);

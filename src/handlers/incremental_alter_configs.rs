@@ -16,7 +16,7 @@ pub async fn handle(
     _ctx: &RequestContext,
     req: IncrementalAlterConfigsRequest,
 ) -> anyhow::Result<IncrementalAlterConfigsResponse> {
-    let responses = req
+    let mut responses: Vec<AlterConfigsResourceResponse> = req
         .resources
         .iter()
         .map(|res| {
@@ -49,5 +49,11 @@ pub async fn handle(
             e
         })
         .collect();
+    if !req.validate_only {
+        super::unless_durable(
+            super::durable(broker).await,
+            responses.iter_mut().map(|r| &mut r.error_code),
+        );
+    }
     Ok(IncrementalAlterConfigsResponse::default().with_responses(responses))
 }

@@ -40,6 +40,10 @@ pub async fn handle(
                 ResponseError::KafkaStorageError
             }),
     };
+    let result = match result {
+        Ok(r) => super::durable(broker).await.map(|()| r),
+        e => e,
+    };
     match result {
         Ok((pid, epoch)) => {
             resp.producer_id = ProducerId(pid);

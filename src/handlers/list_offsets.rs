@@ -6,13 +6,12 @@ use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
-use kafka_protocol::records::RecordBatchDecoder;
 
 use super::fetch::check_epoch;
 use crate::Broker;
 use crate::connection::RequestContext;
-use crate::log::PartitionLog;
 use crate::log::partition::IndexEntry;
+use crate::log::{PartitionLog, records};
 
 pub const LATEST: i64 = -1;
 pub const EARLIEST: i64 = -2;
@@ -25,47 +24,61 @@ pub async fn handle(
     req: ListOffsetsRequest,
 ) -> anyhow::Result<ListOffsetsResponse> {
     let v = ctx.api_version;
-    let topics = req
-        .topics
-        .iter()
-        .map(|t| {
-            let topic = broker.topics.get(t.name.as_str());
-            let partitions = t
-                .partitions
-                .iter()
-                .map(|p| {
-                    let mut r = ListOffsetsPartitionResponse::default()
-                        .with_partition_index(p.partition_index)
-                        .with_timestamp(-1)
-                        .with_offset(-1);
-                    let log = topic
-                        .as_ref()
-                        .and_then(|t| t.partition(p.partition_index))
-                        .ok_or(ResponseError::UnknownTopicOrPartition);
-                    let result = log.and_then(|log| {
-                        check_epoch(p.current_leader_epoch, log.leader_epoch())?;
-                        lookup(log, p.timestamp, v >= 2 && req.isolation_level == 1)
-                            .map(|found| (found, log.leader_epoch()))
-                    });
-                    match result {
-                        Ok((Some((offset, ts, epoch)), current)) => {
-                            r.offset = offset;
-                            r.timestamp = ts;
-                            if v >= 4 {
-                                r.leader_epoch = if epoch >= 0 { epoch } else { current };
-                            }
-                        }
-                        Ok((None, _)) => {}
-                        Err(e) => r.error_code = e.code(),
+    let read_committed = v >= 2 && req.isolation_level == 1;
+    let mut topics = Vec::with_capacity(req.topics.len());
+    for t in &req.topics {
+        let topic = broker.topics.get(t.name.as_str());
+        let mut partitions = Vec::with_capacity(t.partitions.len());
+        for p in &t.partitions {
+            let mut r = ListOffsetsPartitionResponse::default()
+                .with_partition_index(p.partition_index)
+                .with_timestamp(-1)
+                .with_offset(-1);
+            let log = topic
+                .as_ref()
+                .and_then(|t| t.partition(p.partition_index))
+                .cloned()
+                .ok_or(ResponseError::UnknownTopicOrPartition);
+            let result = match log {
+                Err(e) => Err(e),
+                Ok(log) => match check_epoch(p.current_leader_epoch, log.leader_epoch()) {
+                    Err(e) => Err(e),
+                    Ok(()) => {
+                        let current = log.leader_epoch();
+                        let target = p.timestamp;
+                        // Timestamp lookups read (and may decompress) a stored batch: that
+                        // is disk and CPU work, kept off the async workers.
+                        let found = if target == MAX_TIMESTAMP || target >= 0 {
+                            tokio::task::spawn_blocking(move || {
+                                lookup(&log, target, read_committed)
+                            })
+                            .await?
+                        } else {
+                            lookup(&log, target, read_committed)
+                        };
+                        found.map(|f| (f, current))
                     }
-                    r
-                })
-                .collect();
+                },
+            };
+            match result {
+                Ok((Some((offset, ts, epoch)), current)) => {
+                    r.offset = offset;
+                    r.timestamp = ts;
+                    if v >= 4 {
+                        r.leader_epoch = if epoch >= 0 { epoch } else { current };
+                    }
+                }
+                Ok((None, _)) => {}
+                Err(e) => r.error_code = e.code(),
+            }
+            partitions.push(r);
+        }
+        topics.push(
             ListOffsetsTopicResponse::default()
                 .with_name(t.name.clone())
-                .with_partitions(partitions)
-        })
-        .collect();
+                .with_partitions(partitions),
+        );
+    }
     Ok(ListOffsetsResponse::default().with_topics(topics))
 }
 
@@ -95,7 +108,7 @@ fn lookup_in(
 ) -> Result<Option<(i64, i64, i32)>, ResponseError> {
     let Some(entry) = entry else { return Ok(None) };
     let raw = match log.batch_at(entry.base_offset) {
-        Ok(Some(raw)) => bytes::Bytes::copy_from_slice(&raw),
+        Ok(Some(raw)) => raw,
         // Removed by retention since the index was read: nothing to report.
         Ok(None) => return Ok(None),
         Err(_) => return Err(ResponseError::KafkaStorageError),
@@ -106,8 +119,9 @@ fn lookup_in(
     Ok(found.map(|(o, t)| (o, t, epoch)))
 }
 
-/// Decodes one batch (decompressing if needed: timestamp queries are rare, the hot path
-/// never does this) to find the first record at or after `ts`.
+/// Walks one batch's records (decompressed with the same bound as every other stored-batch
+/// read, so a small batch that inflates to gigabytes is refused, not allocated) to find the
+/// first record at or after `ts`.
 fn first_record_at_or_after(
     raw: &bytes::Bytes,
     ts: i64,
@@ -117,12 +131,38 @@ fn first_record_at_or_after(
     if h.uses_log_append_time() {
         return Ok(Some((h.base_offset.max(log_start), h.max_timestamp)));
     }
-    let mut buf = raw.clone();
-    let set = RecordBatchDecoder::decode(&mut buf).map_err(|_| ResponseError::CorruptMessage)?;
-    Ok(set
-        .records
+    let corrupt = |e: anyhow::Error| {
+        tracing::warn!(base_offset = h.base_offset, error = %e, "cannot read a stored batch's records");
+        ResponseError::CorruptMessage
+    };
+    let section = records::records_section(raw).map_err(corrupt)?;
+    let recs = records::parse_records(&section, h.records_count).map_err(corrupt)?;
+    Ok(recs
         .iter()
-        .filter(|r| r.offset >= log_start)
-        .find(|r| r.timestamp >= ts)
-        .map(|r| (r.offset, r.timestamp)))
+        .map(|r| {
+            (
+                h.base_offset.saturating_add(r.offset_delta as i64),
+                h.base_timestamp.saturating_add(r.timestamp_delta),
+            )
+        })
+        .filter(|(o, _)| *o >= log_start)
+        .find(|(_, t)| *t >= ts))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 99 KB zstd batch that inflates to 3 GiB: the lookup refuses it without allocating
+    /// gigabytes (before, the unbounded decoder tried to).
+    #[test]
+    fn a_decompression_bomb_is_refused() {
+        let bomb = bytes::Bytes::from_static(include_bytes!(
+            "../../fuzz/regressions/record_batch/zstd-99kb-inflates-to-3gib.bin"
+        ));
+        assert_eq!(
+            first_record_at_or_after(&bomb, 0, 0),
+            Err(ResponseError::CorruptMessage)
+        );
+    }
 }

@@ -43,6 +43,7 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::TopicName;
 use kafka_protocol::protocol::StrBytes;
 
+use crate::Broker;
 use crate::meta::topics::TopicError;
 
 pub fn str_bytes(s: impl Into<String>) -> StrBytes {
@@ -71,6 +72,36 @@ pub fn topic_error(e: &TopicError) -> (i16, Option<StrBytes>) {
         TopicError::Storage(m) => (ResponseError::KafkaStorageError, Some(m.clone())),
     };
     (err.code(), msg.map(str_bytes))
+}
+
+/// Acknowledged means persisted: waits until what a request changed in the store is on disk
+/// before it is answered (sled's own flush, shared by concurrent callers; with flush-on-ack
+/// the segment files too). Err is the Kafka error to answer instead.
+pub async fn durable(broker: &Broker) -> Result<(), ResponseError> {
+    let r = if broker.config.flush_on_ack() {
+        broker.store.flush().await
+    } else {
+        broker.store.flush_meta().await
+    };
+    r.map_err(|e| {
+        tracing::error!(error = %e, "flushing the store failed");
+        ResponseError::KafkaStorageError
+    })
+}
+
+/// For a response whose entries carry their own error codes: when [`durable`] failed
+/// (`flushed`), every entry that had succeeded answers the storage error instead.
+pub fn unless_durable<'a>(
+    flushed: Result<(), ResponseError>,
+    codes: impl IntoIterator<Item = &'a mut i16>,
+) {
+    if let Err(e) = flushed {
+        for c in codes {
+            if *c == 0 {
+                *c = e.code();
+            }
+        }
+    }
 }
 
 pub fn now_ms() -> i64 {

@@ -94,6 +94,15 @@ impl Store {
         Ok(self.db.generate_id()?)
     }
 
+    /// Waits until the store's metadata written so far (topics, offsets, group and
+    /// transaction state, partition state) is on disk. sled buffers writes in process memory
+    /// for up to its flush interval, so a process kill would lose them; segment files are
+    /// written with pwrite and survive a process kill without this (`flush` syncs them too).
+    pub async fn flush_meta(&self) -> anyhow::Result<()> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
     /// Waits until everything written so far is on disk: the segment files written since
     /// the last flush, then sled. Concurrent callers share the work (group commit): a caller
     /// whose appends were covered by a flush that started after them returns at once.
