@@ -97,6 +97,7 @@ pub fn tend_partitions(broker: &Broker, force: bool) {
             if let Some(bytes) = segment_bytes {
                 p.set_segment_bytes(bytes);
             }
+            p.expire_producers(now_ms(), broker.config.producer_id_expiration_ms);
             p.checkpoint(force);
         }
     }

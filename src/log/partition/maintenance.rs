@@ -68,20 +68,41 @@ impl PartitionLog {
     /// One compaction pass (see [`CompactPolicy`]): keeps the latest record of every key in
     /// the cleanable part of the log, drops tombstones older than `delete_retention_ms`, and
     /// leaves offsets, batch boundaries and the active head untouched.
+    ///
+    /// Transactions, as Kafka's cleaner treats them: only the log below the last stable
+    /// offset is cleanable (an open transaction may still abort); records of aborted
+    /// transactions never count as a key's latest value and are removed; an ABORT marker
+    /// is removed once its transaction's records are gone and `delete_retention_ms` has
+    /// passed since it was written, and its aborted-index entry with it.
     pub fn compact(&self, p: &CompactPolicy) -> anyhow::Result<CompactStats> {
         let _m = self.maintenance.lock().unwrap_or_else(|p| p.into_inner());
-        let (index, checkpoint) = {
+        let (index, checkpoint, lso, aborted) = {
             let st = self.state.lock().unwrap();
-            (st.index.clone(), st.cleaned_upto)
+            (
+                st.index.clone(),
+                st.cleaned_upto,
+                st.last_stable_offset(),
+                st.aborted.clone(),
+            )
         };
         let mut stats = CompactStats::default();
-        // The head (last batch) and anything younger than min.compaction.lag.ms stay as is.
+        // The head (last batch), anything younger than min.compaction.lag.ms and anything
+        // at or above the last stable offset stay as they are.
         let lag_cutoff = p.now_ms.saturating_sub(p.min_lag_ms);
         let end = index
             .iter()
             .take(index.len().saturating_sub(1))
-            .take_while(|e| e.max_timestamp <= lag_cutoff)
+            .take_while(|e| e.max_timestamp <= lag_cutoff && e.last_offset < lso)
             .count();
+        // A data batch of an aborted transaction (below the LSO every transaction is closed).
+        let is_aborted = |h: &batch::BatchHeader| {
+            h.is_transactional()
+                && aborted.iter().any(|a| {
+                    a.producer_id == h.producer_id
+                        && a.first_offset <= h.base_offset
+                        && h.base_offset < a.last_offset
+                })
+        };
         if end == 0 {
             return Ok(stats);
         }
@@ -102,7 +123,7 @@ impl PartitionLog {
                 continue;
             };
             let h = batch::stored_header(&raw);
-            if h.is_control() {
+            if h.is_control() || is_aborted(&h) {
                 continue;
             }
             let section = records::records_section(&raw)?;
@@ -115,12 +136,28 @@ impl PartitionLog {
         // Pass 2: rewrite batches that lost records.
         let tombstone_cutoff = p.now_ms.saturating_sub(p.delete_retention_ms);
         let mut changes: Vec<(i64, Option<Bytes>)> = Vec::new();
+        let mut markers_removed: Vec<i64> = Vec::new();
         for e in &index[..end] {
             let Some(raw) = self.read_entry(e)? else {
                 continue;
             };
             let h = batch::stored_header(&raw);
             if h.is_control() {
+                // An ABORT marker whose transaction lies wholly in the cleanable range: its
+                // records go in this pass, so the marker can go once past the horizon.
+                let marker_of = aborted
+                    .iter()
+                    .find(|a| a.last_offset == h.base_offset && a.producer_id == h.producer_id);
+                if marker_of.is_some() && h.max_timestamp < tombstone_cutoff {
+                    stats.records_removed += h.records_count.max(0) as u64;
+                    changes.push((e.base_offset, None));
+                    markers_removed.push(h.base_offset);
+                }
+                continue;
+            }
+            if is_aborted(&h) {
+                stats.records_removed += h.records_count.max(0) as u64;
+                changes.push((e.base_offset, None));
                 continue;
             }
             let section = records::records_section(&raw)?;
@@ -183,6 +220,10 @@ impl PartitionLog {
             if let Loc::File { segment, .. } = old.loc {
                 st.segs.drop_live(segment);
             }
+        }
+        for marker in &markers_removed {
+            st.aborted.retain(|a| a.last_offset != *marker);
+            w.remove(&super::txn::aborted_key(*marker));
         }
         st.cleaned_upto = index[end - 1].last_offset + 1;
         w.insert(

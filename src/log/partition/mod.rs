@@ -117,6 +117,9 @@ struct State {
     ongoing: std::collections::BTreeMap<i64, i64>,
     /// Aborted transactions, ordered by the offset of their ABORT marker.
     aborted: Vec<AbortedTxn>,
+    /// The most offsets any aborted transaction spans (first record to marker); bounds the
+    /// scan in `aborted_between`.
+    max_aborted_span: i64,
     /// Running maximum of `max_timestamp` over `index[..=i]`: monotonic, so a timestamp
     /// lookup is a binary search (Kafka's time index works the same way).
     running_max_ts: Vec<i64>,
@@ -130,6 +133,9 @@ struct State {
     pending_appends: usize,
     pending_bytes: u64,
     pending_since: Option<std::time::Instant>,
+    /// When each producer last wrote here (broker time, in memory only: after a restart a
+    /// producer's clock starts again at the first expiry pass).
+    producer_seen_ms: std::collections::HashMap<i64, i64>,
     /// KIP-890 verification guards: producer id -> the guard its pending first
     /// transactional write here holds. A marker voids them.
     verifying: std::collections::HashMap<i64, u64>,
@@ -238,6 +244,7 @@ impl PartitionLog {
             index: Vec::new(),
             ongoing: Default::default(),
             aborted: Vec::new(),
+            max_aborted_span: 0,
             running_max_ts: Vec::new(),
             bytes: 0,
             segs: Segments::open(dir, dirty)?,
@@ -246,6 +253,7 @@ impl PartitionLog {
             pending_appends: 0,
             pending_bytes: 0,
             pending_since: None,
+            producer_seen_ms: Default::default(),
             verifying: Default::default(),
             next_guard: 0,
         };
@@ -454,6 +462,38 @@ impl PartitionLog {
         }
     }
 
+    /// Forgets the idempotence state of producers that have not written here for
+    /// `expiration_ms` (`producer.id.expiration.ms`) and have no transaction open here, as
+    /// Kafka does: without this the state of every short-lived producer stays forever.
+    /// Returns how many were dropped.
+    pub fn expire_producers(&self, now_ms: i64, expiration_ms: i64) -> usize {
+        let mut st = self.state.lock().unwrap();
+        let st = &mut *st;
+        let mut expired = Vec::new();
+        for pid in st.producers.keys() {
+            let seen = *st.producer_seen_ms.entry(*pid).or_insert(now_ms);
+            if now_ms.saturating_sub(seen) >= expiration_ms && !st.ongoing.contains_key(pid) {
+                expired.push(*pid);
+            }
+        }
+        for pid in &expired {
+            st.producers.remove(pid);
+            st.producer_seen_ms.remove(pid);
+            st.pending.remove(&producer_key(*pid));
+        }
+        if !expired.is_empty() {
+            // Written with the next checkpoint, which this makes due.
+            st.pending_appends += 1;
+            st.pending_since.get_or_insert_with(std::time::Instant::now);
+        }
+        expired.len()
+    }
+
+    /// Idempotent producers whose state this partition holds.
+    pub fn producer_count(&self) -> usize {
+        self.state.lock().unwrap().producers.len()
+    }
+
     /// Writes the index checkpoint if it is older than the checkpoint interval (for
     /// partitions that stopped receiving appends) or when `force` (shutdown, maintenance).
     pub fn checkpoint(&self, force: bool) {
@@ -503,6 +543,11 @@ impl PartitionLog {
             let mut w = sled::Batch::default();
             for e in &st.index[..n] {
                 e.remove(&mut w);
+            }
+            // Aborted transactions whose marker is gone no longer concern any reader.
+            let gone = st.aborted.partition_point(|a| a.last_offset < new_start);
+            for a in st.aborted.drain(..gone) {
+                w.remove(&txn::aborted_key(a.last_offset));
             }
             w.insert(
                 STATE_KEY,
@@ -587,6 +632,7 @@ fn plan_effects(
 fn apply_effects(st: &mut State, eff: Effects) {
     if let Some((pid, e)) = eff.producer {
         st.producers.insert(pid, e);
+        st.producer_seen_ms.insert(pid, crate::handlers::now_ms());
     }
     st.next_offset = eff.entry.last_offset + 1;
     st.push(eff.entry);
@@ -601,6 +647,9 @@ fn apply_effects(st: &mut State, eff: Effects) {
                 first_offset: first,
                 last_offset: eff.entry.base_offset,
             });
+            st.max_aborted_span = st
+                .max_aborted_span
+                .max(eff.entry.base_offset.saturating_sub(first));
         }
     }
 }

@@ -251,3 +251,85 @@ fn stores_from_before_segment_files_still_read() {
         p.size_bytes()
     );
 }
+
+/// Compaction of a transactional changelog (Kafka Streams exactly-once): an aborted value
+/// of a key must not remove its committed value, records of open transactions are not
+/// cleaned, and the aborted records (and, past the horizon, their marker) are removed.
+#[test]
+fn compaction_keeps_committed_values_over_aborted_ones() {
+    let (_dir, _db, p) = open();
+    let ts = 1_700_000_000_000;
+    // k0 committed at 0 (marker 1), k0 again at 2 but aborted (marker 3).
+    p.append(&transactional(make_batch(1, 11, 0, 0)), None)
+        .unwrap();
+    p.write_marker(11, 0, true, 0, ts).unwrap();
+    p.append(&transactional(make_batch(1, 11, 0, 1)), None)
+        .unwrap();
+    p.write_marker(11, 0, false, 0, ts).unwrap();
+    // k0 in a transaction still open at 4, then a plain head batch at 5.
+    p.append(&transactional(make_batch(1, 12, 0, 0)), None)
+        .unwrap();
+    p.append(&make_batch(1, -1, -1, -1), None).unwrap();
+    assert_eq!(p.last_stable_offset(), 4);
+    let policy = CompactPolicy {
+        now_ms: ts + 1000,
+        min_lag_ms: 0,
+        delete_retention_ms: 86_400_000,
+        min_dirty_ratio: 0.0,
+    };
+    p.compact(&policy).unwrap();
+    let offsets =
+        |p: &PartitionLog| -> Vec<i64> { p.index().iter().map(|e| e.base_offset).collect() };
+    // The aborted record went; the committed k0, both markers, the open transaction and
+    // the head stayed.
+    assert_eq!(offsets(&p), vec![0, 1, 3, 4, 5]);
+    let r = p.read(0, 1 << 20, true, true).unwrap();
+    let recs = crate::log::records::parse_records(
+        &crate::log::records::records_section(&r.records).unwrap(),
+        1,
+    )
+    .unwrap();
+    assert_eq!(recs[0].key.as_deref(), Some(&b"k0"[..]));
+    assert_eq!(r.last_stable_offset, 4);
+    // Past the delete horizon the ABORT marker and its aborted-index entry go too.
+    let later = CompactPolicy {
+        now_ms: ts + 2 * 86_400_000,
+        ..policy
+    };
+    p.write_marker(12, 0, true, 0, ts).unwrap();
+    p.append(&make_batch(1, -1, -1, -1), None).unwrap();
+    p.compact(&later).unwrap();
+    assert!(!offsets(&p).contains(&3));
+    assert!(p.aborted_between(0, 100).is_empty());
+    // Once committed, the transaction at 4 counts; the plain k0 at 5 is the latest of all.
+    assert!(!offsets(&p).contains(&0));
+    assert!(!offsets(&p).contains(&4));
+    assert!(offsets(&p).contains(&5));
+}
+
+/// Bounded memory: producer state expires once idle (unless a transaction is open), and
+/// aborted-transaction entries go with the log they describe.
+#[test]
+fn idle_producers_expire_and_aborted_entries_follow_the_log_start() {
+    let (_dir, _db, p) = open();
+    for pid in 100..150 {
+        p.append(&make_batch(1, pid, 0, 0), None).unwrap();
+    }
+    p.append(&transactional(make_batch(1, 7, 0, 0)), None)
+        .unwrap();
+    p.write_marker(7, 0, false, 0, 1).unwrap();
+    p.append(&transactional(make_batch(1, 8, 0, 0)), None)
+        .unwrap();
+    assert_eq!(p.producer_count(), 52);
+    let now = crate::handlers::now_ms();
+    assert_eq!(p.expire_producers(now, 60_000), 0);
+    // An hour later every producer but the one with an open transaction is gone...
+    assert_eq!(p.expire_producers(now + 3_600_000, 60_000), 51);
+    assert_eq!(p.producer_count(), 1);
+    p.checkpoint(true);
+    // ...and a retry of an expired producer's batch is now out of order, as in Kafka.
+    assert!(p.append(&make_batch(1, 100, 0, 1), None).is_err());
+    assert_eq!(p.aborted_between(0, 100).len(), 1);
+    p.advance_log_start(52).unwrap();
+    assert!(p.aborted_between(0, 100).is_empty());
+}

@@ -19,7 +19,7 @@ pub(super) fn ongoing_key(pid: i64) -> [u8; 9] {
     k
 }
 
-fn aborted_key(marker_offset: i64) -> [u8; 9] {
+pub(super) fn aborted_key(marker_offset: i64) -> [u8; 9] {
     let mut k = [b'a'; 9];
     k[1..].copy_from_slice(&(marker_offset as u64).to_be_bytes());
     k
@@ -53,6 +53,12 @@ pub(super) fn load(tree: &sled::Tree, st: &mut State) -> sled::Result<()> {
             });
         }
     }
+    st.max_aborted_span = st
+        .aborted
+        .iter()
+        .map(|a| a.last_offset.saturating_sub(a.first_offset))
+        .max()
+        .unwrap_or(0);
     Ok(())
 }
 
@@ -204,12 +210,18 @@ impl PartitionLog {
         Ok(Some(base))
     }
 
-    /// Aborted transactions whose records may appear in a fetch of [from, to].
+    /// Aborted transactions whose records may appear in a fetch of [from, to]. The list is
+    /// ordered by marker offset: a binary search finds the first marker at or after `from`,
+    /// and the scan stops once markers lie further past `to` than any transaction spans,
+    /// so a read_committed fetch costs what it returns, not the partition's history.
     pub fn aborted_between(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
         let st = self.state.lock().unwrap();
-        st.aborted
+        let start = st.aborted.partition_point(|a| a.last_offset < from);
+        let stop = to.saturating_add(st.max_aborted_span);
+        st.aborted[start..]
             .iter()
-            .filter(|a| a.last_offset >= from && a.first_offset <= to)
+            .take_while(|a| a.last_offset <= stop)
+            .filter(|a| a.first_offset <= to)
             .copied()
             .collect()
     }
