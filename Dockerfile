@@ -14,4 +14,6 @@ ENV FJORD_LISTENERS=PLAINTEXT://0.0.0.0:9092 \
     FJORD_ADVERTISED_LISTENERS=PLAINTEXT://localhost:9092 \
     FJORD_LOG_DIRS=/var/lib/fjord
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["/usr/local/bin/fjord"]
+# --kafka-env: KAFKA_* variables work as with the apache/kafka image, so an existing
+# docker-compose environment block can keep its settings when it swaps the image.
+ENTRYPOINT ["/usr/local/bin/fjord", "--kafka-env"]

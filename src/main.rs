@@ -15,6 +15,10 @@ struct Cli {
     /// Kafka-style properties file (key=value lines).
     #[arg(long, short = 'c', value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Also read settings from KAFKA_* environment variables as the apache/kafka container
+    /// image does (KAFKA_NODE_ID is node.id; after FJORD_* variables, before flags).
+    #[arg(long)]
+    kafka_env: bool,
     /// Any setting as key=value, e.g. --override log.retention.ms=60000 (repeatable).
     #[arg(long = "override", short = 'o', value_name = "KEY=VALUE")]
     overrides: Vec<String>,
@@ -88,6 +92,10 @@ fn build_config(cli: &Cli) -> Result<fjord::Config, String> {
         b.load_properties(path).map_err(|e| e.to_string())?;
     }
     b.load_env(std::env::vars()).map_err(|e| e.to_string())?;
+    if cli.kafka_env {
+        b.load_kafka_env(std::env::vars())
+            .map_err(|e| e.to_string())?;
+    }
     for (k, v) in cli.flag_settings() {
         b.set(k, v, Source::Flag)
             .map_err(|e| format!("flag --{}: {e}", k.replace('.', "-")))?;
@@ -135,6 +143,16 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    for (name, why) in config.ignored_settings() {
+        match why {
+            fjord::config::Ignored::NoMeaning => {
+                tracing::info!("setting `{name}` is accepted and has no effect in Fjord")
+            }
+            fjord::config::Ignored::NotBuilt(feature) => tracing::warn!(
+                "setting `{name}` is accepted but has no effect yet: {feature} is not built"
+            ),
+        }
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -32,8 +32,13 @@ fn fails_with(cmd: &mut Command, needle: &str) {
 fn bad_settings_are_named_and_exit_2() {
     fails_with(fjord().args(["--num-partitions", "many"]), "num.partitions");
     fails_with(
-        fjord().args(["--override", "log.retention.hours=1"]),
+        fjord().args(["--override", "log.retention.hours=soon"]),
         "log.retention.hours",
+    );
+    // A typo names the setting it probably meant.
+    fails_with(
+        fjord().args(["--override", "log.retension.hours=1"]),
+        "did you mean `log.retention.hours`",
     );
     fails_with(fjord().env("FJORD_NUM_PARTITIONS", "-3"), "num.partitions");
     fails_with(fjord().env("FJORD_NO_SUCH_SETTING", "1"), "no.such.setting");
@@ -97,4 +102,132 @@ fn starts_from_a_properties_file_and_stops_on_sigterm() {
         .unwrap();
     assert_eq!(status.code(), Some(0), "log: {log}");
     assert!(log.contains("store flushed"), "log: {log}");
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// Kafka 4.3's shipped `config/server.properties` (KRaft, combined broker and controller)
+/// starts a node unchanged but for the data dir and the two ports, which a test may not
+/// take from the machine. Kafka's settings that mean nothing here are accepted and named in
+/// the log; the controller listener is not bound.
+#[test]
+fn kafkas_shipped_server_properties_start_a_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, controller) = (free_port(), free_port());
+    let props = dir.path().join("server.properties");
+    std::fs::write(
+        &props,
+        format!(
+            "process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=localhost:{controller}
+listeners=PLAINTEXT://:{port},CONTROLLER://:{controller}
+inter.broker.listener.name=PLAINTEXT
+advertised.listeners=PLAINTEXT://localhost:{port},CONTROLLER://localhost:{controller}
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL
+num.network.threads=3
+num.io.threads=8
+socket.send.buffer.bytes=102400
+socket.receive.buffer.bytes=102400
+socket.request.max.bytes=104857600
+log.dirs={}
+num.partitions=1
+num.recovery.threads.per.data.dir=1
+offsets.topic.replication.factor=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+log.retention.hours=168
+log.segment.bytes=1073741824
+log.retention.check.interval.ms=300000
+",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let mut child = fjord()
+        .arg("--config")
+        .arg(&props)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Some(s) = child.try_wait().unwrap() {
+            let mut log = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut log)
+                .unwrap();
+            panic!("broker exited with {s}: {log}");
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "broker did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        TcpStream::connect(("127.0.0.1", controller)).is_err(),
+        "the controller listener is not a broker listener"
+    );
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "log: {log}");
+    assert!(
+        log.contains("setting `num.io.threads` is accepted and has no effect"),
+        "log: {log}"
+    );
+    assert!(
+        log.contains("setting `process.roles` is accepted but has no effect yet"),
+        "log: {log}"
+    );
+}
+
+/// The container image reads KAFKA_* variables as the apache/kafka image does.
+#[test]
+fn kafka_environment_variables_with_kafka_env() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    fails_with(
+        fjord()
+            .arg("--kafka-env")
+            .env("KAFKA_NUM_PARTITIONS", "many"),
+        "KAFKA_NUM_PARTITIONS",
+    );
+    let mut child = fjord()
+        .arg("--kafka-env")
+        .env("KAFKA_LISTENERS", format!("PLAINTEXT://127.0.0.1:{port}"))
+        .env("KAFKA_LOG_DIRS", dir.path().join("kdata"))
+        .env("KAFKA_HEAP_OPTS", "-Xmx1G")
+        .env("KAFKA_PROCESS_ROLES", "broker,controller")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(child.try_wait().unwrap().is_none(), "broker exited");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "broker did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(dir.path().join("kdata").exists());
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(child.wait().unwrap().code(), Some(0));
 }

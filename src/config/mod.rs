@@ -4,6 +4,17 @@
 //! `server.properties` file, `FJORD_*` environment variables (`FJORD_LOG_RETENTION_MS` is
 //! `log.retention.ms`), and command-line flags. All layers go through one validator so an
 //! unknown or malformed setting is reported the same way wherever it came from.
+//!
+//! Every name Kafka 4.3 defines is accepted (`kafka.rs`): those Fjord implements take
+//! effect, synonyms (`log.retention.hours`/`minutes`, ...) resolve as in Kafka, broker
+//! defaults of topic configs (`log.segment.bytes`, ...) become the topics' static defaults,
+//! and the rest is accepted and reported once (`accept.rs`). A name Kafka does not define
+//! is an error naming the closest known one.
+
+mod accept;
+pub mod kafka;
+
+pub use accept::Ignored;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -263,16 +274,27 @@ pub fn default_of(name: &str) -> Option<&'static str> {
 }
 
 fn validate(key: &str, value: &str) -> Result<(), ConfigError> {
-    let Some((_, kind, _)) = SETTINGS.iter().find(|(n, _, _)| *n == key) else {
-        return Err(ConfigError(format!(
-            "unknown setting `{key}` (known settings: {})",
-            setting_names().collect::<Vec<_>>().join(", ")
-        )));
-    };
     let bad = |why: String| {
         ConfigError(format!(
             "invalid value {value:?} for setting `{key}`: {why}"
         ))
+    };
+    let Some((_, kind, _)) = SETTINGS.iter().find(|(n, _, _)| *n == key) else {
+        let Some((ty, _)) = accept::kafka_setting(key) else {
+            let known = setting_names().chain(kafka::KAFKA_BROKER_SETTINGS.iter().map(|s| s.0));
+            return Err(ConfigError(match accept::closest(key, known) {
+                Some(near) => format!("unknown setting `{key}`; did you mean `{near}`?"),
+                None => {
+                    format!("unknown setting `{key}`: Kafka defines no broker setting of that name")
+                }
+            }));
+        };
+        accept::check_type(ty, value).map_err(bad)?;
+        // A broker default of a topic config is checked as the topic config would be.
+        if let Some(def) = crate::meta::configs::topic_def_for_broker_config(key) {
+            crate::meta::configs::validate_topic_config(def.name, Some(value)).map_err(bad)?;
+        }
+        return Ok(());
     };
     match *kind {
         Kind::Listeners => {
@@ -426,6 +448,51 @@ impl ConfigBuilder {
         Ok(self)
     }
 
+    /// Applies the environment the way the `apache/kafka` container image does
+    /// (`KAFKA_NODE_ID=1` is `node.id`; `__` stands for `_` and `___` for `-`), so an
+    /// existing docker-compose environment block works with Fjord's image. The image's own
+    /// variables that are not settings (heap, JVM and log4j options, ...) are skipped.
+    pub fn load_kafka_env<I: IntoIterator<Item = (String, String)>>(
+        &mut self,
+        vars: I,
+    ) -> Result<&mut Self, ConfigError> {
+        const NOT_SETTINGS: &[&str] = &[
+            "KAFKA_VERSION",
+            "KAFKA_HOME",
+            "KAFKA_HEAP_OPTS",
+            "KAFKA_LOG4J_OPTS",
+            "KAFKA_OPTS",
+            "KAFKA_JMX_OPTS",
+            "KAFKA_JVM_PERFORMANCE_OPTS",
+            "KAFKA_GC_LOG_OPTS",
+            "KAFKA_LOG4J_ROOT_LOGLEVEL",
+            "KAFKA_LOG4J_LOGGERS",
+            "KAFKA_TOOLS_LOG4J_LOGLEVEL",
+            "KAFKA_JMX_HOSTNAME",
+            "KAFKA_JMX_PORT",
+            "KAFKA_DEBUG",
+            "KAFKA_LOG_DIR",
+        ];
+        for (k, v) in vars {
+            let Some(rest) = k.strip_prefix("KAFKA_") else {
+                continue;
+            };
+            if NOT_SETTINGS.contains(&k.as_str()) {
+                continue;
+            }
+            let key = rest
+                .to_ascii_lowercase()
+                .replace("___", "\u{0}")
+                .replace("__", "\u{1}")
+                .replace('_', ".")
+                .replace('\u{0}', "-")
+                .replace('\u{1}', "_");
+            self.set(&key, &v, Source::Env)
+                .map_err(|e| ConfigError(format!("environment variable {k}: {e}")))?;
+        }
+        Ok(self)
+    }
+
     /// Applies `FJORD_*` variables: `FJORD_LOG_RETENTION_MS=1000` sets `log.retention.ms`.
     pub fn load_env<I: IntoIterator<Item = (String, String)>>(
         &mut self,
@@ -441,15 +508,73 @@ impl ConfigBuilder {
         Ok(self)
     }
 
+    /// Kafka's synonyms: `log.retention.ms` wins over `log.retention.minutes`, which wins
+    /// over `log.retention.hours` (likewise `log.roll.*`). The winning synonym's value and
+    /// source become the canonical setting's.
+    fn resolve_synonyms(&mut self) -> Result<(), ConfigError> {
+        for (canonical, synonyms) in [
+            (
+                "log.retention.ms",
+                &[
+                    ("log.retention.minutes", 60_000i64),
+                    ("log.retention.hours", 3_600_000),
+                ][..],
+            ),
+            ("log.roll.ms", &[("log.roll.hours", 3_600_000)][..]),
+            (
+                "log.roll.jitter.ms",
+                &[("log.roll.jitter.hours", 3_600_000)][..],
+            ),
+        ] {
+            if self
+                .values
+                .get(canonical)
+                .is_some_and(|(_, s)| *s != Source::Default)
+            {
+                continue;
+            }
+            for (name, unit) in synonyms {
+                if let Some((v, src)) = self.values.get(*name).cloned() {
+                    let n: i64 = v.trim().parse().map_err(|_| {
+                        ConfigError(format!("invalid value {v:?} for setting `{name}`"))
+                    })?;
+                    let ms = if n < 0 { -1 } else { n.saturating_mul(*unit) };
+                    self.values
+                        .insert(canonical.to_string(), (ms.to_string(), src));
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub fn build(&self) -> Result<Config, ConfigError> {
-        let get = |k: &str| self.values[k].0.clone();
+        let mut resolved = ConfigBuilder {
+            values: self.values.clone(),
+        };
+        resolved.resolve_synonyms()?;
+        let values = resolved.values;
+        let get = |k: &str| values[k].0.clone();
         let int = |k: &str| get(k).parse::<i64>().expect("validated");
-        let listeners = parse_listeners("listeners", &get("listeners"))?;
+        // Listeners named in `controller.listener.names` belong to the KRaft controller
+        // role (Kafka's shipped server.properties has one); not built yet, so not bound.
+        let controller_names: Vec<String> = values
+            .get("controller.listener.names")
+            .map(|(v, _)| v.split(',').map(|s| s.trim().to_string()).collect())
+            .unwrap_or_default();
+        let mut listeners = parse_listeners("listeners", &get("listeners"))?;
+        listeners.retain(|l| !controller_names.contains(&l.name));
+        if listeners.is_empty() {
+            return Err(ConfigError(
+                "setting `listeners`: every listener is a controller listener; a broker listener is required".into(),
+            ));
+        }
         let adv = get("advertised.listeners");
         let advertised_listeners = if adv.is_empty() {
             listeners.clone()
         } else {
-            let adv = parse_listeners("advertised.listeners", &adv)?;
+            let mut adv = parse_listeners("advertised.listeners", &adv)?;
+            adv.retain(|a| !controller_names.contains(&a.name));
             for a in &adv {
                 if !listeners.iter().any(|l| l.name == a.name) {
                     return Err(ConfigError(format!(
@@ -506,7 +631,7 @@ impl ConfigBuilder {
                 offsets_retention_check_interval_ms: int("offsets.retention.check.interval.ms"),
                 offset_metadata_max_bytes: int("offset.metadata.max.bytes") as usize,
             },
-            values: self.values.clone(),
+            values,
         })
     }
 }
@@ -522,6 +647,29 @@ impl Config {
 
     pub fn flush_on_ack(&self) -> bool {
         self.log_flush_interval_messages == 1
+    }
+
+    /// Settings given (not defaulted) that are Kafka's but have no effect in Fjord, with
+    /// why: logged once at startup.
+    pub fn ignored_settings(&self) -> Vec<(String, Ignored)> {
+        self.values
+            .iter()
+            .filter(|(k, (_, src))| {
+                *src != Source::Default
+                    && !SETTINGS.iter().any(|(n, _, _)| n == k)
+                    && !matches!(k.as_str(), "log.retention.minutes" | "log.retention.hours")
+            })
+            .filter_map(|(k, _)| {
+                let why = accept::classify(k);
+                // Broker defaults of topic configs take effect, unless their feature is
+                // not built.
+                let topic_default = crate::meta::configs::topic_def_for_broker_config(k).is_some();
+                match why {
+                    Ignored::NoMeaning if topic_default => None,
+                    _ => Some((k.clone(), why)),
+                }
+            })
+            .collect()
     }
 }
 
@@ -544,6 +692,41 @@ mod tests {
         assert!(err.0.contains("num.partitions"), "{err}");
         let err = b.set("no.such.thing", "1", Source::Flag).err().unwrap();
         assert!(err.0.contains("no.such.thing"), "{err}");
+    }
+
+    #[test]
+    fn kafka_names_synonyms_and_topic_defaults() {
+        let mut b = ConfigBuilder::new();
+        b.set("log.retention.hours", "168", Source::File).unwrap();
+        b.set("num.io.threads", "8", Source::File).unwrap();
+        b.set("log.segment.bytes", "2097152", Source::File).unwrap();
+        b.set("ssl.keystore.location", "/k", Source::File).unwrap();
+        assert!(b.set("num.io.threads", "eight", Source::File).is_err());
+        assert!(b.set("log.segment.bytes", "10", Source::File).is_err());
+        let c = b.build().unwrap();
+        assert_eq!(c.log_retention_ms, 168 * 3_600_000);
+        assert_eq!(c.values["log.retention.ms"].1, Source::File);
+        // minutes win over hours, ms over both.
+        b.set("log.retention.minutes", "5", Source::File).unwrap();
+        assert_eq!(b.build().unwrap().log_retention_ms, 300_000);
+        b.set("log.retention.ms", "7", Source::Flag).unwrap();
+        assert_eq!(b.build().unwrap().log_retention_ms, 7);
+        let ignored = c.ignored_settings();
+        assert!(ignored.contains(&("num.io.threads".into(), Ignored::NoMeaning)));
+        assert!(ignored.contains(&("ssl.keystore.location".into(), Ignored::NotBuilt("TLS"))));
+        // log.segment.bytes takes effect as the static default of segment.bytes.
+        assert!(!ignored.iter().any(|(k, _)| k == "log.segment.bytes"));
+        let mut k = ConfigBuilder::new();
+        k.load_kafka_env(vec![
+            ("KAFKA_NUM_PARTITIONS".into(), "4".into()),
+            ("KAFKA_HEAP_OPTS".into(), "-Xmx1G".into()),
+            ("KAFKA_LOG_CLEANER_ENABLE".into(), "false".into()),
+            ("CLUSTER_ID".into(), "x".into()),
+        ])
+        .unwrap();
+        let c = k.build().unwrap();
+        assert_eq!(c.num_partitions, 4);
+        assert!(!c.log_cleaner_enable);
     }
 
     #[test]
