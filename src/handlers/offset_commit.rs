@@ -18,28 +18,6 @@ pub async fn handle(
     req: OffsetCommitRequest,
 ) -> anyhow::Result<OffsetCommitResponse> {
     let group_id = req.group_id.as_str();
-    let group_error = if group_id.is_empty() {
-        Some(ResponseError::InvalidGroupId)
-    } else {
-        let simple = req.generation_id_or_member_epoch < 0 && req.member_id.is_empty();
-        let handle = if simple {
-            Some(broker.groups.get_or_create_empty(group_id))
-        } else {
-            broker.groups.get(group_id)
-        };
-        match handle {
-            None => Some(ResponseError::IllegalGeneration),
-            Some(h) => {
-                let g = h.lock().unwrap();
-                g.validate_commit(
-                    req.member_id.as_str(),
-                    req.group_instance_id.as_deref(),
-                    req.generation_id_or_member_epoch,
-                )
-                .err()
-            }
-        }
-    };
     let now = now_ms();
     let max_meta = broker.groups.settings.offset_metadata_max_bytes;
     let mut to_store = Vec::new();
@@ -53,9 +31,7 @@ pub async fn handle(
                 .as_ref()
                 .map(|m| m.to_string())
                 .unwrap_or_default();
-            let error = if let Some(e) = group_error {
-                Some(e)
-            } else if topic
+            let error = if topic
                 .as_ref()
                 .and_then(|x| x.partition(p.partition_index))
                 .is_none()
@@ -84,14 +60,41 @@ pub async fn handle(
         }
         topics.push(tr);
     }
-    if !to_store.is_empty()
-        && let Err(e) = broker.groups.offsets.commit(group_id, &to_store)
-    {
-        tracing::error!(group = group_id, error = %e, "cannot store offsets");
+    // The member's generation (or epoch) is checked and the offsets written under one group
+    // lock: a rebalance or offsets expiry cannot slip in between.
+    let group_error = if group_id.is_empty() {
+        Some(ResponseError::InvalidGroupId)
+    } else {
+        let simple = req.generation_id_or_member_epoch < 0 && req.member_id.is_empty();
+        broker
+            .groups
+            .with_group(group_id, simple, |g| {
+                g.validate_commit(
+                    req.member_id.as_str(),
+                    req.group_instance_id.as_deref(),
+                    req.generation_id_or_member_epoch,
+                )?;
+                if !to_store.is_empty() {
+                    broker
+                        .groups
+                        .offsets
+                        .commit(group_id, &to_store)
+                        .map_err(|e| {
+                            tracing::error!(group = group_id, error = %e, "cannot store offsets");
+                            ResponseError::KafkaStorageError
+                        })?;
+                }
+                Ok(())
+            })
+            .unwrap_or(Err(ResponseError::IllegalGeneration))
+            .err()
+    };
+    if let Some(e) = group_error {
+        // A group error answers every partition (as before: it took precedence).
         for t in &mut topics {
             for p in &mut t.partitions {
-                if p.error_code == 0 {
-                    p.error_code = ResponseError::KafkaStorageError.code();
+                if p.error_code == 0 || e != ResponseError::KafkaStorageError {
+                    p.error_code = e.code();
                 }
             }
         }

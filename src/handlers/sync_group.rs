@@ -15,41 +15,34 @@ pub async fn handle(
     req: SyncGroupRequest,
 ) -> anyhow::Result<SyncGroupResponse> {
     let group_id = req.group_id.as_str().to_string();
-    let result = match broker.groups.get(&group_id) {
+    let reply = broker.groups.with_group(&group_id, false, |g| {
+        let reply = match g {
+            Group::Classic(c) => c.sync(
+                SyncRequest {
+                    member_id: req.member_id.as_str(),
+                    instance_id: req.group_instance_id.as_deref(),
+                    generation: req.generation_id,
+                    protocol_type: req.protocol_type.as_deref(),
+                    protocol_name: req.protocol_name.as_deref(),
+                    assignments: req
+                        .assignments
+                        .iter()
+                        .map(|a| (a.member_id.to_string(), a.assignment.clone()))
+                        .collect(),
+                },
+                std::time::Instant::now(),
+            ),
+            Group::Consumer(_) => Reply::Now(SyncResult::error(ResponseError::UnknownMemberId)),
+        };
+        broker.groups.persist(&group_id, g);
+        reply
+    });
+    let result = match reply {
         None => SyncResult::error(ResponseError::UnknownMemberId),
-        Some(handle) => {
-            let reply = {
-                let mut g = handle.lock().unwrap();
-                let reply = match &mut *g {
-                    Group::Classic(c) => c.sync(
-                        SyncRequest {
-                            member_id: req.member_id.as_str(),
-                            instance_id: req.group_instance_id.as_deref(),
-                            generation: req.generation_id,
-                            protocol_type: req.protocol_type.as_deref(),
-                            protocol_name: req.protocol_name.as_deref(),
-                            assignments: req
-                                .assignments
-                                .iter()
-                                .map(|a| (a.member_id.to_string(), a.assignment.clone()))
-                                .collect(),
-                        },
-                        std::time::Instant::now(),
-                    ),
-                    Group::Consumer(_) => {
-                        Reply::Now(SyncResult::error(ResponseError::UnknownMemberId))
-                    }
-                };
-                broker.groups.persist(&group_id, &mut g);
-                reply
-            };
-            match reply {
-                Reply::Now(r) => r,
-                Reply::Wait(rx) => rx
-                    .await
-                    .unwrap_or_else(|_| SyncResult::error(ResponseError::RebalanceInProgress)),
-            }
-        }
+        Some(Reply::Now(r)) => r,
+        Some(Reply::Wait(rx)) => rx
+            .await
+            .unwrap_or_else(|_| SyncResult::error(ResponseError::RebalanceInProgress)),
     };
     let mut resp = SyncGroupResponse::default()
         .with_error_code(result.error)

@@ -252,7 +252,9 @@ impl ConsumerGroup {
         };
         // Subscription and metadata changes move the group to a new epoch.
         {
-            let m = self.members.get_mut(&id).expect("joined above");
+            let Some(m) = self.members.get_mut(&id) else {
+                return err(ResponseError::UnknownMemberId, "unknown member");
+            };
             m.last_heartbeat = now;
             if req.rebalance_timeout_ms > 0 {
                 m.rebalance_timeout_ms = req.rebalance_timeout_ms;
@@ -289,7 +291,9 @@ impl ConsumerGroup {
             self.compute_target(settings);
         }
         self.reconcile(&id, req.owned.as_ref(), now);
-        let m = self.members.get_mut(&id).unwrap();
+        let Some(m) = self.members.get_mut(&id) else {
+            return err(ResponseError::UnknownMemberId, "unknown member");
+        };
         // A joining member always gets its assignment; later only changes are sent.
         let send = req.member_epoch == 0 || m.last_sent.as_ref() != Some(&m.assigned);
         let assignment = send.then(|| m.assigned.clone());
@@ -337,8 +341,8 @@ impl ConsumerGroup {
                 .values()
                 .find(|m| m.instance_id.as_deref() == Some(i))
                 .map(|m| m.id.clone())
+            && let Some(old) = self.members.shift_remove(&old_id)
         {
-            let old = self.members.shift_remove(&old_id).unwrap();
             member.member_epoch = old.member_epoch;
             member.previous_epoch = old.previous_epoch;
             member.assigned = old.assigned;
@@ -496,7 +500,9 @@ impl ConsumerGroup {
             }
         }
         let assignment_epoch = self.assignment_epoch;
-        let m = self.members.get_mut(id).unwrap();
+        let Some(m) = self.members.get_mut(id) else {
+            return;
+        };
         if !m.revoking.is_empty() {
             match owned {
                 // The member confirms by no longer listing the revoked partitions.
