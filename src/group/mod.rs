@@ -168,6 +168,27 @@ enum GroupRecordRef<'a> {
 
 pub type GroupHandle = Arc<Mutex<Group>>;
 
+/// The answer to a request whose group state or committed offsets could not be made
+/// durable. Kafka's group coordinator (4.x, and the old GroupMetadataManager before it) maps
+/// a KAFKA_STORAGE_ERROR from appending to its `__consumer_offsets` partition to
+/// NOT_COORDINATOR (COORDINATOR_NOT_AVAILABLE is for a missing partition or too few
+/// replicas, UNKNOWN_SERVER_ERROR for oversized records). Clients treat NOT_COORDINATOR as
+/// retriable: they look the coordinator up again and retry, where KAFKA_STORAGE_ERROR would
+/// be an unexpected, fatal error for an OffsetCommit or a heartbeat.
+pub const PERSIST_FAILED: ResponseError = ResponseError::NotCoordinator;
+
+/// Makes what a request wrote to the group or offset trees durable before it is answered:
+/// a shared (group-commit) flush of the store, only when something was written.
+pub async fn durable(store: &Store, wrote: bool) -> Result<(), ResponseError> {
+    if !wrote {
+        return Ok(());
+    }
+    store.flush_meta().await.map_err(|e| {
+        tracing::error!(error = %e, "cannot flush group metadata");
+        PERSIST_FAILED
+    })
+}
+
 pub struct GroupCoordinator {
     pub settings: GroupSettings,
     groups: Mutex<HashMap<String, GroupHandle>>,
@@ -277,22 +298,29 @@ impl GroupCoordinator {
     }
 
     /// Saves the group if it changed since the last save. Call with the group locked.
-    pub fn persist(&self, id: &str, g: &mut Group) {
+    /// Returns whether it wrote (the caller then flushes with [`durable`] before answering);
+    /// on failure the group stays dirty, so the next save tries again.
+    pub fn persist(&self, id: &str, g: &mut Group) -> Result<bool, ResponseError> {
         if g.is_dead() || !std::mem::take(g.dirty()) {
-            return;
+            return Ok(false);
         }
         let rec = match g {
             Group::Classic(c) => serde_json::to_vec(&GroupRecordRef::Classic(c.to_record())),
             Group::Consumer(c) => serde_json::to_vec(&GroupRecordRef::Consumer(c)),
         };
-        match rec {
-            Ok(bytes) => {
-                if let Err(e) = self.tree.insert(id.as_bytes(), bytes) {
-                    tracing::error!(group = id, error = %e, "cannot persist group");
-                }
-            }
-            Err(e) => tracing::error!(group = id, error = %e, "cannot encode group"),
-        }
+        let written = match rec {
+            Ok(bytes) => self
+                .tree
+                .insert(id.as_bytes(), bytes)
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        written.map(|()| true).map_err(|e| {
+            tracing::error!(group = id, error = %e, "cannot persist group");
+            *g.dirty() = true;
+            PERSIST_FAILED
+        })
     }
 
     /// DeleteGroups: only empty groups; their offsets go too.
@@ -305,12 +333,12 @@ impl GroupCoordinator {
         if !g.is_empty() {
             return Err(ResponseError::NonEmptyGroup);
         }
-        self.tree
-            .remove(id.as_bytes())
-            .map_err(|_| ResponseError::KafkaStorageError)?;
-        self.offsets
-            .delete_group(id)
-            .map_err(|_| ResponseError::KafkaStorageError)?;
+        let failed = |e: sled::Error| {
+            tracing::error!(group = id, error = %e, "cannot delete group");
+            PERSIST_FAILED
+        };
+        self.tree.remove(id.as_bytes()).map_err(failed)?;
+        self.offsets.delete_group(id).map_err(failed)?;
         self.bury(id, &h, &mut g);
         tracing::info!(group = id, "deleted group");
         Ok(())
@@ -335,7 +363,8 @@ impl GroupCoordinator {
                 Group::Classic(c) => c.tick(now, &self.settings),
                 Group::Consumer(c) => c.tick(now, &self.settings),
             }
-            self.persist(&id, &mut g);
+            // A failure is logged and retried on the next tick; nobody is waiting for it.
+            let _ = self.persist(&id, &mut g);
         }
     }
 

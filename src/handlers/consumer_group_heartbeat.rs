@@ -70,7 +70,7 @@ pub async fn handle(
     let default_assignor = broker.groups.default_assignor();
     // Converting an empty classic group and acting on it happen under one lock, so a
     // concurrent JoinGroup cannot convert it back in between.
-    let result = broker
+    let (result, wrote) = broker
         .groups
         .with_group(group_id, true, |g| {
             let r = match g.consumer_for_heartbeat(group_id, &default_assignor) {
@@ -86,10 +86,22 @@ pub async fn handle(
                     ..Default::default()
                 },
             };
-            broker.groups.persist(group_id, g);
-            r
+            (r, broker.groups.persist(group_id, g))
         })
-        .unwrap_or_default();
+        .unwrap_or_else(|| (Default::default(), Ok(false)));
+    // Acknowledged means persisted: a member told it joined (or got partitions) must still
+    // be known after a crash.
+    let stored = match wrote {
+        Ok(wrote) => crate::group::durable(&broker.store, wrote).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = stored {
+        return Ok(fail(
+            resp,
+            e,
+            format!("The state of group {group_id} could not be stored."),
+        ));
+    }
     if let Some((e, msg)) = result.error {
         return Ok(fail(resp, e, msg));
     }

@@ -42,35 +42,46 @@ pub async fn handle(
         };
         // Converting an empty consumer group and joining happen under one lock, so a
         // concurrent ConsumerGroupHeartbeat cannot convert it back in between.
-        let reply = broker
+        let (reply, wrote) = broker
             .groups
             .with_group(&group_id, true, |g| {
                 let reply = match g.classic_for_join(&group_id) {
                     Ok(c) => c.join(join, &broker.groups.settings, std::time::Instant::now()),
                     Err(e) => Reply::Now(JoinResult::error(e, req.member_id.as_str())),
                 };
-                broker.groups.persist(&group_id, g);
-                reply
+                (reply, broker.groups.persist(&group_id, g))
             })
             .unwrap_or_else(|| {
-                Reply::Now(JoinResult::error(
-                    ResponseError::CoordinatorNotAvailable,
-                    req.member_id.as_str(),
-                ))
+                let e = ResponseError::CoordinatorNotAvailable;
+                (
+                    Reply::Now(JoinResult::error(e, req.member_id.as_str())),
+                    Ok(false),
+                )
             });
-        match reply {
-            Reply::Now(r) => r,
+        let (r, wrote) = match reply {
+            Reply::Now(r) => (r, wrote),
             Reply::Wait(rx) => {
                 let r = rx.await.unwrap_or_else(|_| {
                     JoinResult::error(ResponseError::RebalanceInProgress, req.member_id.as_str())
                 });
-                // The join completed in another request or a timer tick; its state must be
-                // saved before this member hears of the new generation.
-                broker
+                // The join completed in another request or a timer tick, which moved the
+                // group to a new generation: save it (if that request has not yet) and
+                // flush before this member hears of the generation.
+                let again = broker
                     .groups
-                    .with_group(&group_id, false, |g| broker.groups.persist(&group_id, g));
-                r
+                    .with_group(&group_id, false, |g| broker.groups.persist(&group_id, g))
+                    .unwrap_or(Ok(false));
+                let wrote = wrote.and(again).map(|w| w || r.error == 0);
+                (r, wrote)
             }
+        };
+        let stored = match wrote {
+            Ok(wrote) => crate::group::durable(&broker.store, wrote).await,
+            Err(e) => Err(e),
+        };
+        match stored {
+            Ok(()) => r,
+            Err(e) => JoinResult::error(e, &r.member_id),
         }
     };
     let mut resp = JoinGroupResponse::default()

@@ -41,14 +41,21 @@ pub async fn handle(
                 (id, instance, r.err())
             })
             .collect();
-        broker.groups.persist(group_id, g);
-        Some(results)
+        Some((results, broker.groups.persist(group_id, g)))
     });
-    let Some(Some(results)) = results else {
+    let Some(Some((results, wrote))) = results else {
         return Ok(
             LeaveGroupResponse::default().with_error_code(ResponseError::UnknownMemberId.code())
         );
     };
+    // A member that was told it left must not be back after a crash.
+    let stored = match wrote {
+        Ok(wrote) => crate::group::durable(&broker.store, wrote).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = stored {
+        return Ok(LeaveGroupResponse::default().with_error_code(e.code()));
+    }
     if ctx.api_version < 3 {
         let code = results
             .first()

@@ -12,6 +12,14 @@ use crate::Broker;
 use crate::connection::RequestContext;
 use crate::group::offsets::Committed;
 
+/// Why a commit was not stored.
+enum Stored {
+    /// The group refused it (generation, member, group id): every partition gets the error.
+    Refused(ResponseError),
+    /// Writing or flushing failed.
+    Failed,
+}
+
 pub async fn handle(
     broker: &Broker,
     _ctx: &RequestContext,
@@ -62,8 +70,8 @@ pub async fn handle(
     }
     // The member's generation (or epoch) is checked and the offsets written under one group
     // lock: a rebalance or offsets expiry cannot slip in between.
-    let group_error = if group_id.is_empty() {
-        Some(ResponseError::InvalidGroupId)
+    let stored = if group_id.is_empty() {
+        Err(Stored::Refused(ResponseError::InvalidGroupId))
     } else {
         let simple = req.generation_id_or_member_epoch < 0 && req.member_id.is_empty();
         broker
@@ -73,7 +81,8 @@ pub async fn handle(
                     req.member_id.as_str(),
                     req.group_instance_id.as_deref(),
                     req.generation_id_or_member_epoch,
-                )?;
+                )
+                .map_err(Stored::Refused)?;
                 if !to_store.is_empty() {
                     broker
                         .groups
@@ -81,20 +90,37 @@ pub async fn handle(
                         .commit(group_id, &to_store)
                         .map_err(|e| {
                             tracing::error!(group = group_id, error = %e, "cannot store offsets");
-                            ResponseError::KafkaStorageError
+                            Stored::Failed
                         })?;
                 }
-                Ok(())
+                Ok(!to_store.is_empty())
             })
-            .unwrap_or(Err(ResponseError::IllegalGeneration))
-            .err()
+            .unwrap_or(Err(Stored::Refused(ResponseError::IllegalGeneration)))
     };
-    if let Some(e) = group_error {
-        // A group error answers every partition (as before: it took precedence).
-        for t in &mut topics {
-            for p in &mut t.partitions {
-                if p.error_code == 0 || e != ResponseError::KafkaStorageError {
+    // Acknowledged means persisted: flush (shared with concurrent commits) before answering.
+    let stored = match stored {
+        Ok(wrote) => crate::group::durable(&broker.store, wrote)
+            .await
+            .map_err(|_| Stored::Failed),
+        Err(e) => Err(e),
+    };
+    match stored {
+        Ok(()) => {}
+        // A group error answers every partition (it takes precedence over topic errors).
+        Err(Stored::Refused(e)) => {
+            for t in &mut topics {
+                for p in &mut t.partitions {
                     p.error_code = e.code();
+                }
+            }
+        }
+        // The partitions that were to be stored report the failure.
+        Err(Stored::Failed) => {
+            for t in &mut topics {
+                for p in &mut t.partitions {
+                    if p.error_code == 0 {
+                        p.error_code = crate::group::PERSIST_FAILED.code();
+                    }
                 }
             }
         }

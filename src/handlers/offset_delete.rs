@@ -18,6 +18,7 @@ pub async fn handle(
     let group_id = req.group_id.as_str();
     // The subscription check and the deletes happen under the group's lock, so a member
     // cannot subscribe to a topic between the check and the delete.
+    let mut wrote = false;
     let result = broker.groups.with_group(group_id, false, |g| {
         // Topics an active group consumes keep their offsets.
         let subscribed: std::collections::HashSet<String> = if g.is_empty() {
@@ -49,12 +50,20 @@ pub async fn handle(
                         {
                             Some(ResponseError::UnknownTopicOrPartition)
                         } else {
-                            broker
-                                .groups
-                                .offsets
-                                .delete(group_id, t.name.as_str(), p.partition_index)
-                                .err()
-                                .map(|_| ResponseError::KafkaStorageError)
+                            match broker.groups.offsets.delete(
+                                group_id,
+                                t.name.as_str(),
+                                p.partition_index,
+                            ) {
+                                Ok(()) => {
+                                    wrote = true;
+                                    None
+                                }
+                                Err(e) => {
+                                    tracing::error!(group = group_id, error = %e, "cannot delete offset");
+                                    Some(crate::group::PERSIST_FAILED)
+                                }
+                            }
                         };
                         OffsetDeleteResponsePartition::default()
                             .with_partition_index(p.partition_index)
@@ -73,6 +82,12 @@ pub async fn handle(
                 .with_error_code(ResponseError::GroupIdNotFound.code()))
         }
         Some(Err(e)) => Ok(OffsetDeleteResponse::default().with_error_code(e.code())),
-        Some(Ok(topics)) => Ok(OffsetDeleteResponse::default().with_topics(topics)),
+        Some(Ok(topics)) => {
+            // A deleted offset must not come back after a crash.
+            if let Err(e) = crate::group::durable(&broker.store, wrote).await {
+                return Ok(OffsetDeleteResponse::default().with_error_code(e.code()));
+            }
+            Ok(OffsetDeleteResponse::default().with_topics(topics))
+        }
     }
 }

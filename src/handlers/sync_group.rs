@@ -34,15 +34,32 @@ pub async fn handle(
             ),
             Group::Consumer(_) => Reply::Now(SyncResult::error(ResponseError::UnknownMemberId)),
         };
-        broker.groups.persist(&group_id, g);
-        reply
+        (reply, broker.groups.persist(&group_id, g))
     });
-    let result = match reply {
-        None => SyncResult::error(ResponseError::UnknownMemberId),
-        Some(Reply::Now(r)) => r,
-        Some(Reply::Wait(rx)) => rx
-            .await
-            .unwrap_or_else(|_| SyncResult::error(ResponseError::RebalanceInProgress)),
+    let (result, wrote) = match reply {
+        None => (SyncResult::error(ResponseError::UnknownMemberId), Ok(false)),
+        Some((Reply::Now(r), wrote)) => (r, wrote),
+        Some((Reply::Wait(rx), wrote)) => {
+            let r = rx
+                .await
+                .unwrap_or_else(|_| SyncResult::error(ResponseError::RebalanceInProgress));
+            // The leader's SyncGroup stored the assignment; taking the lock again waits for
+            // its save, and the flush below covers it before this member is answered.
+            let again = broker
+                .groups
+                .with_group(&group_id, false, |g| broker.groups.persist(&group_id, g))
+                .unwrap_or(Ok(false));
+            let wrote = wrote.and(again).map(|w| w || r.error == 0);
+            (r, wrote)
+        }
+    };
+    let stored = match wrote {
+        Ok(wrote) => crate::group::durable(&broker.store, wrote).await,
+        Err(e) => Err(e),
+    };
+    let result = match stored {
+        Ok(()) => result,
+        Err(e) => SyncResult::error(e),
     };
     let mut resp = SyncGroupResponse::default()
         .with_error_code(result.error)

@@ -93,6 +93,16 @@ impl Store {
         Ok(self.db.generate_id()?)
     }
 
+    /// [`Store::flush`] for a caller that has just written metadata to sled (committed
+    /// offsets, group state). Such writes are not segment appends, so `flush` alone could
+    /// answer "already covered" after a flush that started before them; counting the write
+    /// first makes sure a flush that started after it runs. Concurrent callers still share
+    /// one flush.
+    pub async fn flush_meta(&self) -> anyhow::Result<()> {
+        self.dirty.count_write();
+        self.flush().await
+    }
+
     /// Waits until everything written so far is on disk: the segment files written since
     /// the last flush, then sled. Concurrent callers share the work (group commit): a caller
     /// whose appends were covered by a flush that started after them returns at once.
