@@ -103,50 +103,53 @@ pub fn tend_partitions(broker: &Broker, force: bool) {
     }
 }
 
-/// Runs both passes on their schedules until shutdown.
+/// Runs both passes on their schedules until shutdown; a pass that panics is logged and the
+/// cleaner goes on (see [`crate::supervise`]).
 pub fn spawn(
     broker: Arc<Broker>,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let retention_every =
-            Duration::from_millis(broker.config.log_retention_check_interval_ms as u64);
-        let cleaner_every = Duration::from_millis(broker.config.log_cleaner_backoff_ms as u64);
-        let tick_every = retention_every
-            .min(cleaner_every)
-            .min(Duration::from_secs(1));
-        let mut tick = tokio::time::interval(tick_every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        let (mut last_retention, mut last_clean) = (Instant::now(), Instant::now());
-        loop {
-            tokio::select! {
-                _ = shutdown.changed() => break,
-                _ = tick.tick() => {}
-            }
-            tend_partitions(&broker, false);
-            let now = Instant::now();
-            let do_retention = now.duration_since(last_retention) >= retention_every;
-            let do_clean =
-                broker.config.log_cleaner_enable && now.duration_since(last_clean) >= cleaner_every;
-            if !do_retention && !do_clean {
-                continue;
-            }
-            let b = broker.clone();
-            let work = tokio::task::spawn_blocking(move || {
-                if do_retention {
-                    retention_pass(&b);
-                }
-                if do_clean {
-                    compaction_pass(&b);
-                }
-            });
-            let _ = work.await;
+    crate::supervise::supervise("log cleaner", shutdown, move |sd| run(broker.clone(), sd))
+}
+
+async fn run(broker: Arc<Broker>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let retention_every =
+        Duration::from_millis(broker.config.log_retention_check_interval_ms as u64);
+    let cleaner_every = Duration::from_millis(broker.config.log_cleaner_backoff_ms as u64);
+    let tick_every = retention_every
+        .min(cleaner_every)
+        .min(Duration::from_secs(1));
+    let mut tick = tokio::time::interval(tick_every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let (mut last_retention, mut last_clean) = (Instant::now(), Instant::now());
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            _ = tick.tick() => {}
+        }
+        tend_partitions(&broker, false);
+        let now = Instant::now();
+        let do_retention = now.duration_since(last_retention) >= retention_every;
+        let do_clean =
+            broker.config.log_cleaner_enable && now.duration_since(last_clean) >= cleaner_every;
+        if !do_retention && !do_clean {
+            continue;
+        }
+        let b = broker.clone();
+        let work = tokio::task::spawn_blocking(move || {
             if do_retention {
-                last_retention = Instant::now();
+                retention_pass(&b);
             }
             if do_clean {
-                last_clean = Instant::now();
+                compaction_pass(&b);
             }
+        });
+        crate::supervise::log_join_error("log cleaner", work.await);
+        if do_retention {
+            last_retention = Instant::now();
         }
-    })
+        if do_clean {
+            last_clean = Instant::now();
+        }
+    }
 }

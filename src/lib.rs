@@ -15,6 +15,7 @@ pub mod handlers;
 pub mod log;
 pub mod meta;
 pub mod server;
+pub mod supervise;
 pub mod txn;
 
 use std::sync::Arc;

@@ -12,7 +12,7 @@ pub mod consumer;
 pub mod offsets;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use kafka_protocol::ResponseError;
@@ -30,7 +30,62 @@ pub enum Group {
     Consumer(ConsumerGroup),
 }
 
+/// Locks a group (or the group map). A panic while the lock was held must not take every
+/// later request on that group, and the timers, down with it: the poison is ignored. No
+/// code path that holds a group lock is meant to panic; this is the last line of defence.
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 impl Group {
+    /// A dead group was deleted: a handler that got its handle before the deletion must not
+    /// act on it (its changes would be lost, or resurrect the group on disk).
+    pub fn is_dead(&self) -> bool {
+        matches!(self, Group::Classic(c) if c.state == ClassicState::Dead)
+    }
+
+    fn dead(id: &str) -> Group {
+        let mut c = ClassicGroup::new(id);
+        c.state = ClassicState::Dead;
+        Group::Classic(c)
+    }
+
+    /// The group as a classic group for JoinGroup: an empty consumer group is converted in
+    /// place (under the caller's lock, so nothing can convert it back before the join acts
+    /// on it). A non-empty consumer group cannot take classic members.
+    pub fn classic_for_join(&mut self, id: &str) -> Result<&mut ClassicGroup, ResponseError> {
+        if let Group::Consumer(c) = self {
+            if !c.is_empty() {
+                return Err(ResponseError::InconsistentGroupProtocol);
+            }
+            *self = Group::Classic(ClassicGroup::new(id));
+        }
+        match self {
+            Group::Classic(c) => Ok(c),
+            Group::Consumer(_) => Err(ResponseError::InconsistentGroupProtocol),
+        }
+    }
+
+    /// The group as a KIP-848 consumer group for ConsumerGroupHeartbeat: an empty classic
+    /// group is converted in place, under the caller's lock. A non-empty classic group is
+    /// not a consumer group.
+    pub fn consumer_for_heartbeat(
+        &mut self,
+        id: &str,
+        default_assignor: &str,
+    ) -> Result<&mut ConsumerGroup, ResponseError> {
+        if let Group::Classic(c) = self {
+            if !c.is_empty() {
+                return Err(ResponseError::GroupIdNotFound);
+            }
+            *self = Group::Consumer(ConsumerGroup::new(id, default_assignor));
+        }
+        match self {
+            Group::Consumer(c) => Ok(c),
+            Group::Classic(_) => Err(ResponseError::GroupIdNotFound),
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         match self {
             Group::Classic(g) => g.is_empty(),
@@ -113,6 +168,27 @@ enum GroupRecordRef<'a> {
 
 pub type GroupHandle = Arc<Mutex<Group>>;
 
+/// The answer to a request whose group state or committed offsets could not be made
+/// durable. Kafka's group coordinator (4.x, and the old GroupMetadataManager before it) maps
+/// a KAFKA_STORAGE_ERROR from appending to its `__consumer_offsets` partition to
+/// NOT_COORDINATOR (COORDINATOR_NOT_AVAILABLE is for a missing partition or too few
+/// replicas, UNKNOWN_SERVER_ERROR for oversized records). Clients treat NOT_COORDINATOR as
+/// retriable: they look the coordinator up again and retry, where KAFKA_STORAGE_ERROR would
+/// be an unexpected, fatal error for an OffsetCommit or a heartbeat.
+pub const PERSIST_FAILED: ResponseError = ResponseError::NotCoordinator;
+
+/// Makes what a request wrote to the group or offset trees durable before it is answered:
+/// a shared (group-commit) flush of the store, only when something was written.
+pub async fn durable(store: &Store, wrote: bool) -> Result<(), ResponseError> {
+    if !wrote {
+        return Ok(());
+    }
+    store.flush_meta().await.map_err(|e| {
+        tracing::error!(error = %e, "cannot flush group metadata");
+        PERSIST_FAILED
+    })
+}
+
 pub struct GroupCoordinator {
     pub settings: GroupSettings,
     groups: Mutex<HashMap<String, GroupHandle>>,
@@ -166,73 +242,54 @@ impl GroupCoordinator {
     }
 
     pub fn get(&self, id: &str) -> Option<GroupHandle> {
-        self.groups.lock().unwrap().get(id).cloned()
+        lock(&self.groups).get(id).cloned()
     }
 
-    /// The group for a classic JoinGroup: created if missing; an empty consumer group is
-    /// converted. A non-empty consumer group cannot take classic members.
-    pub fn classic_for_join(&self, id: &str) -> Result<GroupHandle, ResponseError> {
-        let mut map = self.groups.lock().unwrap();
-        let h = map
-            .entry(id.to_string())
-            .or_insert_with(|| Arc::new(Mutex::new(Group::Classic(ClassicGroup::new(id)))))
-            .clone();
-        drop(map);
-        let mut g = h.lock().unwrap();
-        if let Group::Consumer(c) = &*g {
-            if !c.is_empty() {
-                return Err(ResponseError::InconsistentGroupProtocol);
-            }
-            *g = Group::Classic(ClassicGroup::new(id));
-        }
-        drop(g);
-        Ok(h)
-    }
-
-    /// The group for a ConsumerGroupHeartbeat, converting an empty classic group.
-    pub fn consumer_for_heartbeat(&self, id: &str) -> Result<GroupHandle, ResponseError> {
-        let default = self
-            .settings
+    /// The default server assignor for new consumer groups.
+    pub fn default_assignor(&self) -> String {
+        self.settings
             .consumer_assignors
             .first()
             .cloned()
-            .unwrap_or_else(|| "uniform".into());
-        let mut map = self.groups.lock().unwrap();
-        let h = map
-            .entry(id.to_string())
-            .or_insert_with(|| {
-                Arc::new(Mutex::new(Group::Consumer(ConsumerGroup::new(
-                    id, &default,
-                ))))
-            })
-            .clone();
-        drop(map);
-        let mut g = h.lock().unwrap();
-        if let Group::Classic(c) = &*g {
-            if !c.is_empty() {
-                return Err(ResponseError::GroupIdNotFound);
+            .unwrap_or_else(|| "uniform".into())
+    }
+
+    /// Runs `f` on group `id` under its lock: validate, act and write in one critical
+    /// section. With `create`, a missing group is created empty (classic until a
+    /// ConsumerGroupHeartbeat converts it); without, a missing group gives `None`. A handle
+    /// that a concurrent DeleteGroups (or offsets expiry) killed is never acted on: the group
+    /// is looked up again.
+    pub fn with_group<R>(
+        &self,
+        id: &str,
+        create: bool,
+        f: impl FnOnce(&mut Group) -> R,
+    ) -> Option<R> {
+        loop {
+            let h = if create {
+                self.get_or_create_empty(id)
+            } else {
+                self.get(id)?
+            };
+            let mut g = lock(&h);
+            // A dead group has already left the map (it is removed under its own lock).
+            if g.is_dead() {
+                continue;
             }
-            *g = Group::Consumer(ConsumerGroup::new(id, &default));
+            return Some(f(&mut g));
         }
-        drop(g);
-        Ok(h)
     }
 
     /// For simple offset commits: the group, created empty if it does not exist.
     pub fn get_or_create_empty(&self, id: &str) -> GroupHandle {
-        self.groups
-            .lock()
-            .unwrap()
+        lock(&self.groups)
             .entry(id.to_string())
             .or_insert_with(|| Arc::new(Mutex::new(Group::Classic(ClassicGroup::new(id)))))
             .clone()
     }
 
     pub fn list(&self) -> Vec<(String, GroupHandle)> {
-        let mut v: Vec<(String, GroupHandle)> = self
-            .groups
-            .lock()
-            .unwrap()
+        let mut v: Vec<(String, GroupHandle)> = lock(&self.groups)
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
@@ -241,118 +298,146 @@ impl GroupCoordinator {
     }
 
     /// Saves the group if it changed since the last save. Call with the group locked.
-    pub fn persist(&self, id: &str, g: &mut Group) {
-        if !std::mem::take(g.dirty()) {
-            return;
+    /// Returns whether it wrote (the caller then flushes with [`durable`] before answering);
+    /// on failure the group stays dirty, so the next save tries again.
+    pub fn persist(&self, id: &str, g: &mut Group) -> Result<bool, ResponseError> {
+        if g.is_dead() || !std::mem::take(g.dirty()) {
+            return Ok(false);
         }
         let rec = match g {
             Group::Classic(c) => serde_json::to_vec(&GroupRecordRef::Classic(c.to_record())),
             Group::Consumer(c) => serde_json::to_vec(&GroupRecordRef::Consumer(c)),
         };
-        match rec {
-            Ok(bytes) => {
-                if let Err(e) = self.tree.insert(id.as_bytes(), bytes) {
-                    tracing::error!(group = id, error = %e, "cannot persist group");
-                }
-            }
-            Err(e) => tracing::error!(group = id, error = %e, "cannot encode group"),
-        }
+        let written = match rec {
+            Ok(bytes) => self
+                .tree
+                .insert(id.as_bytes(), bytes)
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        written.map(|()| true).map_err(|e| {
+            tracing::error!(group = id, error = %e, "cannot persist group");
+            *g.dirty() = true;
+            PERSIST_FAILED
+        })
     }
 
     /// DeleteGroups: only empty groups; their offsets go too.
     pub fn delete(&self, id: &str) -> Result<(), ResponseError> {
-        let mut map = self.groups.lock().unwrap();
-        let Some(h) = map.get(id).cloned() else {
+        let h = self.get(id).ok_or(ResponseError::GroupIdNotFound)?;
+        let mut g = lock(&h);
+        if g.is_dead() {
             return Err(ResponseError::GroupIdNotFound);
-        };
-        let mut g = h.lock().unwrap();
+        }
         if !g.is_empty() {
             return Err(ResponseError::NonEmptyGroup);
         }
-        if let Group::Classic(c) = &mut *g {
-            c.state = ClassicState::Dead;
-        }
-        map.remove(id);
-        drop(map);
-        self.tree
-            .remove(id.as_bytes())
-            .map_err(|_| ResponseError::KafkaStorageError)?;
-        self.offsets
-            .delete_group(id)
-            .map_err(|_| ResponseError::KafkaStorageError)?;
+        let failed = |e: sled::Error| {
+            tracing::error!(group = id, error = %e, "cannot delete group");
+            PERSIST_FAILED
+        };
+        self.tree.remove(id.as_bytes()).map_err(failed)?;
+        self.offsets.delete_group(id).map_err(failed)?;
+        self.bury(id, &h, &mut g);
         tracing::info!(group = id, "deleted group");
         Ok(())
+    }
+
+    /// Marks a group dead and takes it out of the map, with its lock held (lock order: a
+    /// group, then the map; nothing takes a group lock while holding the map's).
+    fn bury(&self, id: &str, h: &GroupHandle, g: &mut Group) {
+        *g = Group::dead(id);
+        let mut map = lock(&self.groups);
+        if map.get(id).is_some_and(|x| Arc::ptr_eq(x, h)) {
+            map.remove(id);
+        }
     }
 
     /// One round of timers over every group.
     pub fn tick(&self, now: Instant) {
         for (id, h) in self.list() {
-            let mut g = h.lock().unwrap();
+            let mut g = lock(&h);
             match &mut *g {
+                Group::Classic(c) if c.state == ClassicState::Dead => continue,
                 Group::Classic(c) => c.tick(now, &self.settings),
                 Group::Consumer(c) => c.tick(now, &self.settings),
             }
-            self.persist(&id, &mut g);
+            // A failure is logged and retried on the next tick; nobody is waiting for it.
+            let _ = self.persist(&id, &mut g);
         }
     }
 
     /// Offsets retention (KIP-211): once a group is empty, each offset expires
     /// `offsets.retention.minutes` after the later of its commit and the group emptying.
     /// A group with no members and no offsets left is removed.
+    ///
+    /// Each group is judged and trimmed under its lock, which OffsetCommit holds while it
+    /// validates and writes; and an offset is only deleted if it is still the commit that was
+    /// judged expired, so even a writer outside the group lock (a transaction's commit) keeps
+    /// a fresh offset.
     pub fn expire_offsets(&self, now_ms: i64) {
         let retention = self.settings.offsets_retention_ms;
         for (id, h) in self.list() {
-            let g = h.lock().unwrap();
-            if !g.is_empty() {
+            let mut g = lock(&h);
+            if g.is_dead() || !g.is_empty() {
                 continue;
             }
             let empty_since = g.empty_since_ms().unwrap_or(0);
-            drop(g);
             let Ok(all) = self.offsets.all(&id) else {
                 continue;
             };
             let mut left = all.len();
             for (topic, partition, c) in all {
                 if now_ms - c.commit_timestamp.max(empty_since) > retention {
-                    if self.offsets.delete(&id, &topic, partition).is_ok() {
+                    if let Ok(true) = self.offsets.delete_if_unchanged(&id, &topic, partition, &c) {
                         left -= 1;
                     }
                     tracing::debug!(group = %id, topic = %topic, partition, "committed offset expired");
                 }
             }
-            if left == 0 && now_ms - empty_since > retention {
-                let _ = self.delete(&id);
+            if left == 0
+                && now_ms - empty_since > retention
+                && self.offsets.all(&id).is_ok_and(|a| a.is_empty())
+                && self.tree.remove(id.as_bytes()).is_ok()
+            {
+                self.bury(&id, &h, &mut g);
+                tracing::debug!(group = %id, "empty group without offsets removed");
             }
         }
     }
 
-    /// Runs the timers until shutdown.
+    /// Runs the timers until shutdown. A tick that panics is logged and the timers go on
+    /// (see [`crate::supervise`]).
     pub fn spawn_timers(
         self: &Arc<Self>,
-        mut shutdown: tokio::sync::watch::Receiver<bool>,
+        shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(100));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-            let check_every = Duration::from_millis(
-                me.settings.offsets_retention_check_interval_ms.max(1) as u64,
-            );
-            let mut last_check = Instant::now();
-            loop {
-                tokio::select! {
-                    _ = shutdown.changed() => break,
-                    _ = tick.tick() => {
-                        let now = Instant::now();
-                        me.tick(now);
-                        if now.duration_since(last_check) >= check_every {
-                            last_check = now;
-                            me.expire_offsets(crate::handlers::now_ms());
-                        }
+        crate::supervise::supervise("group timers", shutdown, move |sd| {
+            me.clone().run_timers(sd)
+        })
+    }
+
+    async fn run_timers(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let check_every =
+            Duration::from_millis(self.settings.offsets_retention_check_interval_ms.max(1) as u64);
+        let mut last_check = Instant::now();
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                _ = tick.tick() => {
+                    let now = Instant::now();
+                    self.tick(now);
+                    if now.duration_since(last_check) >= check_every {
+                        last_check = now;
+                        self.expire_offsets(crate::handlers::now_ms());
                     }
                 }
             }
-        })
+        }
     }
 }
 

@@ -114,6 +114,25 @@ impl OffsetStore {
         Ok(())
     }
 
+    /// Deletes a commit only if it is still `expected` (offsets expiry must not delete a
+    /// commit that replaced the one it judged expired). Returns whether it deleted.
+    pub fn delete_if_unchanged(
+        &self,
+        group: &str,
+        topic: &str,
+        partition: i32,
+        expected: &Committed,
+    ) -> sled::Result<bool> {
+        Ok(self
+            .tree
+            .compare_and_swap(
+                key(group, topic, partition),
+                Some(encode(expected)),
+                None::<Vec<u8>>,
+            )?
+            .is_ok())
+    }
+
     pub fn delete_group(&self, group: &str) -> sled::Result<()> {
         let mut b = sled::Batch::default();
         for kv in self.tree.scan_prefix(group_prefix(group)) {
@@ -162,5 +181,25 @@ mod tests {
         s.delete_group("g").unwrap();
         assert!(s.all("g").unwrap().is_empty());
         assert_eq!(s.get("g2", "t", 0).unwrap().unwrap().metadata, "m");
+    }
+
+    #[test]
+    fn delete_if_unchanged_keeps_a_newer_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let s = OffsetStore::new(db.open_tree("o").unwrap());
+        let c = |o| Committed {
+            offset: o,
+            leader_epoch: 0,
+            commit_timestamp: o,
+            metadata: String::new(),
+        };
+        s.commit("g", &[("t".into(), 0, c(1))]).unwrap();
+        // Judged expired at 1, re-committed at 2 before the delete: the new commit stays.
+        s.commit("g", &[("t".into(), 0, c(2))]).unwrap();
+        assert!(!s.delete_if_unchanged("g", "t", 0, &c(1)).unwrap());
+        assert_eq!(s.get("g", "t", 0).unwrap().unwrap().offset, 2);
+        assert!(s.delete_if_unchanged("g", "t", 0, &c(2)).unwrap());
+        assert!(s.get("g", "t", 0).unwrap().is_none());
     }
 }

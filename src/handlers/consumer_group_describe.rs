@@ -57,7 +57,7 @@ pub async fn handle(
             let Some(h) = broker.groups.get(gid.as_str()) else {
                 return not_found(d, format!("Group {} not found.", gid.as_str()));
             };
-            let g = h.lock().unwrap();
+            let g = crate::group::lock(&h);
             let Group::Consumer(c) = &*g else {
                 return not_found(
                     d,

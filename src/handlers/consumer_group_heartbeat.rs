@@ -8,7 +8,6 @@ use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeart
 use super::str_bytes;
 use crate::Broker;
 use crate::connection::RequestContext;
-use crate::group::Group;
 use crate::group::consumer::{self, HeartbeatRequest};
 
 pub async fn handle(
@@ -39,16 +38,6 @@ pub async fn handle(
             "MemberId can't be empty.".into(),
         ));
     }
-    let handle = match broker.groups.consumer_for_heartbeat(group_id) {
-        Ok(h) => h,
-        Err(e) => {
-            return Ok(fail(
-                resp,
-                e,
-                format!("Group {group_id} is not a consumer group."),
-            ));
-        }
-    };
     let hb = HeartbeatRequest {
         member_id: req.member_id.to_string(),
         member_epoch: req.member_epoch,
@@ -78,23 +67,41 @@ pub async fn handle(
             .map(|t| t.name.clone())
             .collect::<Vec<_>>()
     };
-    let result = {
-        let mut g = handle.lock().unwrap();
-        let r = match &mut *g {
-            Group::Consumer(c) => c.heartbeat(
-                hb,
-                &lookup,
-                &all,
-                &broker.groups.settings,
-                std::time::Instant::now(),
-            ),
-            Group::Classic(_) => {
-                unreachable!("consumer_for_heartbeat converts or refuses classic groups")
-            }
-        };
-        broker.groups.persist(group_id, &mut g);
-        r
+    let default_assignor = broker.groups.default_assignor();
+    // Converting an empty classic group and acting on it happen under one lock, so a
+    // concurrent JoinGroup cannot convert it back in between.
+    let (result, wrote) = broker
+        .groups
+        .with_group(group_id, true, |g| {
+            let r = match g.consumer_for_heartbeat(group_id, &default_assignor) {
+                Ok(c) => c.heartbeat(
+                    hb,
+                    &lookup,
+                    &all,
+                    &broker.groups.settings,
+                    std::time::Instant::now(),
+                ),
+                Err(e) => consumer::HeartbeatResult {
+                    error: Some((e, format!("Group {group_id} is not a consumer group."))),
+                    ..Default::default()
+                },
+            };
+            (r, broker.groups.persist(group_id, g))
+        })
+        .unwrap_or_else(|| (Default::default(), Ok(false)));
+    // Acknowledged means persisted: a member told it joined (or got partitions) must still
+    // be known after a crash.
+    let stored = match wrote {
+        Ok(wrote) => crate::group::durable(&broker.store, wrote).await,
+        Err(e) => Err(e),
     };
+    if let Err(e) = stored {
+        return Ok(fail(
+            resp,
+            e,
+            format!("The state of group {group_id} could not be stored."),
+        ));
+    }
     if let Some((e, msg)) = result.error {
         return Ok(fail(resp, e, msg));
     }

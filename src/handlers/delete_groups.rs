@@ -11,16 +11,30 @@ pub async fn handle(
     _ctx: &RequestContext,
     req: DeleteGroupsRequest,
 ) -> anyhow::Result<DeleteGroupsResponse> {
-    let results = req
+    let mut codes: Vec<i16> = req
         .groups_names
         .iter()
         .map(|g| {
-            let code = broker
+            broker
                 .groups
                 .delete(g.as_str())
                 .err()
                 .map(|e| e.code())
-                .unwrap_or(0);
+                .unwrap_or(0)
+        })
+        .collect();
+    // A deleted group (and its offsets) must not come back after a crash.
+    let deleted = codes.contains(&0);
+    if let Err(e) = crate::group::durable(&broker.store, deleted).await {
+        for c in codes.iter_mut().filter(|c| **c == 0) {
+            *c = e.code();
+        }
+    }
+    let results = req
+        .groups_names
+        .iter()
+        .zip(codes)
+        .map(|(g, code)| {
             DeletableGroupResult::default()
                 .with_group_id(g.clone())
                 .with_error_code(code)

@@ -38,7 +38,7 @@ pub async fn handle(
             let Some(h) = broker.groups.get(gid.as_str()) else {
                 return missing(d, &format!("Group {} not found.", gid.as_str()));
             };
-            let g = h.lock().unwrap();
+            let g = crate::group::lock(&h);
             let Group::Classic(c) = &*g else {
                 return missing(
                     d,

@@ -13,20 +13,17 @@ pub async fn handle(
     req: HeartbeatRequest,
 ) -> anyhow::Result<HeartbeatResponse> {
     let group_id = req.group_id.as_str();
-    let result = match broker.groups.get(group_id) {
-        None => Err(ResponseError::UnknownMemberId),
-        Some(h) => {
-            let mut g = h.lock().unwrap();
-            match &mut *g {
-                Group::Classic(c) => c.heartbeat(
-                    req.member_id.as_str(),
-                    req.group_instance_id.as_deref(),
-                    req.generation_id,
-                    std::time::Instant::now(),
-                ),
-                Group::Consumer(_) => Err(ResponseError::UnknownMemberId),
-            }
-        }
-    };
+    let result = broker
+        .groups
+        .with_group(group_id, false, |g| match g {
+            Group::Classic(c) => c.heartbeat(
+                req.member_id.as_str(),
+                req.group_instance_id.as_deref(),
+                req.generation_id,
+                std::time::Instant::now(),
+            ),
+            Group::Consumer(_) => Err(ResponseError::UnknownMemberId),
+        })
+        .unwrap_or(Err(ResponseError::UnknownMemberId));
     Ok(HeartbeatResponse::default().with_error_code(result.err().map(|e| e.code()).unwrap_or(0)))
 }

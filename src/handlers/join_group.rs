@@ -8,7 +8,6 @@ use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 use super::str_bytes;
 use crate::Broker;
 use crate::connection::RequestContext;
-use crate::group::Group;
 use crate::group::classic::{JoinRequest, JoinResult, Reply};
 
 pub async fn handle(
@@ -21,58 +20,70 @@ pub async fn handle(
     let result = if group_id.is_empty() {
         JoinResult::error(ResponseError::InvalidGroupId, req.member_id.as_str())
     } else {
-        match broker.groups.classic_for_join(&group_id) {
-            Err(e) => JoinResult::error(e, req.member_id.as_str()),
-            Ok(handle) => {
-                let join = JoinRequest {
-                    member_id: req.member_id.to_string(),
-                    instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),
-                    client_id: ctx.client_id.clone().unwrap_or_default(),
-                    client_host: format!("/{}", ctx.peer.ip()),
-                    session_timeout_ms: req.session_timeout_ms,
-                    rebalance_timeout_ms: if v >= 1 {
-                        req.rebalance_timeout_ms
-                    } else {
-                        req.session_timeout_ms
-                    },
-                    protocol_type: req.protocol_type.to_string(),
-                    protocols: req
-                        .protocols
-                        .iter()
-                        .map(|p| (p.name.to_string(), p.metadata.clone()))
-                        .collect(),
-                    require_known_member_id: v >= 4,
-                    supports_skip_assignment: v >= 9,
+        let join = JoinRequest {
+            member_id: req.member_id.to_string(),
+            instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),
+            client_id: ctx.client_id.clone().unwrap_or_default(),
+            client_host: format!("/{}", ctx.peer.ip()),
+            session_timeout_ms: req.session_timeout_ms,
+            rebalance_timeout_ms: if v >= 1 {
+                req.rebalance_timeout_ms
+            } else {
+                req.session_timeout_ms
+            },
+            protocol_type: req.protocol_type.to_string(),
+            protocols: req
+                .protocols
+                .iter()
+                .map(|p| (p.name.to_string(), p.metadata.clone()))
+                .collect(),
+            require_known_member_id: v >= 4,
+            supports_skip_assignment: v >= 9,
+        };
+        // Converting an empty consumer group and joining happen under one lock, so a
+        // concurrent ConsumerGroupHeartbeat cannot convert it back in between.
+        let (reply, wrote) = broker
+            .groups
+            .with_group(&group_id, true, |g| {
+                let reply = match g.classic_for_join(&group_id) {
+                    Ok(c) => c.join(join, &broker.groups.settings, std::time::Instant::now()),
+                    Err(e) => Reply::Now(JoinResult::error(e, req.member_id.as_str())),
                 };
-                let reply = {
-                    let mut g = handle.lock().unwrap();
-                    let reply = match &mut *g {
-                        Group::Classic(c) => {
-                            c.join(join, &broker.groups.settings, std::time::Instant::now())
-                        }
-                        Group::Consumer(_) => Reply::Now(JoinResult::error(
-                            ResponseError::InconsistentGroupProtocol,
-                            "",
-                        )),
-                    };
-                    broker.groups.persist(&group_id, &mut g);
-                    reply
-                };
-                match reply {
-                    Reply::Now(r) => r,
-                    Reply::Wait(rx) => rx.await.unwrap_or_else(|_| {
-                        JoinResult::error(
-                            ResponseError::RebalanceInProgress,
-                            req.member_id.as_str(),
-                        )
-                    }),
-                }
+                (reply, broker.groups.persist(&group_id, g))
+            })
+            .unwrap_or_else(|| {
+                let e = ResponseError::CoordinatorNotAvailable;
+                (
+                    Reply::Now(JoinResult::error(e, req.member_id.as_str())),
+                    Ok(false),
+                )
+            });
+        let (r, wrote) = match reply {
+            Reply::Now(r) => (r, wrote),
+            Reply::Wait(rx) => {
+                let r = rx.await.unwrap_or_else(|_| {
+                    JoinResult::error(ResponseError::RebalanceInProgress, req.member_id.as_str())
+                });
+                // The join completed in another request or a timer tick, which moved the
+                // group to a new generation: save it (if that request has not yet) and
+                // flush before this member hears of the generation.
+                let again = broker
+                    .groups
+                    .with_group(&group_id, false, |g| broker.groups.persist(&group_id, g))
+                    .unwrap_or(Ok(false));
+                let wrote = wrote.and(again).map(|w| w || r.error == 0);
+                (r, wrote)
             }
+        };
+        let stored = match wrote {
+            Ok(wrote) => crate::group::durable(&broker.store, wrote).await,
+            Err(e) => Err(e),
+        };
+        match stored {
+            Ok(()) => r,
+            Err(e) => JoinResult::error(e, &r.member_id),
         }
     };
-    if let Some(g) = broker.groups.get(&group_id) {
-        broker.groups.persist(&group_id, &mut g.lock().unwrap());
-    }
     let mut resp = JoinGroupResponse::default()
         .with_error_code(result.error)
         .with_generation_id(result.generation)

@@ -29,28 +29,39 @@ pub async fn handle(
     } else {
         vec![(req.member_id.to_string(), None)]
     };
-    let Some(h) = broker.groups.get(group_id) else {
-        return Ok(
-            LeaveGroupResponse::default().with_error_code(ResponseError::UnknownMemberId.code())
-        );
-    };
-    let mut g = h.lock().unwrap();
-    let Group::Classic(c) = &mut *g else {
-        return Ok(
-            LeaveGroupResponse::default().with_error_code(ResponseError::UnknownMemberId.code())
-        );
-    };
     let now = std::time::Instant::now();
-    let results: Vec<(String, Option<String>, Option<ResponseError>)> = leaving
-        .into_iter()
-        .map(|(id, instance)| {
-            let r = c.leave(&id, instance.as_deref(), now, &broker.groups.settings);
-            (id, instance, r.err())
-        })
-        .collect();
-    broker.groups.persist(group_id, &mut g);
+    let results = broker.groups.with_group(group_id, false, |g| {
+        let Group::Classic(c) = g else {
+            return None;
+        };
+        let results: Vec<(String, Option<String>, Option<ResponseError>)> = leaving
+            .into_iter()
+            .map(|(id, instance)| {
+                let r = c.leave(&id, instance.as_deref(), now, &broker.groups.settings);
+                (id, instance, r.err())
+            })
+            .collect();
+        Some((results, broker.groups.persist(group_id, g)))
+    });
+    let Some(Some((results, wrote))) = results else {
+        return Ok(
+            LeaveGroupResponse::default().with_error_code(ResponseError::UnknownMemberId.code())
+        );
+    };
+    // A member that was told it left must not be back after a crash.
+    let stored = match wrote {
+        Ok(wrote) => crate::group::durable(&broker.store, wrote).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = stored {
+        return Ok(LeaveGroupResponse::default().with_error_code(e.code()));
+    }
     if ctx.api_version < 3 {
-        let code = results[0].2.map(|e| e.code()).unwrap_or(0);
+        let code = results
+            .first()
+            .and_then(|r| r.2)
+            .map(|e| e.code())
+            .unwrap_or(0);
         return Ok(LeaveGroupResponse::default().with_error_code(code));
     }
     let members = results

@@ -20,7 +20,7 @@ pub async fn handle(
         .list()
         .into_iter()
         .filter_map(|(id, h)| {
-            let g = h.lock().unwrap();
+            let g = crate::group::lock(&h);
             let state = g.state_name();
             if v >= 4 && !states.is_empty() && !states.contains(&state.to_lowercase()) {
                 return None;

@@ -79,7 +79,7 @@ pub fn topic_error(e: &TopicError) -> (i16, Option<StrBytes>) {
 /// the segment files too). Err is the Kafka error to answer instead.
 pub async fn durable(broker: &Broker) -> Result<(), ResponseError> {
     let r = if broker.config.flush_on_ack() {
-        broker.store.flush().await
+        broker.store.flush_all_after_write().await
     } else {
         broker.store.flush_meta().await
     };

@@ -12,34 +12,20 @@ use crate::Broker;
 use crate::connection::RequestContext;
 use crate::group::offsets::Committed;
 
+/// Why a commit was not stored.
+enum Stored {
+    /// The group refused it (generation, member, group id): every partition gets the error.
+    Refused(ResponseError),
+    /// Writing or flushing failed.
+    Failed,
+}
+
 pub async fn handle(
     broker: &Broker,
     _ctx: &RequestContext,
     req: OffsetCommitRequest,
 ) -> anyhow::Result<OffsetCommitResponse> {
     let group_id = req.group_id.as_str();
-    let group_error = if group_id.is_empty() {
-        Some(ResponseError::InvalidGroupId)
-    } else {
-        let simple = req.generation_id_or_member_epoch < 0 && req.member_id.is_empty();
-        let handle = if simple {
-            Some(broker.groups.get_or_create_empty(group_id))
-        } else {
-            broker.groups.get(group_id)
-        };
-        match handle {
-            None => Some(ResponseError::IllegalGeneration),
-            Some(h) => {
-                let g = h.lock().unwrap();
-                g.validate_commit(
-                    req.member_id.as_str(),
-                    req.group_instance_id.as_deref(),
-                    req.generation_id_or_member_epoch,
-                )
-                .err()
-            }
-        }
-    };
     let now = now_ms();
     let max_meta = broker.groups.settings.offset_metadata_max_bytes;
     let mut to_store = Vec::new();
@@ -53,9 +39,7 @@ pub async fn handle(
                 .as_ref()
                 .map(|m| m.to_string())
                 .unwrap_or_default();
-            let error = if let Some(e) = group_error {
-                Some(e)
-            } else if topic
+            let error = if topic
                 .as_ref()
                 .and_then(|x| x.partition(p.partition_index))
                 .is_none()
@@ -84,14 +68,59 @@ pub async fn handle(
         }
         topics.push(tr);
     }
-    if !to_store.is_empty()
-        && let Err(e) = broker.groups.offsets.commit(group_id, &to_store)
-    {
-        tracing::error!(group = group_id, error = %e, "cannot store offsets");
-        for t in &mut topics {
-            for p in &mut t.partitions {
-                if p.error_code == 0 {
-                    p.error_code = ResponseError::KafkaStorageError.code();
+    // The member's generation (or epoch) is checked and the offsets written under one group
+    // lock: a rebalance or offsets expiry cannot slip in between.
+    let stored = if group_id.is_empty() {
+        Err(Stored::Refused(ResponseError::InvalidGroupId))
+    } else {
+        let simple = req.generation_id_or_member_epoch < 0 && req.member_id.is_empty();
+        broker
+            .groups
+            .with_group(group_id, simple, |g| {
+                g.validate_commit(
+                    req.member_id.as_str(),
+                    req.group_instance_id.as_deref(),
+                    req.generation_id_or_member_epoch,
+                )
+                .map_err(Stored::Refused)?;
+                if !to_store.is_empty() {
+                    broker
+                        .groups
+                        .offsets
+                        .commit(group_id, &to_store)
+                        .map_err(|e| {
+                            tracing::error!(group = group_id, error = %e, "cannot store offsets");
+                            Stored::Failed
+                        })?;
+                }
+                Ok(!to_store.is_empty())
+            })
+            .unwrap_or(Err(Stored::Refused(ResponseError::IllegalGeneration)))
+    };
+    // Acknowledged means persisted: flush (shared with concurrent commits) before answering.
+    let stored = match stored {
+        Ok(wrote) => crate::group::durable(&broker.store, wrote)
+            .await
+            .map_err(|_| Stored::Failed),
+        Err(e) => Err(e),
+    };
+    match stored {
+        Ok(()) => {}
+        // A group error answers every partition (it takes precedence over topic errors).
+        Err(Stored::Refused(e)) => {
+            for t in &mut topics {
+                for p in &mut t.partitions {
+                    p.error_code = e.code();
+                }
+            }
+        }
+        // The partitions that were to be stored report the failure.
+        Err(Stored::Failed) => {
+            for t in &mut topics {
+                for p in &mut t.partitions {
+                    if p.error_code == 0 {
+                        p.error_code = crate::group::PERSIST_FAILED.code();
+                    }
                 }
             }
         }

@@ -16,63 +16,78 @@ pub async fn handle(
     req: OffsetDeleteRequest,
 ) -> anyhow::Result<OffsetDeleteResponse> {
     let group_id = req.group_id.as_str();
-    let Some(h) = broker.groups.get(group_id) else {
-        return Ok(
-            OffsetDeleteResponse::default().with_error_code(ResponseError::GroupIdNotFound.code())
-        );
-    };
-    // Topics an active group consumes keep their offsets.
-    let subscribed = {
-        let g = h.lock().unwrap();
-        if g.is_empty() {
+    // The subscription check and the deletes happen under the group's lock, so a member
+    // cannot subscribe to a topic between the check and the delete.
+    let mut wrote = false;
+    let result = broker.groups.with_group(group_id, false, |g| {
+        // Topics an active group consumes keep their offsets.
+        let subscribed: std::collections::HashSet<String> = if g.is_empty() {
             Default::default()
         } else {
             match &*g {
                 Group::Classic(c) => match c.subscribed_topics() {
                     Some(t) => t,
-                    None => {
-                        return Ok(OffsetDeleteResponse::default()
-                            .with_error_code(ResponseError::NonEmptyGroup.code()));
-                    }
+                    None => return Err(ResponseError::NonEmptyGroup),
                 },
                 Group::Consumer(c) => c.subscribed_topics().into_iter().collect(),
             }
+        };
+        Ok(req
+            .topics
+            .iter()
+            .map(|t| {
+                let partitions = t
+                    .partitions
+                    .iter()
+                    .map(|p| {
+                        let err = if subscribed.contains(t.name.as_str()) {
+                            Some(ResponseError::GroupSubscribedToTopic)
+                        } else if broker
+                            .topics
+                            .get(t.name.as_str())
+                            .and_then(|x| x.partition(p.partition_index).cloned())
+                            .is_none()
+                        {
+                            Some(ResponseError::UnknownTopicOrPartition)
+                        } else {
+                            match broker.groups.offsets.delete(
+                                group_id,
+                                t.name.as_str(),
+                                p.partition_index,
+                            ) {
+                                Ok(()) => {
+                                    wrote = true;
+                                    None
+                                }
+                                Err(e) => {
+                                    tracing::error!(group = group_id, error = %e, "cannot delete offset");
+                                    Some(crate::group::PERSIST_FAILED)
+                                }
+                            }
+                        };
+                        OffsetDeleteResponsePartition::default()
+                            .with_partition_index(p.partition_index)
+                            .with_error_code(err.map(|e| e.code()).unwrap_or(0))
+                    })
+                    .collect();
+                OffsetDeleteResponseTopic::default()
+                    .with_name(t.name.clone())
+                    .with_partitions(partitions)
+            })
+            .collect())
+    });
+    match result {
+        None => {
+            Ok(OffsetDeleteResponse::default()
+                .with_error_code(ResponseError::GroupIdNotFound.code()))
         }
-    };
-    let topics = req
-        .topics
-        .iter()
-        .map(|t| {
-            let partitions = t
-                .partitions
-                .iter()
-                .map(|p| {
-                    let err = if subscribed.contains(t.name.as_str()) {
-                        Some(ResponseError::GroupSubscribedToTopic)
-                    } else if broker
-                        .topics
-                        .get(t.name.as_str())
-                        .and_then(|x| x.partition(p.partition_index).cloned())
-                        .is_none()
-                    {
-                        Some(ResponseError::UnknownTopicOrPartition)
-                    } else {
-                        broker
-                            .groups
-                            .offsets
-                            .delete(group_id, t.name.as_str(), p.partition_index)
-                            .err()
-                            .map(|_| ResponseError::KafkaStorageError)
-                    };
-                    OffsetDeleteResponsePartition::default()
-                        .with_partition_index(p.partition_index)
-                        .with_error_code(err.map(|e| e.code()).unwrap_or(0))
-                })
-                .collect();
-            OffsetDeleteResponseTopic::default()
-                .with_name(t.name.clone())
-                .with_partitions(partitions)
-        })
-        .collect();
-    Ok(OffsetDeleteResponse::default().with_topics(topics))
+        Some(Err(e)) => Ok(OffsetDeleteResponse::default().with_error_code(e.code())),
+        Some(Ok(topics)) => {
+            // A deleted offset must not come back after a crash.
+            if let Err(e) = crate::group::durable(&broker.store, wrote).await {
+                return Ok(OffsetDeleteResponse::default().with_error_code(e.code()));
+            }
+            Ok(OffsetDeleteResponse::default().with_topics(topics))
+        }
+    }
 }

@@ -70,7 +70,7 @@ fn check_member(
         return Ok(());
     }
     match broker.groups.get(group) {
-        Some(h) => match &*h.lock().unwrap() {
+        Some(h) => match &*crate::group::lock(&h) {
             Group::Consumer(g) => g.validate_member_epoch(member_id, epoch),
             Group::Classic(_) => Ok(()),
         },

@@ -15,41 +15,51 @@ pub async fn handle(
     req: SyncGroupRequest,
 ) -> anyhow::Result<SyncGroupResponse> {
     let group_id = req.group_id.as_str().to_string();
-    let result = match broker.groups.get(&group_id) {
-        None => SyncResult::error(ResponseError::UnknownMemberId),
-        Some(handle) => {
-            let reply = {
-                let mut g = handle.lock().unwrap();
-                let reply = match &mut *g {
-                    Group::Classic(c) => c.sync(
-                        SyncRequest {
-                            member_id: req.member_id.as_str(),
-                            instance_id: req.group_instance_id.as_deref(),
-                            generation: req.generation_id,
-                            protocol_type: req.protocol_type.as_deref(),
-                            protocol_name: req.protocol_name.as_deref(),
-                            assignments: req
-                                .assignments
-                                .iter()
-                                .map(|a| (a.member_id.to_string(), a.assignment.clone()))
-                                .collect(),
-                        },
-                        std::time::Instant::now(),
-                    ),
-                    Group::Consumer(_) => {
-                        Reply::Now(SyncResult::error(ResponseError::UnknownMemberId))
-                    }
-                };
-                broker.groups.persist(&group_id, &mut g);
-                reply
-            };
-            match reply {
-                Reply::Now(r) => r,
-                Reply::Wait(rx) => rx
-                    .await
-                    .unwrap_or_else(|_| SyncResult::error(ResponseError::RebalanceInProgress)),
-            }
+    let reply = broker.groups.with_group(&group_id, false, |g| {
+        let reply = match g {
+            Group::Classic(c) => c.sync(
+                SyncRequest {
+                    member_id: req.member_id.as_str(),
+                    instance_id: req.group_instance_id.as_deref(),
+                    generation: req.generation_id,
+                    protocol_type: req.protocol_type.as_deref(),
+                    protocol_name: req.protocol_name.as_deref(),
+                    assignments: req
+                        .assignments
+                        .iter()
+                        .map(|a| (a.member_id.to_string(), a.assignment.clone()))
+                        .collect(),
+                },
+                std::time::Instant::now(),
+            ),
+            Group::Consumer(_) => Reply::Now(SyncResult::error(ResponseError::UnknownMemberId)),
+        };
+        (reply, broker.groups.persist(&group_id, g))
+    });
+    let (result, wrote) = match reply {
+        None => (SyncResult::error(ResponseError::UnknownMemberId), Ok(false)),
+        Some((Reply::Now(r), wrote)) => (r, wrote),
+        Some((Reply::Wait(rx), wrote)) => {
+            let r = rx
+                .await
+                .unwrap_or_else(|_| SyncResult::error(ResponseError::RebalanceInProgress));
+            // The leader's SyncGroup stored the assignment; taking the lock again waits for
+            // its save, and the flush below covers it before this member is answered.
+            let again = broker
+                .groups
+                .with_group(&group_id, false, |g| broker.groups.persist(&group_id, g))
+                .unwrap_or(Ok(false));
+            let wrote = wrote.and(again).map(|w| w || r.error == 0);
+            (r, wrote)
         }
+    };
+    let stored = match wrote {
+        Ok(wrote) => crate::group::durable(&broker.store, wrote).await,
+        Err(e) => Err(e),
+    };
+    let result = match stored {
+        Ok(()) => result,
+        Err(e) => SyncResult::error(e),
     };
     let mut resp = SyncGroupResponse::default()
         .with_error_code(result.error)

@@ -18,20 +18,6 @@ pub async fn handle(
     req: TxnOffsetCommitRequest,
 ) -> anyhow::Result<TxnOffsetCommitResponse> {
     let group = req.group_id.as_str();
-    let mut error = None;
-    if ctx.api_version >= 3
-        && req.generation_id >= 0
-        && let Some(h) = broker.groups.get(group)
-    {
-        let g = h.lock().unwrap();
-        error = g
-            .validate_commit(
-                req.member_id.as_str(),
-                req.group_instance_id.as_deref(),
-                req.generation_id,
-            )
-            .err();
-    }
     let mut staged = Vec::new();
     let mut unknown = Vec::new();
     for t in &req.topics {
@@ -59,17 +45,33 @@ pub async fn handle(
             });
         }
     }
-    if error.is_none() {
-        error = broker
-            .txns
-            .stage_offsets(
-                req.transactional_id.as_str(),
-                req.producer_id.0,
-                req.producer_epoch,
-                staged,
-            )
-            .err();
-    }
+    let stage = |staged| {
+        broker.txns.stage_offsets(
+            req.transactional_id.as_str(),
+            req.producer_id.0,
+            req.producer_epoch,
+            staged,
+        )
+    };
+    // With the consumer's generation (v3+), it is checked and the offsets staged under the
+    // group's lock, so a rebalance cannot fence the member in between. (Lock order: group,
+    // then transaction; the transaction coordinator never takes a group lock.)
+    let checked = if ctx.api_version >= 3 && req.generation_id >= 0 {
+        broker.groups.with_group(group, false, |g| {
+            g.validate_commit(
+                req.member_id.as_str(),
+                req.group_instance_id.as_deref(),
+                req.generation_id,
+            )?;
+            stage(std::mem::take(&mut staged))
+        })
+    } else {
+        None
+    };
+    let error = match checked {
+        Some(r) => r.err(),
+        None => stage(staged).err(),
+    };
     let topics = req
         .topics
         .iter()

@@ -97,10 +97,19 @@ impl Store {
     /// Waits until the store's metadata written so far (topics, offsets, group and
     /// transaction state, partition state) is on disk. sled buffers writes in process memory
     /// for up to its flush interval, so a process kill would lose them; segment files are
-    /// written with pwrite and survive a process kill without this (`flush` syncs them too).
+    /// written with pwrite and survive a process kill without this.
     pub async fn flush_meta(&self) -> anyhow::Result<()> {
         self.db.flush_async().await?;
         Ok(())
+    }
+
+    /// [`Store::flush`] (segment files and sled) for a caller that has just written
+    /// metadata: such writes are not segment appends, so `flush` alone could answer
+    /// "already covered" after a flush that started before them; counting the write first
+    /// makes sure a flush that started after it runs. Concurrent callers share one flush.
+    pub async fn flush_all_after_write(&self) -> anyhow::Result<()> {
+        self.dirty.count_write();
+        self.flush().await
     }
 
     /// Waits until everything written so far is on disk: the segment files written since

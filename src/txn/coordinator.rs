@@ -685,19 +685,25 @@ impl TxnCoordinator {
         self.len() == 0
     }
 
+    /// The transaction timeout timer, supervised: a tick that panics is logged (see
+    /// [`crate::supervise`]) and the timer goes on.
     pub fn spawn_timer(
         self: &Arc<Self>,
-        mut shutdown: tokio::sync::watch::Receiver<bool>,
+        shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
-            loop {
-                tokio::select! {
-                    _ = shutdown.changed() => break,
-                    _ = tick.tick() => {
-                        let me = me.clone();
-                        let _ = tokio::task::spawn_blocking(move || me.expire()).await;
+        crate::supervise::supervise("transaction timer", shutdown, move |mut shutdown| {
+            let me = me.clone();
+            async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+                loop {
+                    tokio::select! {
+                        _ = shutdown.changed() => break,
+                        _ = tick.tick() => {
+                            let me = me.clone();
+                            let r = tokio::task::spawn_blocking(move || me.expire()).await;
+                            crate::supervise::log_join_error("transaction timer", r);
+                        }
                     }
                 }
             }

@@ -93,10 +93,10 @@ impl ClassicGroup {
         if let Some(e) = self.check_member(&member_id, req.instance_id.as_deref()) {
             return Reply::Now(JoinResult::error(e, &member_id));
         }
-        let changed = {
-            let m = &self.members[&member_id];
-            m.protocols != req.protocols
-        };
+        let changed = self
+            .members
+            .get(&member_id)
+            .is_none_or(|m| m.protocols != req.protocols);
         match self.state {
             ClassicState::PreparingRebalance => {
                 let (tx, rx) = oneshot::channel();
@@ -111,7 +111,9 @@ impl ClassicGroup {
             {
                 // The member lost our join response, or a follower rejoins unchanged: tell it
                 // the current generation again without disturbing the others.
-                self.members.get_mut(&member_id).unwrap().last_heartbeat = now;
+                if let Some(m) = self.members.get_mut(&member_id) {
+                    m.last_heartbeat = now;
+                }
                 Reply::Now(self.join_result_for(&member_id, false))
             }
             _ => {
@@ -131,7 +133,12 @@ impl ClassicGroup {
         now: Instant,
         tx: Option<oneshot::Sender<JoinResult>>,
     ) {
-        let m = self.members.get_mut(id).expect("member exists");
+        let Some(m) = self.members.get_mut(id) else {
+            if let Some(tx) = tx {
+                let _ = tx.send(JoinResult::error(ResponseError::UnknownMemberId, id));
+            }
+            return;
+        };
         m.protocols = req.protocols.clone();
         m.session_timeout = Duration::from_millis(req.session_timeout_ms as u64);
         m.rebalance_timeout =
@@ -379,7 +386,9 @@ impl ClassicGroup {
         let ids: Vec<String> = self.members.keys().cloned().collect();
         for id in ids {
             let result = self.join_result_for(&id, false);
-            let m = self.members.get_mut(&id).unwrap();
+            let Some(m) = self.members.get_mut(&id) else {
+                continue;
+            };
             m.last_heartbeat = now;
             if let Some(tx) = m.join_tx.take() {
                 let _ = tx.send(result);
@@ -405,7 +414,7 @@ impl ClassicGroup {
         let mut votes: IndexMap<&String, usize> = candidates.iter().map(|c| (*c, 0)).collect();
         for m in self.members.values() {
             if let Some((n, _)) = m.protocols.iter().find(|(n, _)| candidates.contains(&n)) {
-                *votes.get_mut(n).unwrap() += 1;
+                *votes.entry(n).or_default() += 1;
             }
         }
         let max = votes.values().copied().max()?;

@@ -318,17 +318,18 @@ impl ClassicGroup {
                 Reply::Now(SyncResult::error(ResponseError::RebalanceInProgress))
             }
             ClassicState::Stable => {
-                let m = self.members.get_mut(member_id).unwrap();
-                m.last_heartbeat = now;
+                if let Some(m) = self.members.get_mut(member_id) {
+                    m.last_heartbeat = now;
+                }
                 Reply::Now(self.sync_result(member_id))
             }
             ClassicState::CompletingRebalance => {
                 let (tx, rx) = oneshot::channel();
-                {
-                    let m = self.members.get_mut(member_id).unwrap();
-                    m.last_heartbeat = now;
-                    m.sync_tx = Some(tx);
-                }
+                let Some(m) = self.members.get_mut(member_id) else {
+                    return Reply::Now(SyncResult::error(ResponseError::UnknownMemberId));
+                };
+                m.last_heartbeat = now;
+                m.sync_tx = Some(tx);
                 if self.leader.as_deref() == Some(member_id) {
                     let mut given: HashMap<String, Bytes> = assignments.into_iter().collect();
                     for m in self.members.values_mut() {
@@ -340,7 +341,7 @@ impl ClassicGroup {
                     let ids: Vec<String> = self.members.keys().cloned().collect();
                     for id in ids {
                         let r = self.sync_result(&id);
-                        if let Some(tx) = self.members.get_mut(&id).unwrap().sync_tx.take() {
+                        if let Some(tx) = self.members.get_mut(&id).and_then(|m| m.sync_tx.take()) {
                             let _ = tx.send(r);
                         }
                     }
@@ -359,7 +360,11 @@ impl ClassicGroup {
             error: 0,
             protocol_type: self.protocol_type.clone(),
             protocol_name: self.protocol_name.clone(),
-            assignment: self.members[member_id].assignment.clone(),
+            assignment: self
+                .members
+                .get(member_id)
+                .map(|m| m.assignment.clone())
+                .unwrap_or_default(),
         }
     }
 
@@ -379,7 +384,9 @@ impl ClassicGroup {
         if generation != self.generation {
             return Err(ResponseError::IllegalGeneration);
         }
-        self.members.get_mut(member_id).unwrap().last_heartbeat = now;
+        if let Some(m) = self.members.get_mut(member_id) {
+            m.last_heartbeat = now;
+        }
         match self.state {
             ClassicState::PreparingRebalance => Err(ResponseError::RebalanceInProgress),
             _ => Ok(()),

@@ -6,6 +6,13 @@
 //! assignment epoch once it has been reconciled. Reconciliation never hands a partition to a
 //! member while another member still owns it: the previous owner is first asked to revoke it,
 //! and it is given out once that owner's heartbeat no longer lists it.
+//!
+//! Leaving: member epoch -1 removes the member; -2 (a static member's temporary leave) keeps
+//! it, and its partitions, until it rejoins with the same instance id (taking over epoch and
+//! assignment without a new group epoch) or its session expires.
+//!
+//! Time comes in as the `now` of each call (heartbeat, tick), so the transitions can be
+//! driven by a test's clock; only `empty_since_ms` (offsets retention) reads the wall clock.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -202,7 +209,12 @@ impl ConsumerGroup {
         }
         let id = match req.member_epoch {
             -1 | -2 => {
-                return self.leave(&req.member_id, req.instance_id.as_deref(), req.member_epoch);
+                return self.leave(
+                    &req.member_id,
+                    req.instance_id.as_deref(),
+                    req.member_epoch,
+                    now,
+                );
             }
             0 => {
                 if req.subscribed.is_none() && req.regex.is_none() {
@@ -252,7 +264,9 @@ impl ConsumerGroup {
         };
         // Subscription and metadata changes move the group to a new epoch.
         {
-            let m = self.members.get_mut(&id).expect("joined above");
+            let Some(m) = self.members.get_mut(&id) else {
+                return err(ResponseError::UnknownMemberId, "unknown member");
+            };
             m.last_heartbeat = now;
             if req.rebalance_timeout_ms > 0 {
                 m.rebalance_timeout_ms = req.rebalance_timeout_ms;
@@ -289,7 +303,9 @@ impl ConsumerGroup {
             self.compute_target(settings);
         }
         self.reconcile(&id, req.owned.as_ref(), now);
-        let m = self.members.get_mut(&id).unwrap();
+        let Some(m) = self.members.get_mut(&id) else {
+            return err(ResponseError::UnknownMemberId, "unknown member");
+        };
         // A joining member always gets its assignment; later only changes are sent.
         let send = req.member_epoch == 0 || m.last_sent.as_ref() != Some(&m.assigned);
         let assignment = send.then(|| m.assigned.clone());
@@ -330,33 +346,48 @@ impl ConsumerGroup {
             last_heartbeat: now,
             revoke_deadline: None,
         };
-        // A static member coming back takes over its predecessor's partitions and epoch.
+        // A static member coming back (after a crash, or a leave with epoch -2) takes over
+        // its predecessor's partitions and epoch. Membership did not change, so neither does
+        // the group epoch; a changed subscription bumps it in the heartbeat as usual.
+        let mut replaced = false;
         if let Some(i) = &req.instance_id
             && let Some(old_id) = self
                 .members
                 .values()
                 .find(|m| m.instance_id.as_deref() == Some(i))
                 .map(|m| m.id.clone())
+            && let Some(old) = self.members.shift_remove(&old_id)
         {
-            let old = self.members.shift_remove(&old_id).unwrap();
             member.member_epoch = old.member_epoch;
             member.previous_epoch = old.previous_epoch;
             member.assigned = old.assigned;
             member.subscribed = old.subscribed;
             member.regex = old.regex;
+            member.revoking = old.revoking;
+            member.revoke_deadline = old.revoke_deadline;
             if let Some(t) = self.target.remove(&old_id) {
                 self.target.insert(id.clone(), t);
             }
+            replaced = true;
+            self.dirty = true;
         }
         // A member rejoining with epoch 0 (after being fenced) starts from nothing; insert()
         // replaces its old entry.
         self.members.insert(id.clone(), member);
         self.empty_since_ms = None;
-        self.bump();
+        if !replaced {
+            self.bump();
+        }
         id
     }
 
-    fn leave(&mut self, member_id: &str, instance_id: Option<&str>, epoch: i32) -> HeartbeatResult {
+    fn leave(
+        &mut self,
+        member_id: &str,
+        instance_id: Option<&str>,
+        epoch: i32,
+        now: Instant,
+    ) -> HeartbeatResult {
         let id = match (self.members.contains_key(member_id), instance_id) {
             (true, _) => member_id.to_string(),
             (false, Some(i)) => match self
@@ -369,8 +400,22 @@ impl ConsumerGroup {
             },
             (false, None) => return err(ResponseError::UnknownMemberId, "unknown member"),
         };
-        self.remove(&id);
-        tracing::info!(group = %self.id, member = %id, "member left the group");
+        // A static member leaving with epoch -2 is only away: it keeps its partitions (nobody
+        // else gets them) until it rejoins with the same instance id or its session expires.
+        let away = match self.members.get_mut(&id) {
+            Some(m) if epoch == -2 && m.instance_id.is_some() => {
+                // Its session runs from the leave.
+                m.last_heartbeat = now;
+                true
+            }
+            _ => false,
+        };
+        if away {
+            tracing::info!(group = %self.id, member = %id, "static member left temporarily");
+        } else {
+            self.remove(&id);
+            tracing::info!(group = %self.id, member = %id, "member left the group");
+        }
         HeartbeatResult {
             error: None,
             member_id: member_id.to_string(),
@@ -496,7 +541,9 @@ impl ConsumerGroup {
             }
         }
         let assignment_epoch = self.assignment_epoch;
-        let m = self.members.get_mut(id).unwrap();
+        let Some(m) = self.members.get_mut(id) else {
+            return;
+        };
         if !m.revoking.is_empty() {
             match owned {
                 // The member confirms by no longer listing the revoked partitions.

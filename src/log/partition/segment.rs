@@ -106,6 +106,12 @@ impl DirtyFiles {
         self.appends.fetch_add(1, Ordering::AcqRel);
     }
 
+    /// Counts a write that is not a segment append (sled metadata), so that the next flush
+    /// is known not to have been covered by an earlier one.
+    pub fn count_write(&self) {
+        self.appends.fetch_add(1, Ordering::AcqRel);
+    }
+
     pub fn appends(&self) -> u64 {
         self.appends.load(Ordering::Acquire)
     }
