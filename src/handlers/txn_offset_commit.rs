@@ -68,9 +68,14 @@ pub async fn handle(
     } else {
         None
     };
-    let error = match checked {
-        Some(r) => r.err(),
-        None => stage(staged).err(),
+    let staged = match checked {
+        Some(r) => r,
+        None => stage(staged),
+    };
+    // The staged offsets are transaction state: durable before they are acknowledged.
+    let error = match staged {
+        Ok(()) => super::durable(broker).await.err(),
+        Err(e) => Some(e),
     };
     let topics = req
         .topics

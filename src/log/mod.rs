@@ -103,6 +103,12 @@ impl Store {
         Ok(())
     }
 
+    /// [`Store::flush_meta`] for synchronous callers (on the blocking pool).
+    pub fn flush_meta_blocking(&self) -> anyhow::Result<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+
     /// [`Store::flush`] (segment files and sled) for a caller that has just written
     /// metadata: such writes are not segment appends, so `flush` alone could answer
     /// "already covered" after a flush that started before them; counting the write first

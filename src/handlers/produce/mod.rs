@@ -25,9 +25,6 @@ pub async fn handle(
 ) -> anyhow::Result<ProduceResponse> {
     let v = ctx.api_version;
     let mut any_appended = false;
-    // A KIP-890 produce that added its partition to the transaction changed coordinator
-    // state, which must be durable before the write is acknowledged.
-    let txn_added = std::sync::atomic::AtomicBool::new(false);
     let mut responses = Vec::with_capacity(req.topic_data.len());
     for td in &req.topic_data {
         // v13+ names topics by id only (KIP-516).
@@ -62,7 +59,6 @@ pub async fn handle(
                         pd.records.as_ref(),
                         req.transactional_id.as_ref().map(|t| t.as_str()),
                         v,
-                        &txn_added,
                     ),
                 }
             };
@@ -92,15 +88,6 @@ pub async fn handle(
             tr.partition_responses.push(pr);
         }
         responses.push(tr);
-    }
-    if txn_added.load(std::sync::atomic::Ordering::Relaxed) {
-        super::unless_durable(
-            super::durable(broker).await,
-            responses
-                .iter_mut()
-                .flat_map(|t| t.partition_responses.iter_mut())
-                .map(|p| &mut p.error_code),
-        );
     }
     // Durable acknowledgement, when configured: one flush covers every partition written by
     // this request, and concurrent requests share sled's flush.
@@ -141,7 +128,6 @@ fn append_partition(
     records: Option<&bytes::Bytes>,
     transactional_id: Option<&str>,
     version: i16,
-    txn_added: &std::sync::atomic::AtomicBool,
 ) -> Outcome {
     let Some(log) = topic.partition(index) else {
         return Err(Refusal::of(ResponseError::UnknownTopicOrPartition, None));
@@ -201,8 +187,12 @@ fn append_partition(
                     version >= 12,
                 )
                 .map_err(|e| Refusal::of(e, None))?;
-            if added {
-                txn_added.store(true, std::sync::atomic::Ordering::Relaxed);
+            // The partition joined the transaction: that must be on disk before the batch
+            // is, or a crash in between leaves records in the log whose transaction the
+            // coordinator does not know, which no marker would ever close (the LSO stuck).
+            if added && let Err(e) = broker.store.flush_meta_blocking() {
+                tracing::error!(error = %e, "cannot flush transaction state");
+                return Err(Refusal::of(ResponseError::CoordinatorNotAvailable, None));
             }
         }
         (true, None) => {
