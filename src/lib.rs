@@ -17,7 +17,7 @@ pub mod meta;
 pub mod server;
 pub mod txn;
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 pub use config::Config;
 
@@ -35,6 +35,9 @@ pub struct Broker {
     /// Broker configs changed at runtime (AlterConfigs).
     pub dynamic: meta::configs::Dynamic,
     pub cluster_id: String,
+    /// The Arc this broker lives in, so handlers (which see `&Broker`) can hand it to the
+    /// blocking pool.
+    me: Weak<Broker>,
 }
 
 impl Broker {
@@ -55,7 +58,7 @@ impl Broker {
         )?);
         let cluster_id = meta::cluster_id(&store)?;
         let dynamic = meta::configs::Dynamic::load(store.meta_tree("config")?)?;
-        Ok(Arc::new(Broker {
+        Ok(Arc::new_cyclic(|me| Broker {
             config,
             store,
             topics,
@@ -63,7 +66,15 @@ impl Broker {
             txns,
             dynamic,
             cluster_id,
+            me: me.clone(),
         }))
+    }
+
+    /// This broker as an `Arc`, for work moved to the blocking pool (`spawn_blocking`).
+    pub fn arc(&self) -> Arc<Broker> {
+        self.me
+            .upgrade()
+            .expect("the broker outlives the requests it handles")
     }
 
     /// The effective value of a topic config for `topic` (override, dynamic, static, default).

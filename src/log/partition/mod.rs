@@ -558,4 +558,6 @@ fn apply_effects(st: &mut State, eff: Effects) {
 }
 
 #[cfg(test)]
+mod offload_tests;
+#[cfg(test)]
 mod tests;
