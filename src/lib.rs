@@ -35,6 +35,9 @@ pub struct Broker {
     /// Broker configs changed at runtime (AlterConfigs).
     pub dynamic: meta::configs::Dynamic,
     pub cluster_id: String,
+    /// Record bytes of fetch responses held in memory, from read until written to the
+    /// socket (`queued.max.fetch.bytes`); None = no cap.
+    pub fetch_memory: Option<Arc<handlers::fetch::MemoryBudget>>,
     /// The Arc this broker lives in, so handlers (which see `&Broker`) can hand it to the
     /// blocking pool.
     me: Weak<Broker>,
@@ -58,6 +61,11 @@ impl Broker {
         )?);
         let cluster_id = meta::cluster_id(&store)?;
         let dynamic = meta::configs::Dynamic::load(store.meta_tree("config")?)?;
+        let fetch_memory = (config.queued_max_fetch_bytes > 0).then(|| {
+            Arc::new(handlers::fetch::MemoryBudget::new(
+                config.queued_max_fetch_bytes as usize,
+            ))
+        });
         Ok(Arc::new_cyclic(|me| Broker {
             config,
             store,
@@ -66,6 +74,7 @@ impl Broker {
             txns,
             dynamic,
             cluster_id,
+            fetch_memory,
             me: me.clone(),
         }))
     }

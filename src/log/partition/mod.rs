@@ -32,6 +32,7 @@ pub mod segment;
 mod txn;
 
 pub use maintenance::{CompactPolicy, CompactStats};
+pub use read::ReadPlan;
 pub use segment::DirtyFiles;
 pub use txn::AbortedTxn;
 
