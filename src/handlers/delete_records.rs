@@ -15,8 +15,15 @@ pub async fn handle(
     _ctx: &RequestContext,
     req: DeleteRecordsRequest,
 ) -> anyhow::Result<DeleteRecordsResponse> {
-    let topics = req
-        .topics
+    // Advancing a log start writes the index, flushes sled and deletes segment files: on
+    // the blocking pool, not an async worker.
+    let broker = broker.arc();
+    let topics = tokio::task::spawn_blocking(move || delete(&broker, &req)).await?;
+    Ok(DeleteRecordsResponse::default().with_topics(topics))
+}
+
+fn delete(broker: &Broker, req: &DeleteRecordsRequest) -> Vec<DeleteRecordsTopicResult> {
+    req.topics
         .iter()
         .map(|t| {
             let topic = broker.topics.get(t.name.as_str());
@@ -60,6 +67,5 @@ pub async fn handle(
                 .with_name(t.name.clone())
                 .with_partitions(partitions)
         })
-        .collect();
-    Ok(DeleteRecordsResponse::default().with_topics(topics))
+        .collect()
 }
