@@ -127,7 +127,9 @@ async fn run(broker: Arc<Broker>, mut shutdown: tokio::sync::watch::Receiver<boo
             _ = shutdown.changed() => break,
             _ = tick.tick() => {}
         }
-        tend_partitions(&broker, false);
+        // Index checkpoints are sled writes, for up to every partition: blocking pool.
+        let b = broker.clone();
+        let _ = tokio::task::spawn_blocking(move || tend_partitions(&b, false)).await;
         let now = Instant::now();
         let do_retention = now.duration_since(last_retention) >= retention_every;
         let do_clean =

@@ -147,6 +147,11 @@ pub async fn handle(
     if key == ApiKey::Produce && version < 3 {
         return handlers::produce::legacy::reject(broker, &ctx, body).map(|b| Some(b.into()));
     }
+    if key == ApiKey::Fetch {
+        // Not through the table: the frame keeps the response's share of
+        // `queued.max.fetch.bytes` until it has been written.
+        return handlers::fetch::respond(broker, &ctx, body).await.map(Some);
+    }
     route(broker, &ctx, key, body).await
 }
 

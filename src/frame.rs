@@ -19,12 +19,16 @@ use crate::connection::RequestContext;
 #[derive(Debug, Default)]
 pub struct Frame {
     pub chunks: Vec<Bytes>,
+    /// The share of `queued.max.fetch.bytes` the frame's record sets hold: released when the
+    /// frame is dropped, i.e. once it has been written to the socket.
+    pub memory: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl From<BytesMut> for Frame {
     fn from(b: BytesMut) -> Self {
         Frame {
             chunks: vec![b.freeze()],
+            memory: None,
         }
     }
 }
@@ -116,6 +120,7 @@ fn encode_fetch(ctx: &RequestContext, resp: &mut FetchResponse) -> anyhow::Resul
     if sets.is_empty() {
         return Ok(Frame {
             chunks: vec![whole],
+            memory: None,
         });
     }
     // The prefix the encoder wrote before each sentinel: INT32 16, or the compact length
@@ -161,7 +166,10 @@ fn encode_fetch(ctx: &RequestContext, resp: &mut FetchResponse) -> anyhow::Resul
             }
         }
     }
-    Ok(Frame { chunks })
+    Ok(Frame {
+        chunks,
+        memory: None,
+    })
 }
 
 /// kafka-protocol's own varint encoder is crate-private, hence this one.
@@ -289,6 +297,7 @@ mod tests {
                 Bytes::from(vec![1u8; 300_000]),
                 Bytes::from_static(b"z"),
             ],
+            memory: None,
         };
         let (mut a, mut b) = tokio::io::duplex(1024);
         let expect = frame.to_bytes();

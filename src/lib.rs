@@ -18,7 +18,7 @@ pub mod server;
 pub mod supervise;
 pub mod txn;
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 pub use config::Config;
 
@@ -36,6 +36,12 @@ pub struct Broker {
     /// Broker configs changed at runtime (AlterConfigs).
     pub dynamic: meta::configs::Dynamic,
     pub cluster_id: String,
+    /// Record bytes of fetch responses held in memory, from read until written to the
+    /// socket (`queued.max.fetch.bytes`); None = no cap.
+    pub fetch_memory: Option<Arc<handlers::fetch::MemoryBudget>>,
+    /// The Arc this broker lives in, so handlers (which see `&Broker`) can hand it to the
+    /// blocking pool.
+    me: Weak<Broker>,
 }
 
 impl Broker {
@@ -57,7 +63,12 @@ impl Broker {
         )?);
         let cluster_id = meta::cluster_id(&store)?;
         let dynamic = meta::configs::Dynamic::load(store.meta_tree("config")?)?;
-        Ok(Arc::new(Broker {
+        let fetch_memory = (config.queued_max_fetch_bytes > 0).then(|| {
+            Arc::new(handlers::fetch::MemoryBudget::new(
+                config.queued_max_fetch_bytes as usize,
+            ))
+        });
+        Ok(Arc::new_cyclic(|me| Broker {
             config,
             store,
             topics,
@@ -65,7 +76,16 @@ impl Broker {
             txns,
             dynamic,
             cluster_id,
+            fetch_memory,
+            me: me.clone(),
         }))
+    }
+
+    /// This broker as an `Arc`, for work moved to the blocking pool (`spawn_blocking`).
+    pub fn arc(&self) -> Arc<Broker> {
+        self.me
+            .upgrade()
+            .expect("the broker outlives the requests it handles")
     }
 
     /// The effective value of a topic config for `topic` (override, dynamic, static, default).

@@ -249,6 +249,16 @@ const SETTINGS: &[(&str, Kind, &str)] = &[
         },
         "57671680",
     ),
+    // Fjord's own (Kafka has no global cap on fetch responses): record bytes of fetch
+    // responses held in memory across all connections, from read until written.
+    (
+        "queued.max.fetch.bytes",
+        Kind::Int {
+            min: -1,
+            max: i32::MAX as i64,
+        },
+        "268435456",
+    ),
 ];
 
 const I32: Kind = Kind::Int {
@@ -363,6 +373,9 @@ pub struct Config {
     pub queued_max_request_bytes: i64,
     /// Cap on one fetch response, whatever the client asks for.
     pub fetch_max_bytes: usize,
+    /// Record bytes of fetch responses held in memory across all connections, from read
+    /// until written to the socket; -1 = no cap.
+    pub queued_max_fetch_bytes: i64,
     pub group: GroupSettings,
     /// Every setting with its effective value and where it came from (for DescribeConfigs).
     pub values: BTreeMap<String, (String, Source)>,
@@ -592,6 +605,11 @@ impl ConfigBuilder {
                 int("socket.request.max.bytes")
             )));
         }
+        if int("queued.max.fetch.bytes") == 0 {
+            return Err(ConfigError(
+                "setting `queued.max.fetch.bytes` must be positive or -1 (no cap)".into(),
+            ));
+        }
         Ok(Config {
             listeners,
             advertised_listeners,
@@ -616,6 +634,7 @@ impl ConfigBuilder {
             connections_max_idle_ms: int("connections.max.idle.ms"),
             queued_max_request_bytes: int("queued.max.request.bytes"),
             fetch_max_bytes: int("fetch.max.bytes") as usize,
+            queued_max_fetch_bytes: int("queued.max.fetch.bytes"),
             group: GroupSettings {
                 initial_rebalance_delay_ms: int("group.initial.rebalance.delay.ms"),
                 min_session_timeout_ms: int("group.min.session.timeout.ms"),

@@ -13,41 +13,45 @@ pub async fn handle(
     _ctx: &RequestContext,
     req: CreatePartitionsRequest,
 ) -> anyhow::Result<CreatePartitionsResponse> {
-    let mut results: Vec<CreatePartitionsTopicResult> = req
-        .topics
-        .iter()
-        .map(|t| {
-            let mut r = CreatePartitionsTopicResult::default().with_name(t.name.clone());
-            let res = match &t.assignments {
-                Some(a)
-                    if a.iter()
-                        .any(|x| x.broker_ids.iter().any(|b| b.0 != broker.node_id())) =>
-                {
-                    Err(TopicError::InvalidReplicationFactor(format!(
-                        "Assignments may only name broker {}",
-                        broker.node_id()
-                    )))
-                }
-                _ => broker
-                    .topics
-                    .add_partitions(t.name.as_str(), t.count, req.validate_only),
-            };
-            if let Err(e) = res {
-                let (code, msg) = topic_error(&e);
-                r.error_code = code;
-                r.error_message = msg.or_else(|| Some(str_bytes("")));
-                if e == TopicError::UnknownTopic {
-                    r.error_message = Some(str_bytes(format!(
-                        "The topic '{}' does not exist.",
-                        t.name.as_str()
-                    )));
-                }
-            } else if !req.validate_only {
-                tracing::info!(topic = t.name.as_str(), count = t.count, "added partitions");
+    let mut results = Vec::with_capacity(req.topics.len());
+    for t in &req.topics {
+        let mut r = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+        let res = match &t.assignments {
+            Some(a)
+                if a.iter()
+                    .any(|x| x.broker_ids.iter().any(|b| b.0 != broker.node_id())) =>
+            {
+                Err(TopicError::InvalidReplicationFactor(format!(
+                    "Assignments may only name broker {}",
+                    broker.node_id()
+                )))
             }
-            r
-        })
-        .collect();
+            // Opening the new partitions is blocking work: on the blocking pool.
+            _ => {
+                let (topics, name) = (broker.topics.clone(), t.name.as_str().to_string());
+                let (count, validate_only) = (t.count, req.validate_only);
+                tokio::task::spawn_blocking(move || {
+                    topics.add_partitions(&name, count, validate_only)
+                })
+                .await
+                .unwrap_or_else(|e| Err(TopicError::Storage(e.to_string())))
+            }
+        };
+        if let Err(e) = res {
+            let (code, msg) = topic_error(&e);
+            r.error_code = code;
+            r.error_message = msg.or_else(|| Some(str_bytes("")));
+            if e == TopicError::UnknownTopic {
+                r.error_message = Some(str_bytes(format!(
+                    "The topic '{}' does not exist.",
+                    t.name.as_str()
+                )));
+            }
+        } else if !req.validate_only {
+            tracing::info!(topic = t.name.as_str(), count = t.count, "added partitions");
+        }
+        results.push(r);
+    }
     if !req.validate_only {
         super::unless_durable(
             super::durable(broker).await,

@@ -32,7 +32,7 @@ pub async fn handle(
             results.push(result);
             continue;
         }
-        match create_one(broker, t, req.validate_only) {
+        match create_one(broker, t, req.validate_only).await {
             Ok((topic, configs, partitions)) => {
                 result.topic_id = topic.id;
                 result.num_partitions = partitions;
@@ -85,7 +85,7 @@ type Created = (
     i32,
 );
 
-fn create_one(
+async fn create_one(
     broker: &Broker,
     t: &kafka_protocol::messages::create_topics_request::CreatableTopic,
     validate_only: bool,
@@ -129,9 +129,16 @@ fn create_one(
             .map_err(TopicError::InvalidConfig)?;
         configs.insert(c.name.as_str().to_string(), value.unwrap_or_default());
     }
+    // Opening the partitions (sled trees, segment directories) is blocking work, up to
+    // thousands of times: on the blocking pool.
+    let (topics, name, cfg) = (
+        broker.topics.clone(),
+        t.name.as_str().to_string(),
+        configs.clone(),
+    );
     let topic =
-        broker
-            .topics
-            .create(t.name.as_str(), partitions, configs.clone(), validate_only)?;
+        tokio::task::spawn_blocking(move || topics.create(&name, partitions, cfg, validate_only))
+            .await
+            .map_err(|e| TopicError::Storage(e.to_string()))??;
     Ok((topic, configs, partitions))
 }

@@ -15,8 +15,21 @@ pub async fn handle(
     _ctx: &RequestContext,
     req: DeleteRecordsRequest,
 ) -> anyhow::Result<DeleteRecordsResponse> {
-    let mut topics: Vec<DeleteRecordsTopicResult> = req
-        .topics
+    // Advancing a log start writes the index, flushes sled and deletes segment files: on
+    // the blocking pool, not an async worker.
+    let b = broker.arc();
+    let mut topics = tokio::task::spawn_blocking(move || delete(&b, &req)).await?;
+    super::unless_durable(
+        super::durable(broker).await,
+        topics
+            .iter_mut()
+            .flat_map(|t| t.partitions.iter_mut().map(|p| &mut p.error_code)),
+    );
+    Ok(DeleteRecordsResponse::default().with_topics(topics))
+}
+
+fn delete(broker: &Broker, req: &DeleteRecordsRequest) -> Vec<DeleteRecordsTopicResult> {
+    req.topics
         .iter()
         .map(|t| {
             let topic = broker.topics.get(t.name.as_str());
@@ -60,12 +73,5 @@ pub async fn handle(
                 .with_name(t.name.clone())
                 .with_partitions(partitions)
         })
-        .collect();
-    super::unless_durable(
-        super::durable(broker).await,
-        topics
-            .iter_mut()
-            .flat_map(|t| t.partitions.iter_mut().map(|p| &mut p.error_code)),
-    );
-    Ok(DeleteRecordsResponse::default().with_topics(topics))
+        .collect()
 }

@@ -8,6 +8,7 @@ use uuid::Uuid;
 use super::{topic_error, topic_name};
 use crate::Broker;
 use crate::connection::RequestContext;
+use crate::meta::topics::TopicError;
 
 pub async fn handle(
     broker: &Broker,
@@ -41,7 +42,12 @@ pub async fn handle(
         match resolved {
             Ok(n) => {
                 r.name = Some(topic_name(&n));
-                match broker.topics.delete(&n) {
+                // Removing every partition's tree and files is blocking work.
+                let (topics, name) = (broker.topics.clone(), n.clone());
+                let deleted = tokio::task::spawn_blocking(move || topics.delete(&name))
+                    .await
+                    .unwrap_or_else(|e| Err(TopicError::Storage(e.to_string())));
+                match deleted {
                     Ok(t) => {
                         r.topic_id = t.id;
                         tracing::info!(topic = %n, "deleted topic");

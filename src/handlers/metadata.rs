@@ -60,8 +60,9 @@ fn topic_entry(broker: &Broker, t: &Topic, ops: bool) -> MetadataResponseTopic {
     e
 }
 
-/// Looks a topic up, creating it when auto-creation is allowed.
-pub fn get_or_create(
+/// Looks a topic up, creating it when auto-creation is allowed (on the blocking pool:
+/// opening partitions is disk work, and may wait for another topic change to finish).
+pub async fn get_or_create(
     broker: &Broker,
     name: &str,
     allow_auto: bool,
@@ -73,10 +74,16 @@ pub fn get_or_create(
     if !(allow_auto && broker.config.auto_create_topics_enable) {
         return Err(TopicError::UnknownTopic);
     }
-    match broker
-        .topics
-        .create(name, broker.config.num_partitions, BTreeMap::new(), false)
-    {
+    let (topics, owned, n) = (
+        broker.topics.clone(),
+        name.to_string(),
+        broker.config.num_partitions,
+    );
+    let created =
+        tokio::task::spawn_blocking(move || topics.create(&owned, n, BTreeMap::new(), false))
+            .await
+            .unwrap_or_else(|e| Err(TopicError::Storage(e.to_string())));
+    match created {
         Ok(t) => {
             tracing::info!(
                 topic = name,
@@ -116,23 +123,26 @@ pub async fn handle(
             .iter()
             .map(|t| topic_entry(broker, t, ops))
             .collect(),
-        Some(list) => list
-            .iter()
-            .map(|rt| match &rt.name {
-                Some(name) => match get_or_create(broker, name.as_str(), allow_auto) {
-                    Ok(t) => topic_entry(broker, &t, ops),
-                    Err(e) => MetadataResponseTopic::default()
-                        .with_name(Some(name.clone()))
-                        .with_error_code(topic_error(&e).0),
-                },
-                None => match broker.topics.get_by_id(rt.topic_id) {
-                    Some(t) => topic_entry(broker, &t, ops),
-                    None => MetadataResponseTopic::default()
-                        .with_topic_id(rt.topic_id)
-                        .with_error_code(ResponseError::UnknownTopicId.code()),
-                },
-            })
-            .collect(),
+        Some(list) => {
+            let mut entries = Vec::with_capacity(list.len());
+            for rt in list {
+                entries.push(match &rt.name {
+                    Some(name) => match get_or_create(broker, name.as_str(), allow_auto).await {
+                        Ok(t) => topic_entry(broker, &t, ops),
+                        Err(e) => MetadataResponseTopic::default()
+                            .with_name(Some(name.clone()))
+                            .with_error_code(topic_error(&e).0),
+                    },
+                    None => match broker.topics.get_by_id(rt.topic_id) {
+                        Some(t) => topic_entry(broker, &t, ops),
+                        None => MetadataResponseTopic::default()
+                            .with_topic_id(rt.topic_id)
+                            .with_error_code(ResponseError::UnknownTopicId.code()),
+                    },
+                });
+            }
+            entries
+        }
     };
     let mut resp = MetadataResponse::default()
         .with_brokers(vec![broker_entry(broker, ctx)])

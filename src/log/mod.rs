@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-pub use partition::{AppendError, AppendInfo, DirtyFiles, PartitionLog, ReadError, ReadResult};
+pub use partition::{
+    AppendError, AppendInfo, DirtyFiles, PartitionLog, ReadError, ReadPlan, ReadResult,
+};
 
 /// sled's page cache; its default (1 GiB) would dwarf the broker's own footprint. Batch
 /// bytes do not go through it, so it only caches indexes and metadata.

@@ -2,7 +2,7 @@
 //! store's `meta/topics` tree and mirrored in memory for lookups on every request.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
@@ -84,7 +84,13 @@ pub fn validate_name(name: &str) -> Result<(), TopicError> {
 pub struct Topics {
     store: Arc<Store>,
     tree: sled::Tree,
+    /// What every request looks topics up in. Its write lock is held only to publish a
+    /// topic that is complete, never while partitions are opened or files removed.
     map: RwLock<IndexMap<String, Arc<Topic>>>,
+    /// Serialises changes to the registry (create, delete, partitions, configs), which do
+    /// their slow part (opening thousands of partition logs) without the map's write lock.
+    /// A std mutex: callers on the async runtime go through `spawn_blocking`.
+    admin: Mutex<()>,
 }
 
 impl Topics {
@@ -112,6 +118,7 @@ impl Topics {
             store,
             tree,
             map: RwLock::new(map),
+            admin: Mutex::new(()),
         })
     }
 
@@ -170,18 +177,21 @@ impl Topics {
         for (k, v) in &configs {
             validate_topic_config(k, Some(v)).map_err(TopicError::InvalidConfig)?;
         }
-        let mut map = self.map.write().unwrap();
-        if map.contains_key(name) {
-            return Err(TopicError::AlreadyExists(format!(
-                "Topic '{name}' already exists."
-            )));
-        }
-        // Kafka refuses names that differ only by '.' vs '_' because metric names collide.
-        let collides = |n: &str| n.replace('.', "_") == name.replace('.', "_");
-        if let Some(other) = map.keys().find(|n| collides(n)) {
-            return Err(TopicError::InvalidName(format!(
-                "Topic '{name}' collides with existing topic: {other}"
-            )));
+        let _admin = self.admin();
+        {
+            let map = self.map.read().unwrap();
+            if map.contains_key(name) {
+                return Err(TopicError::AlreadyExists(format!(
+                    "Topic '{name}' already exists."
+                )));
+            }
+            // Kafka refuses names that differ only by '.' vs '_' because metric names collide.
+            let collides = |n: &str| n.replace('.', "_") == name.replace('.', "_");
+            if let Some(other) = map.keys().find(|n| collides(n)) {
+                return Err(TopicError::InvalidName(format!(
+                    "Topic '{name}' collides with existing topic: {other}"
+                )));
+            }
         }
         let id = Uuid::new_v4();
         if validate_only {
@@ -193,10 +203,9 @@ impl Topics {
                 partitions: Vec::new(),
             }));
         }
-        let parts = (0..partitions)
-            .map(|p| self.store.open_partition(id, p, 0))
-            .collect::<anyhow::Result<Vec<_>>>()
-            .map_err(|e| TopicError::Storage(e.to_string()))?;
+        // Every partition is opened before the topic is published: no request sees part of
+        // it, and lookups are not blocked meanwhile (the admin lock keeps out other changes).
+        let parts = self.open_partitions(id, 0..partitions, 0)?;
         let topic = Arc::new(Topic {
             name: name.to_string(),
             id,
@@ -204,24 +213,66 @@ impl Topics {
             leader_epoch: 0,
             partitions: parts,
         });
-        self.persist(&topic)?;
-        map.insert(name.to_string(), topic.clone());
+        if let Err(e) = self.persist(&topic) {
+            drop(topic);
+            self.drop_partitions(id, 0..partitions);
+            return Err(e);
+        }
+        self.map
+            .write()
+            .unwrap()
+            .insert(name.to_string(), topic.clone());
         Ok(topic)
     }
 
-    pub fn delete(&self, name: &str) -> Result<Arc<Topic>, TopicError> {
-        let mut map = self.map.write().unwrap();
-        let topic = map.get(name).cloned().ok_or(TopicError::UnknownTopic)?;
-        self.tree
-            .remove(name.as_bytes())
-            .map_err(|e| TopicError::Storage(e.to_string()))?;
-        map.shift_remove(name);
-        drop(map);
-        for p in 0..topic.partitions.len() as i32 {
-            if let Err(e) = self.store.drop_partition(topic.id, p) {
-                tracing::warn!(topic = name, partition = p, error = %e, "dropping partition data failed");
+    fn admin(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.admin.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Opens (creates) partitions `range` of topic `id`; on failure removes what it opened.
+    fn open_partitions(
+        &self,
+        id: Uuid,
+        range: std::ops::Range<i32>,
+        leader_epoch: i32,
+    ) -> Result<Vec<Arc<PartitionLog>>, TopicError> {
+        let mut parts = Vec::with_capacity(range.len());
+        for p in range.clone() {
+            match self.store.open_partition(id, p, leader_epoch) {
+                Ok(log) => parts.push(log),
+                Err(e) => {
+                    drop(parts);
+                    self.drop_partitions(id, range);
+                    return Err(TopicError::Storage(e.to_string()));
+                }
             }
         }
+        Ok(parts)
+    }
+
+    /// Removes the data of partitions `range` of topic `id` (best effort, logged).
+    fn drop_partitions(&self, id: Uuid, range: std::ops::Range<i32>) {
+        for p in range {
+            if let Err(e) = self.store.drop_partition(id, p) {
+                tracing::warn!(topic_id = %id, partition = p, error = %e, "dropping partition data failed");
+            }
+        }
+    }
+
+    pub fn delete(&self, name: &str) -> Result<Arc<Topic>, TopicError> {
+        let _admin = self.admin();
+        let topic = {
+            // The record and the map entry go together, or a concurrent `set_configs`
+            // could write the record back.
+            let mut map = self.map.write().unwrap();
+            let topic = map.get(name).cloned().ok_or(TopicError::UnknownTopic)?;
+            self.tree
+                .remove(name.as_bytes())
+                .map_err(|e| TopicError::Storage(e.to_string()))?;
+            map.shift_remove(name);
+            topic
+        };
+        self.drop_partitions(topic.id, 0..topic.partitions.len() as i32);
         Ok(topic)
     }
 
@@ -231,6 +282,8 @@ impl Topics {
         name: &str,
         configs: BTreeMap<String, String>,
     ) -> Result<(), TopicError> {
+        // Quick (one tree write), so under the map's lock rather than the admin lock: a
+        // concurrent `add_partitions` takes the configs from the map when it publishes.
         let mut map = self.map.write().unwrap();
         let topic = map.get(name).cloned().ok_or(TopicError::UnknownTopic)?;
         let updated = Arc::new(Topic {
@@ -252,8 +305,8 @@ impl Topics {
         count: i32,
         validate_only: bool,
     ) -> Result<(), TopicError> {
-        let mut map = self.map.write().unwrap();
-        let topic = map.get(name).cloned().ok_or(TopicError::UnknownTopic)?;
+        let _admin = self.admin();
+        let topic = self.get(name).ok_or(TopicError::UnknownTopic)?;
         let current = topic.partitions.len() as i32;
         if count < current {
             return Err(TopicError::InvalidPartitions(format!(
@@ -273,22 +326,26 @@ impl Topics {
         if validate_only {
             return Ok(());
         }
+        // The new partitions are opened before the grown topic replaces the old one.
         let mut parts = topic.partitions.clone();
-        for p in current..count {
-            parts.push(
-                self.store
-                    .open_partition(topic.id, p, topic.leader_epoch)
-                    .map_err(|e| TopicError::Storage(e.to_string()))?,
-            );
-        }
+        parts.extend(self.open_partitions(topic.id, current..count, topic.leader_epoch)?);
+        let mut map = self.map.write().unwrap();
+        // Configs as they are now: `set_configs` does not wait for the admin lock.
+        let configs = map
+            .get(name)
+            .map_or_else(|| topic.configs.clone(), |t| t.configs.clone());
         let updated = Arc::new(Topic {
             name: topic.name.clone(),
             id: topic.id,
-            configs: topic.configs.clone(),
+            configs,
             leader_epoch: topic.leader_epoch,
             partitions: parts,
         });
-        self.persist(&updated)?;
+        if let Err(e) = self.persist(&updated) {
+            drop((map, updated));
+            self.drop_partitions(topic.id, current..count);
+            return Err(e);
+        }
         map.insert(name.to_string(), updated);
         Ok(())
     }
@@ -330,5 +387,46 @@ mod tests {
         assert_eq!((again.id, again.partitions.len()), (t.id, 5));
         topics.delete("a.b").unwrap();
         assert!(topics.get("a.b").is_none());
+    }
+
+    /// Creating a topic with thousands of partitions opens them before publishing it: other
+    /// lookups are not held up meanwhile, and the topic is never seen half built.
+    #[test]
+    fn lookups_go_on_while_a_big_topic_is_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let topics = Arc::new(Topics::load(store).unwrap());
+        topics.create("other", 1, BTreeMap::new(), false).unwrap();
+        let n = 2000;
+        let creator = {
+            let topics = topics.clone();
+            std::thread::spawn(move || {
+                let t0 = std::time::Instant::now();
+                topics.create("big", n, BTreeMap::new(), false).unwrap();
+                t0.elapsed()
+            })
+        };
+        let mut slowest = std::time::Duration::ZERO;
+        let mut lookups = 0u64;
+        while !creator.is_finished() {
+            let t0 = std::time::Instant::now();
+            assert!(topics.get("other").is_some());
+            let big = topics.get("big");
+            slowest = slowest.max(t0.elapsed());
+            lookups += 1;
+            if let Some(big) = big {
+                assert_eq!(
+                    big.partitions.len(),
+                    n as usize,
+                    "a half-built topic is visible"
+                );
+            }
+        }
+        let took = creator.join().unwrap();
+        assert_eq!(topics.get("big").unwrap().partitions.len(), n as usize);
+        assert!(
+            slowest < took / 4,
+            "a lookup waited {slowest:?} while creating {n} partitions took {took:?} ({lookups} lookups)"
+        );
     }
 }

@@ -52,14 +52,26 @@ pub async fn handle(
             } else {
                 match &topic {
                     None => Err(Refusal::of(missing, None)),
-                    Some(t) => append_partition(
-                        broker,
-                        t,
-                        pd.index,
-                        pd.records.as_ref(),
-                        req.transactional_id.as_ref().map(|t| t.as_str()),
-                        v,
-                    ),
+                    // The append writes to the segment file and may roll it (directory
+                    // fsync) or checkpoint to sled: on the blocking pool, not an async
+                    // worker. Awaited before the next partition, and a connection handles
+                    // one request at a time, so an idempotent producer's pipelined batches
+                    // are still appended in the order sent.
+                    Some(t) => {
+                        let (broker, t, records) = (broker.arc(), t.clone(), pd.records.clone());
+                        let (index, tid) = (pd.index, req.transactional_id.clone());
+                        tokio::task::spawn_blocking(move || {
+                            append_partition(
+                                &broker,
+                                &t,
+                                index,
+                                records.as_ref(),
+                                tid.as_ref().map(|t| t.as_str()),
+                                v,
+                            )
+                        })
+                        .await?
+                    }
                 }
             };
             match outcome {

@@ -32,6 +32,7 @@ pub mod segment;
 mod txn;
 
 pub use maintenance::{CompactPolicy, CompactStats};
+pub use read::ReadPlan;
 pub use segment::DirtyFiles;
 pub use txn::AbortedTxn;
 
@@ -654,5 +655,7 @@ fn apply_effects(st: &mut State, eff: Effects) {
     }
 }
 
+#[cfg(test)]
+mod offload_tests;
 #[cfg(test)]
 mod tests;

@@ -6,11 +6,46 @@ use bytes::{Bytes, BytesMut};
 
 use super::{IndexEntry, Loc, PartitionLog, ReadError, ReadResult, batch_key, segment};
 
+/// What a fetch of one partition will read: whole batches chosen from the index under the
+/// partition's lock (cheap), whose bytes `read_planned` reads after the lock is released,
+/// on whichever thread may block on the disk.
+pub struct ReadPlan {
+    offset: i64,
+    read_committed: bool,
+    high_watermark: i64,
+    last_stable_offset: i64,
+    log_start_offset: i64,
+    entries: Vec<IndexEntry>,
+    files: Vec<(i64, Arc<segment::SegmentFile>)>,
+}
+
+impl ReadPlan {
+    /// The bytes the plan will read.
+    pub fn bytes(&self) -> usize {
+        self.entries.iter().map(|e| e.size as usize).sum()
+    }
+
+    /// Drops batches from the end until at most `max_bytes` remain, keeping the first one
+    /// when `keep_one` (an oversized first batch must still reach the consumer, KIP-74).
+    pub fn truncate(&mut self, max_bytes: usize, keep_one: bool) {
+        let mut total = 0usize;
+        let keep = self
+            .entries
+            .iter()
+            .position(|e| {
+                total += e.size as usize;
+                total > max_bytes
+            })
+            .unwrap_or(self.entries.len());
+        let keep = if keep_one { keep.max(1) } else { keep };
+        self.entries.truncate(keep);
+    }
+}
+
 impl PartitionLog {
     /// Reads whole batches from the one containing `offset` onward, up to `max_bytes`
     /// (always at least one batch when `min_one`, so a consumer can pass an oversized batch).
-    /// The batches to return are chosen from the index under the lock; their bytes are read
-    /// after it is released, consecutive batches of a segment file in one `pread`.
+    /// `plan_read` then `read_planned`.
     pub fn read(
         &self,
         offset: i64,
@@ -18,62 +53,85 @@ impl PartitionLog {
         min_one: bool,
         read_committed: bool,
     ) -> Result<ReadResult, ReadError> {
-        let (hw, lso, log_start, plan, files) = {
-            let st = self.state.lock().unwrap();
-            let (hw, lso, log_start) =
-                (st.next_offset, st.last_stable_offset(), st.log_start_offset);
-            if offset < log_start || offset > hw {
-                return Err(ReadError::OffsetOutOfRange {
-                    log_start,
-                    high_watermark: hw,
-                });
-            }
-            // read_committed consumers stop at the last stable offset.
-            let upper = if read_committed { lso } else { hw };
-            let mut plan: Vec<IndexEntry> = Vec::new();
-            let mut total = 0usize;
-            if let Some(start) = st.position(offset) {
-                for e in &st.index[start..] {
-                    if e.base_offset >= upper {
-                        break;
-                    }
-                    let size = e.size as usize;
-                    if total + size > max_bytes && !(plan.is_empty() && min_one) {
-                        break;
-                    }
-                    plan.push(*e);
-                    total += size;
-                    if total >= max_bytes {
-                        break;
-                    }
+        let plan = self.plan_read(offset, max_bytes, min_one, read_committed)?;
+        self.read_planned(plan)
+    }
+
+    /// Chooses the batches a read of up to `max_bytes` from `offset` returns, under the lock;
+    /// reads nothing.
+    pub fn plan_read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+        read_committed: bool,
+    ) -> Result<ReadPlan, ReadError> {
+        let st = self.state.lock().unwrap();
+        let (hw, lso, log_start) = (st.next_offset, st.last_stable_offset(), st.log_start_offset);
+        if offset < log_start || offset > hw {
+            return Err(ReadError::OffsetOutOfRange {
+                log_start,
+                high_watermark: hw,
+            });
+        }
+        // read_committed consumers stop at the last stable offset.
+        let upper = if read_committed { lso } else { hw };
+        let mut plan: Vec<IndexEntry> = Vec::new();
+        let mut total = 0usize;
+        if let Some(start) = st.position(offset) {
+            for e in &st.index[start..] {
+                if e.base_offset >= upper {
+                    break;
+                }
+                let size = e.size as usize;
+                if total + size > max_bytes && !(plan.is_empty() && min_one) {
+                    break;
+                }
+                plan.push(*e);
+                total += size;
+                if total >= max_bytes {
+                    break;
                 }
             }
-            let mut files = Vec::new();
-            for e in &plan {
-                if let Loc::File { segment, .. } = e.loc
-                    && files.last().is_none_or(|(s, _)| *s != segment)
-                    && let Some(f) = st.segs.file(segment)
-                {
-                    files.push((segment, f));
-                }
+        }
+        let mut files = Vec::new();
+        for e in &plan {
+            if let Loc::File { segment, .. } = e.loc
+                && files.last().is_none_or(|(s, _)| *s != segment)
+                && let Some(f) = st.segs.file(segment)
+            {
+                files.push((segment, f));
             }
-            (hw, lso, log_start, plan, files)
-        };
-        let mut out = ReadResult {
-            records: Bytes::new(),
+        }
+        Ok(ReadPlan {
+            offset,
+            read_committed,
             high_watermark: hw,
             last_stable_offset: lso,
             log_start_offset: log_start,
+            entries: plan,
+            files,
+        })
+    }
+
+    /// Reads the bytes of a plan: consecutive batches of a segment file in one `pread`. May
+    /// block on the disk.
+    pub fn read_planned(&self, plan: ReadPlan) -> Result<ReadResult, ReadError> {
+        let mut out = ReadResult {
+            records: Bytes::new(),
+            high_watermark: plan.high_watermark,
+            last_stable_offset: plan.last_stable_offset,
+            log_start_offset: plan.log_start_offset,
             aborted: Vec::new(),
         };
-        if plan.is_empty() {
+        if plan.entries.is_empty() {
             return Ok(out);
         }
         let (buf, n) = self
-            .read_entries(&plan, &files)
+            .read_entries(&plan.entries, &plan.files)
             .map_err(ReadError::Storage)?;
-        if read_committed && n > 0 {
-            out.aborted = self.aborted_between(offset, plan[n - 1].last_offset);
+        if plan.read_committed && n > 0 {
+            out.aborted = self.aborted_between(plan.offset, plan.entries[n - 1].last_offset);
         }
         out.records = buf;
         Ok(out)
