@@ -44,10 +44,10 @@ async fn produce_then_fetch_every_codec() {
     let p = c.fetch("codecs", 0, 15, 0).await;
     let recs = decode_records(p.records.unwrap());
     assert_eq!(recs[0].offset, 10);
-    // Beyond the end: OFFSET_OUT_OF_RANGE with the bounds.
+    // Beyond the end: OFFSET_OUT_OF_RANGE, with no offsets (-1) as in Kafka.
     let p = c.fetch("codecs", 0, 51, 0).await;
     assert_eq!(p.error_code, ResponseError::OffsetOutOfRange.code());
-    assert_eq!(p.high_watermark, 50);
+    assert_eq!(p.high_watermark, -1);
 }
 
 #[tokio::test]

@@ -128,10 +128,15 @@ async fn classic_transactions_commit_abort_and_read_committed() {
     assert_eq!((fc.error_code, fc.node_id.0), (0, 1));
     let (err, pid, epoch) = init(&mut c, "app", 60_000).await;
     assert_eq!((err, epoch), (0, 0));
-    // Without AddPartitionsToTxn a pre-KIP-890 produce (v11) is refused.
+    // Without AddPartitionsToTxn a pre-KIP-890 produce is refused: INVALID_TXN_STATE
+    // before v11, TRANSACTION_ABORTABLE from v11 (as Kafka, see tests/differential).
+    assert_eq!(
+        produce_txn(&mut c, 10, "app", "tx", 0, txn_batch(pid, 0, 0, 2)).await,
+        ResponseError::InvalidTxnState.code()
+    );
     assert_eq!(
         produce_txn(&mut c, 11, "app", "tx", 0, txn_batch(pid, 0, 0, 2)).await,
-        ResponseError::InvalidTxnState.code()
+        ResponseError::TransactionAbortable.code()
     );
     let add = AddPartitionsToTxnRequest::default()
         .with_v3_and_below_transactional_id(TransactionalId(sb("app")))

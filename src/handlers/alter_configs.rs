@@ -122,6 +122,7 @@ pub fn response_entry(
     r: Result<(), (ResponseError, String)>,
 ) -> AlterConfigsResourceResponse {
     let mut e = AlterConfigsResourceResponse::default()
+        .with_error_message(None)
         .with_resource_type(resource_type)
         .with_resource_name(name.clone());
     if let Err((code, msg)) = r {

@@ -51,7 +51,7 @@ pub async fn handle(
             let not_found = |mut d: DescribedGroup, msg: String| {
                 d.error_code = ResponseError::GroupIdNotFound.code();
                 d.error_message = Some(str_bytes(msg));
-                d.group_state = str_bytes("Dead");
+                d.group_state = str_bytes("");
                 d
             };
             let Some(h) = broker.groups.get(gid.as_str()) else {
@@ -82,7 +82,9 @@ pub async fn handle(
                         .with_subscribed_topic_names(
                             m.subscribed.iter().map(|t| topic_name(t)).collect(),
                         )
-                        .with_subscribed_topic_regex(m.regex.clone().map(str_bytes))
+                        .with_subscribed_topic_regex(Some(str_bytes(
+                            m.regex.clone().unwrap_or_default(),
+                        )))
                         .with_assignment(assignment(broker, &m.assigned))
                         .with_target_assignment(assignment(
                             broker,

@@ -19,9 +19,12 @@ pub async fn handle(
     let mut resp = ConsumerGroupHeartbeatResponse::default()
         .with_heartbeat_interval_ms(broker.groups.settings.consumer_heartbeat_interval_ms)
         .with_member_epoch(-1);
+    // An error answer carries no epoch or interval (zeros), as Kafka's does.
     let fail = |mut r: ConsumerGroupHeartbeatResponse, e: ResponseError, msg: String| {
         r.error_code = e.code();
         r.error_message = Some(str_bytes(msg));
+        r.member_epoch = 0;
+        r.heartbeat_interval_ms = 0;
         r
     };
     if group_id.is_empty() {
@@ -107,6 +110,10 @@ pub async fn handle(
     }
     resp.member_id = Some(str_bytes(result.member_id));
     resp.member_epoch = result.member_epoch;
+    if result.member_epoch < 0 {
+        // A member that left has nothing more to heartbeat (Kafka answers 0).
+        resp.heartbeat_interval_ms = 0;
+    }
     resp.assignment = result.assignment.map(|a| {
         Assignment::default().with_topic_partitions(
             a.into_iter()

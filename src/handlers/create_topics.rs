@@ -24,7 +24,10 @@ pub async fn handle(
     let mut seen = std::collections::HashSet::new();
     for t in &req.topics {
         let name = t.name.as_str();
-        let mut result = CreatableTopicResult::default().with_name(t.name.clone());
+        // kafka-protocol defaults the message to ""; Kafka sends null on success.
+        let mut result = CreatableTopicResult::default()
+            .with_name(t.name.clone())
+            .with_error_message(None);
         if !seen.insert(name.to_string()) {
             result.error_code = kafka_protocol::ResponseError::InvalidRequest.code();
             result.error_message =
@@ -38,8 +41,10 @@ pub async fn handle(
                 result.num_partitions = partitions;
                 result.replication_factor = 1;
                 if ctx.api_version >= 5 {
-                    let all =
+                    let mut all =
                         resolve_topic_configs(&broker.config, &broker.dynamic.get(), &configs);
+                    // In name order, as Kafka lists them.
+                    all.sort_by_key(|c| c.name);
                     result.configs = Some(
                         all.into_iter()
                             .map(|c| {

@@ -29,7 +29,9 @@ pub async fn handle(
     };
     let mut responses = Vec::with_capacity(targets.len());
     for (name, id) in targets {
-        let mut r = DeletableTopicResult::default();
+        let mut r = DeletableTopicResult::default()
+            .with_name(None)
+            .with_error_message(None);
         let resolved = match (&name, id.is_nil()) {
             (Some(n), _) => Ok(n.clone()),
             (None, false) => broker
@@ -56,7 +58,8 @@ pub async fn handle(
                         let (code, msg) = topic_error(&e);
                         r.error_code = code;
                         if ctx.api_version >= 5 {
-                            r.error_message = msg;
+                            r.error_message =
+                                msg.or_else(|| Some(topic_name(&default_message(code)).0));
                         }
                     }
                 }
@@ -64,6 +67,9 @@ pub async fn handle(
             Err(e) => {
                 r.topic_id = id;
                 r.error_code = e.code();
+                if ctx.api_version >= 5 {
+                    r.error_message = Some(topic_name(&default_message(e.code())).0);
+                }
             }
         }
         if ctx.api_version < 6 {
@@ -76,4 +82,13 @@ pub async fn handle(
         responses.iter_mut().map(|r| &mut r.error_code),
     );
     Ok(DeleteTopicsResponse::default().with_responses(responses))
+}
+
+/// Kafka's default message for an error code (what it sends when the exception has none).
+fn default_message(code: i16) -> String {
+    match code {
+        3 => "This server does not host this topic-partition.".into(),
+        100 => "This server does not host this topic ID.".into(),
+        _ => format!("error {code}"),
+    }
 }

@@ -11,8 +11,8 @@ use super::str_bytes;
 use crate::Broker;
 use crate::connection::RequestContext;
 use crate::meta::configs::{
-    ConfigType, ResolvedConfig, TOPIC_CONFIGS, broker_value_chain, resolve_topic_configs,
-    topic_def_for_broker_config,
+    ConfigSource, ConfigType, ResolvedConfig, TOPIC_CONFIGS, broker_value_chain,
+    resolve_topic_configs, topic_def_for_broker_config,
 };
 
 const RESOURCE_TOPIC: i8 = 2;
@@ -97,10 +97,12 @@ pub async fn handle(
 fn entry(c: ResolvedConfig, v: i16, synonyms: bool, docs: bool) -> DescribeConfigsResourceResult {
     let mut e = DescribeConfigsResourceResult::default()
         .with_name(str_bytes(c.name))
-        .with_value(Some(str_bytes(c.value)))
+        .with_value((!c.null_value).then(|| str_bytes(c.value)))
         .with_read_only(c.read_only)
         .with_config_source(c.source as i8)
-        .with_is_sensitive(false);
+        .with_is_sensitive(false)
+        // Null unless asked for (v3+ with include_documentation), as Kafka sends it.
+        .with_documentation(None);
     if v >= 1 && synonyms {
         e.synonyms = c
             .synonyms
@@ -130,26 +132,32 @@ fn broker_configs(broker: &Broker) -> Vec<ResolvedConfig> {
         crate::config::setting_names()
             .map(|n| {
                 let d = crate::config::default_of(n).unwrap_or("");
-                let t = if d == "true" || d == "false" {
+                let t = ConfigType::of_kafka_setting(n).unwrap_or(if d == "true" || d == "false" {
                     ConfigType::Boolean
                 } else if d.parse::<i64>().is_ok() {
                     ConfigType::Long
                 } else {
                     ConfigType::String
-                };
+                });
                 (n, d, t, "")
             })
             .collect();
     for def in TOPIC_CONFIGS {
         if !names.iter().any(|(n, ..)| *n == def.broker_synonym) {
-            names.push((def.broker_synonym, def.default, def.config_type(), def.doc));
+            let t = ConfigType::of_kafka_setting(def.broker_synonym).unwrap_or(def.config_type());
+            names.push((def.broker_synonym, def.default, t, def.doc));
         }
     }
     let mut out: Vec<ResolvedConfig> = names
         .into_iter()
         .map(|(name, default, config_type, doc)| {
-            let chain = broker_value_chain(&broker.config, &dynamic, name, default);
+            let mut chain = broker_value_chain(&broker.config, &dynamic, name, default);
             let (value, source) = chain[0].clone();
+            // Kafka reports these unset (null), their default coming from a synonym.
+            let null_default = crate::meta::configs::NULL_DEFAULT.contains(&name);
+            if null_default {
+                chain.retain(|(_, s)| *s != ConfigSource::Default);
+            }
             ResolvedConfig {
                 name,
                 value,
@@ -160,7 +168,12 @@ fn broker_configs(broker: &Broker) -> Vec<ResolvedConfig> {
                     .into_iter()
                     .map(|(v, s)| (name.to_string(), v, s))
                     .collect(),
-                read_only: topic_def_for_broker_config(name).is_none(),
+                // Kafka's own rule: dynamically updatable settings are not read-only.
+                read_only: match crate::config::kafka_setting(name) {
+                    Some((_, u)) => u == crate::config::kafka::Update::ReadOnly,
+                    None => topic_def_for_broker_config(name).is_none(),
+                },
+                null_value: null_default && source == ConfigSource::Default,
             }
         })
         .collect();

@@ -63,7 +63,8 @@ pub async fn handle(
             topics.push(
                 DescribeTopicPartitionsResponseTopic::default()
                     .with_name(Some(topic_name(&name)))
-                    .with_error_code(ResponseError::UnknownTopicOrPartition.code()),
+                    .with_error_code(ResponseError::UnknownTopicOrPartition.code())
+                    .with_topic_authorized_operations(TOPIC_OPERATIONS),
             );
             continue;
         };

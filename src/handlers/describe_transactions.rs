@@ -19,11 +19,8 @@ pub async fn handle(
         .transactional_ids
         .iter()
         .map(|id| {
-            let mut s = TransactionState::default()
-                .with_transactional_id(id.clone())
-                .with_producer_id(ProducerId(-1))
-                .with_producer_epoch(-1)
-                .with_transaction_start_time_ms(-1);
+            // An unknown id answers zeros, as Kafka does.
+            let mut s = TransactionState::default().with_transactional_id(id.clone());
             let Some(h) = broker.txns.get(id.as_str()) else {
                 s.error_code = ResponseError::TransactionalIdNotFound.code();
                 return s;

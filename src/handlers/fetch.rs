@@ -194,14 +194,20 @@ async fn read_all(
                 .with_partition_index(p.partition)
                 .with_high_watermark(-1)
                 .with_last_stable_offset(-1)
-                .with_log_start_offset(-1);
+                .with_log_start_offset(-1)
+                // Only read_committed fetches carry the list (null otherwise, as in Kafka).
+                .with_aborted_transactions(None);
             let unknown = if v >= 13 {
                 ResponseError::UnknownTopicId
             } else {
                 ResponseError::UnknownTopicOrPartition
             };
             let log = match topic {
-                None => Err(unknown),
+                None => {
+                    // Kafka's answer for an unknown topic carries an empty list here.
+                    pd.aborted_transactions = Some(Vec::new());
+                    Err(unknown)
+                }
                 Some(topic) => topic
                     .partition(p.partition)
                     .ok_or(ResponseError::UnknownTopicOrPartition),
@@ -319,14 +325,13 @@ async fn read_all(
 /// Sets a partition's error from a failed read; returns true (it is an error).
 fn read_error(pd: &mut PartitionData, topic: &str, e: ReadError) -> bool {
     match e {
-        ReadError::OffsetOutOfRange {
-            log_start,
-            high_watermark,
-        } => {
+        // Kafka answers an out-of-range fetch with no offsets at all (-1); the consumer
+        // asks ListOffsets for the ends it resets to.
+        ReadError::OffsetOutOfRange { .. } => {
             pd.error_code = ResponseError::OffsetOutOfRange.code();
-            pd.high_watermark = high_watermark;
-            pd.last_stable_offset = high_watermark;
-            pd.log_start_offset = log_start;
+            pd.high_watermark = -1;
+            pd.last_stable_offset = -1;
+            pd.log_start_offset = -1;
         }
         ReadError::Storage(e) => {
             tracing::error!(topic, partition = pd.partition_index, error = %e, "read failed");

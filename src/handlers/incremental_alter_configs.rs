@@ -40,6 +40,7 @@ pub async fn handle(
                 )
             });
             let mut e = AlterConfigsResourceResponse::default()
+                .with_error_message(None)
                 .with_resource_type(res.resource_type)
                 .with_resource_name(res.resource_name.clone());
             if let Err((code, msg)) = r {

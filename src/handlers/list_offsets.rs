@@ -17,6 +17,9 @@ pub const LATEST: i64 = -1;
 pub const EARLIEST: i64 = -2;
 pub const MAX_TIMESTAMP: i64 = -3;
 pub const EARLIEST_LOCAL: i64 = -4;
+/// Tiered storage (KIP-1005, KIP-1023): with no remote log there is no such offset.
+pub const LATEST_TIERED: i64 = -5;
+pub const EARLIEST_PENDING_UPLOAD: i64 = -6;
 
 pub async fn handle(
     broker: &Broker,
@@ -41,6 +44,9 @@ pub async fn handle(
                 .ok_or(ResponseError::UnknownTopicOrPartition);
             let result = match log {
                 Err(e) => Err(e),
+                Ok(_) if !special_supported(p.timestamp, v) => {
+                    Err(ResponseError::UnsupportedVersion)
+                }
                 Ok(log) => match check_epoch(p.current_leader_epoch, log.leader_epoch()) {
                     Err(e) => Err(e),
                     Ok(()) => {
@@ -65,7 +71,14 @@ pub async fn handle(
                     r.offset = offset;
                     r.timestamp = ts;
                     if v >= 4 {
-                        r.leader_epoch = if epoch >= 0 { epoch } else { current };
+                        // No offset, no epoch; otherwise the batch's, or the current one.
+                        r.leader_epoch = if offset < 0 {
+                            -1
+                        } else if epoch >= 0 {
+                            epoch
+                        } else {
+                            current
+                        };
                     }
                 }
                 Ok((None, _)) => {}
@@ -82,6 +95,21 @@ pub async fn handle(
     Ok(ListOffsetsResponse::default().with_topics(topics))
 }
 
+/// Whether a request version may ask for a special (negative) timestamp, as Kafka decides:
+/// each was added in a version (max timestamp v7, earliest local v8, latest tiered v9,
+/// earliest pending upload v11) and an unknown one is UNSUPPORTED_VERSION.
+fn special_supported(target: i64, version: i16) -> bool {
+    match target {
+        t if t >= 0 => true,
+        LATEST | EARLIEST => true,
+        MAX_TIMESTAMP => version >= 7,
+        EARLIEST_LOCAL => version >= 8,
+        LATEST_TIERED => version >= 9,
+        EARLIEST_PENDING_UPLOAD => version >= 11,
+        _ => false,
+    }
+}
+
 /// (offset, timestamp, leader epoch of the batch) or None when no record qualifies.
 /// `read_committed` (isolation level 1) makes "latest" the last stable offset.
 fn lookup(
@@ -93,6 +121,7 @@ fn lookup(
         LATEST if read_committed => Ok(Some((log.last_stable_offset(), -1, -1))),
         LATEST => Ok(Some((log.high_watermark(), -1, -1))),
         EARLIEST | EARLIEST_LOCAL => Ok(Some((log.log_start_offset(), -1, -1))),
+        LATEST_TIERED | EARLIEST_PENDING_UPLOAD => Ok(Some((-1, -1, -1))),
         MAX_TIMESTAMP => lookup_in(log, log.batch_with_max_timestamp(), None),
         ts if ts >= 0 => lookup_in(log, log.first_batch_at_or_after_time(ts), Some(ts)),
         _ => Err(ResponseError::InvalidRequest),

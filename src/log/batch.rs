@@ -23,8 +23,12 @@ pub const NO_PRODUCER_ID: i64 = -1;
 pub enum BatchError {
     /// Truncated, inconsistent lengths or a CRC mismatch: CORRUPT_MESSAGE.
     Corrupt(String),
-    /// Magic 0 or 1 (pre-0.11 message sets): UNSUPPORTED_FOR_MESSAGE_FORMAT.
+    /// Magic 0 or 1 (pre-0.11 message sets): Kafka 4 refuses them in Produce v3+ with
+    /// INVALID_RECORD.
     UnsupportedMagic(i8),
+    /// The payload does not hold a whole batch (it stops inside one): Kafka finds no batch
+    /// in it and answers INVALID_RECORD.
+    Incomplete(String),
     /// Larger than `message.max.bytes` / `max.message.bytes`: MESSAGE_TOO_LARGE.
     TooLarge { size: usize, max: usize },
 }
@@ -122,7 +126,7 @@ pub fn split_and_validate(
     while pos < records.len() {
         let rest = &records[pos..];
         if rest.len() < LOG_OVERHEAD + 5 {
-            return Err(BatchError::Corrupt(format!(
+            return Err(BatchError::Incomplete(format!(
                 "{} trailing bytes do not form a record batch",
                 rest.len()
             )));
@@ -145,7 +149,7 @@ pub fn split_and_validate(
         }
         let total = LOG_OVERHEAD + batch_length as usize;
         if total > rest.len() {
-            return Err(BatchError::Corrupt(format!(
+            return Err(BatchError::Incomplete(format!(
                 "batch length {total} exceeds the {} bytes sent",
                 rest.len()
             )));
@@ -283,7 +287,7 @@ pub(crate) mod tests {
         ));
         assert!(matches!(
             split_and_validate(&b.slice(..b.len() - 1), 1 << 20),
-            Err(BatchError::Corrupt(_))
+            Err(BatchError::Incomplete(_))
         ));
         let mut v1 = b.to_vec();
         v1[16] = 1;

@@ -14,15 +14,57 @@ pub enum ConfigType {
     Boolean = 1,
     String = 2,
     Int = 3,
+    Short = 4,
     Long = 5,
     Double = 6,
     List = 7,
+    Class = 8,
+    Password = 9,
 }
+
+impl ConfigType {
+    /// The type Kafka gives a broker setting, if Kafka defines it.
+    pub fn of_kafka_setting(name: &str) -> Option<ConfigType> {
+        use crate::config::kafka::KafkaType as K;
+        let (ty, _) = crate::config::kafka_setting(name)?;
+        Some(match ty {
+            K::Boolean => ConfigType::Boolean,
+            K::Short => ConfigType::Short,
+            K::Int => ConfigType::Int,
+            K::Long => ConfigType::Long,
+            K::Double => ConfigType::Double,
+            K::String => ConfigType::String,
+            K::List => ConfigType::List,
+            K::Class => ConfigType::Class,
+            K::Password => ConfigType::Password,
+        })
+    }
+}
+
+/// Broker settings whose Kafka default is null (their effective default lives in a
+/// synonym, e.g. `log.retention.hours`): as a default they are no synonym of anything.
+pub const NULL_DEFAULT: &[&str] = &[
+    "log.flush.interval.ms",
+    "log.retention.ms",
+    "log.roll.jitter.ms",
+    "log.roll.ms",
+];
+
+/// Topic configs Kafka gives no broker-level synonym.
+const NO_BROKER_SYNONYM: &[&str] = &[
+    "follower.replication.throttled.replicas",
+    "leader.replication.throttled.replicas",
+    "remote.log.copy.disable",
+    "remote.log.delete.on.disable",
+    "remote.storage.enable",
+];
 
 #[derive(Clone, Copy)]
 enum Rule {
     Long(i64),
     Int(i64),
+    /// An int within [min, max] (KIP-390 compression levels).
+    IntIn(i64, i64),
     Ratio,
     Bool,
     OneOf(&'static [&'static str]),
@@ -43,7 +85,7 @@ impl TopicConfigDef {
     pub fn config_type(&self) -> ConfigType {
         match self.rule {
             Rule::Long(_) => ConfigType::Long,
-            Rule::Int(_) => ConfigType::Int,
+            Rule::Int(_) | Rule::IntIn(..) => ConfigType::Int,
             Rule::Ratio => ConfigType::Double,
             Rule::Bool => ConfigType::Boolean,
             Rule::OneOf(_) => ConfigType::String,
@@ -73,6 +115,29 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         "delete",
         Rule::ListOf(&["delete", "compact"]),
         "Retention policy: delete old data, compact by key, or both."
+    ),
+    // KIP-390 levels: accepted and described. Fjord stores batches as the producer
+    // compressed them and never re-compresses, so they have no effect.
+    def!(
+        "compression.gzip.level",
+        "compression.gzip.level",
+        "-1",
+        Rule::IntIn(-1, 9),
+        "Gzip level when the broker compresses (-1 is the codec's default)."
+    ),
+    def!(
+        "compression.lz4.level",
+        "compression.lz4.level",
+        "9",
+        Rule::IntIn(1, 17),
+        "LZ4 level when the broker compresses."
+    ),
+    def!(
+        "compression.zstd.level",
+        "compression.zstd.level",
+        "3",
+        Rule::IntIn(-131072, 22),
+        "Zstd level when the broker compresses."
     ),
     def!(
         "compression.type",
@@ -193,6 +258,21 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         Rule::Bool,
         "Preallocate storage files."
     ),
+    // Tiered storage (KIP-950): accepted and described; there is no remote log.
+    def!(
+        "remote.log.copy.disable",
+        "remote.log.copy.disable",
+        "false",
+        Rule::Bool,
+        "Stop copying log segments to remote storage."
+    ),
+    def!(
+        "remote.log.delete.on.disable",
+        "remote.log.delete.on.disable",
+        "false",
+        Rule::Bool,
+        "Delete remote data when tiered storage is disabled for the topic."
+    ),
     def!(
         "remote.storage.enable",
         "remote.log.storage.system.enable",
@@ -288,6 +368,12 @@ pub fn validate_topic_config(name: &str, value: Option<&str>) -> Result<(), Stri
             let n: i64 = v.parse().map_err(|_| bad("Not a number"))?;
             if n < min || n > max {
                 return Err(bad(&format!("Value must be at least {min}")));
+            }
+        }
+        Rule::IntIn(min, max) => {
+            let n: i64 = v.parse().map_err(|_| bad("Not a number"))?;
+            if n < min || n > max {
+                return Err(bad(&format!("Value must be between {min} and {max}")));
             }
         }
         Rule::Ratio => {
@@ -472,6 +558,8 @@ pub struct ResolvedConfig {
     pub synonyms: Vec<(String, String, ConfigSource)>,
     /// Broker settings that cannot change at runtime.
     pub read_only: bool,
+    /// Reported as null (a broker setting whose Kafka default is null and that is unset).
+    pub null_value: bool,
 }
 
 /// The broker-level value of a broker config, most specific layer first: dynamic for this
@@ -542,7 +630,11 @@ pub fn resolve_topic_configs(
                 None => chain[0].clone(),
             };
             for (v, src) in chain {
-                synonyms.push((def.broker_synonym.to_string(), v, src));
+                let null_default =
+                    src == ConfigSource::Default && NULL_DEFAULT.contains(&def.broker_synonym);
+                if !null_default && !NO_BROKER_SYNONYM.contains(&def.name) {
+                    synonyms.push((def.broker_synonym.to_string(), v, src));
+                }
             }
             ResolvedConfig {
                 name: def.name,
@@ -552,6 +644,7 @@ pub fn resolve_topic_configs(
                 doc: def.doc,
                 synonyms,
                 read_only: false,
+                null_value: false,
             }
         })
         .collect()

@@ -153,11 +153,9 @@ fn fenced_or_ok(meta: &TxnMeta, pid: i64, epoch: i16) -> Result<(), ResponseErro
     if pid != meta.producer_id {
         return Err(ResponseError::InvalidProducerIdMapping);
     }
-    if epoch < meta.producer_epoch {
+    // Any other epoch than the current one is fenced, as in Kafka's coordinator.
+    if epoch != meta.producer_epoch {
         return Err(ResponseError::ProducerFenced);
-    }
-    if epoch > meta.producer_epoch {
-        return Err(ResponseError::InvalidProducerEpoch);
     }
     Ok(())
 }
@@ -633,7 +631,8 @@ impl TxnCoordinator {
         next.partitions.clear();
         next.groups.clear();
         next.pending_offsets.clear();
-        next.start_ms = -1;
+        // The start time stays, as Kafka reports it for a completed transaction.
+
         if self.transition(m, next).is_err() {
             return false;
         }

@@ -25,7 +25,48 @@ use common::*;
 use kafka_protocol::protocol::Request;
 
 /// Checks whose responses differ from Kafka's for a reason, and the reason.
-pub const KNOWN: &[(&str, &str)] = &[];
+pub const KNOWN: &[(&str, &str)] = &[
+    (
+        "ApiVersions v3: ranges of the APIs Fjord serves",
+        "Kafka 4.3 also serves OffsetCommit/OffsetFetch v10 (topic ids), FindCoordinator v6 (share groups), DescribeLogDirs v5 and ListOffsets v11; Fjord decodes with kafka-protocol 0.18, which has no ListOffsets v11, and serves the versions before those features",
+    ),
+    (
+        "ApiVersions v0",
+        "the full list: Kafka serves APIs Fjord does not (KRaft, ACLs, quotas, share groups, ...) and the newer versions above",
+    ),
+    (
+        "ApiVersions v3: finalized features",
+        "Fjord finalizes group.version and transaction.version only: no KRaft metadata log (metadata.version, kraft.version), no eligible leader replicas, no share or streams groups",
+    ),
+    (
+        "CreateTopics v7: 3 partitions with configs",
+        "Kafka 4.x sets min.insync.replicas=1 as a dynamic cluster default (source 3, for eligible leader replicas); Fjord reports its default (source 5)",
+    ),
+    (
+        "CreateTopics v7: compacted topic",
+        "min.insync.replicas source, as above",
+    ),
+    (
+        "CreateTopics v7: validate only",
+        "min.insync.replicas source, as above",
+    ),
+    (
+        "DescribeConfigs v4: topic keys",
+        "min.insync.replicas source and synonym, as above",
+    ),
+    (
+        "ConsumerGroupHeartbeat v1: join",
+        "Kafka 4.3 bumps a new group's epoch twice on its first join (to 2), Fjord once (to 1); epochs are opaque to clients, which only compare them",
+    ),
+    (
+        "ConsumerGroupDescribe v1",
+        "group and member epochs, as above",
+    ),
+    (
+        "DescribeTransactions v0: ongoing",
+        "Kafka lists the __consumer_offsets partition AddOffsetsToTxn added; Fjord keeps offsets in its own store, not in an internal topic (until the coordinators move to internal topics)",
+    ),
+];
 
 pub struct Pair {
     pub f: Client,
@@ -113,7 +154,23 @@ impl Pair {
             println!("PASS  {name}");
             return;
         }
-        let diff = line_diff(&nf, &nk);
+        let mut diff = line_diff(&nf, &nk);
+        // Fjord explains refusals (and some successes' context) in error_message where Kafka
+        // leaves it null: one known difference for every API, taken out here.
+        let fjord_msg = "- fjord: error_message: Some(<msg>),";
+        let kafka_null = "+ kafka: error_message: None,";
+        while let (Some(a), Some(b)) = (
+            diff.iter().position(|l| l == fjord_msg),
+            diff.iter().position(|l| l == kafka_null),
+        ) {
+            diff.remove(a.max(b));
+            diff.remove(a.min(b));
+        }
+        if diff.is_empty() {
+            self.passed += 1;
+            println!("PASS  {name} (Fjord's error_message where Kafka's is null)");
+            return;
+        }
         let shown: Vec<&String> = diff.iter().take(40).collect();
         if let Some((_, why)) = KNOWN.iter().find(|(n, _)| *n == name) {
             println!("KNOWN {name}: {why}");
@@ -179,7 +236,8 @@ async fn responses_match_kafka() {
         .unwrap()
         .parse()
         .expect("KAFKA_REF_BOOTSTRAP is host:port");
-    let broker = start_with(&[("group.initial.rebalance.delay.ms", "3000")]).await;
+    // The reference Kafka runs with no initial rebalance delay (scripts/kafka-ref.sh).
+    let broker = start_with(&[("group.initial.rebalance.delay.ms", "0")]).await;
     let mut p = Pair {
         f: broker.client().await,
         k: Client::connect(kafka_addr).await,
@@ -205,4 +263,66 @@ async fn responses_match_kafka() {
         "unexpected differences: {:?}",
         p.failed
     );
+}
+
+/// Reads a partition from `from` to its end on one broker, however many fetches that takes
+/// (Kafka may answer a fetch with fewer batches than are there): the records as stored,
+/// the high watermark, the last stable offset and the aborted transactions.
+async fn read_to_end(
+    c: &mut Client,
+    topic: &str,
+    partition: i32,
+    from: i64,
+    isolation: i8,
+) -> String {
+    let mut next = from;
+    let mut records = Vec::new();
+    let mut last = String::new();
+    for _ in 0..50 {
+        let mut req = fetch_req(topic, partition, next, 0);
+        req.isolation_level = isolation;
+        let mut r = c.call(12, &req).await;
+        let pd = r.responses.remove(0).partitions.remove(0);
+        let bytes = pd.records.clone().unwrap_or_default();
+        let mut pos = 0usize;
+        while pos + 61 <= bytes.len() {
+            let h = fjord::log::batch::BatchHeader::parse(&bytes[pos..]).unwrap();
+            let mut b = bytes[pos..pos + h.total_len()].to_vec();
+            if h.is_control() {
+                // A marker is written by each broker at its own time: CRC and timestamps
+                // legitimately differ.
+                b[17..21].fill(0);
+                b[27..43].fill(0);
+            }
+            records.push(format!("{b:?}"));
+            next = h.last_offset() + 1;
+            pos += h.total_len();
+        }
+        last = format!(
+            "error {} hw {} lso {} log start {} aborted {:?}",
+            pd.error_code,
+            pd.high_watermark,
+            pd.last_stable_offset,
+            pd.log_start_offset,
+            pd.aborted_transactions
+        );
+        let end = if isolation == 1 {
+            pd.last_stable_offset
+        } else {
+            pd.high_watermark
+        };
+        if pos == 0 || next >= end {
+            break;
+        }
+    }
+    format!("{last}\n{}", records.join("\n"))
+}
+
+impl Pair {
+    /// Compares what reading a partition to its end gives on both brokers.
+    pub async fn read_all(&mut self, name: &str, topic: &str, partition: i32, isolation: i8) {
+        let f = read_to_end(&mut self.f, topic, partition, 0, isolation).await;
+        let k = read_to_end(&mut self.k, topic, partition, 0, isolation).await;
+        self.compare(name, &f, &k);
+    }
 }

@@ -174,13 +174,17 @@ pub async fn run(p: &mut Pair) {
         &end("diff-t", kp, e - 1, true),
     )
     .await;
-    p.each(
-        "EndTxn v3: commit",
-        3,
-        &end("diff-t", fp, e, true),
-        &end("diff-t", kp, e, true),
-    )
-    .await;
+    let committed = p
+        .each(
+            "EndTxn v3: commit",
+            3,
+            &end("diff-t", fp, e, true),
+            &end("diff-t", kp, e, true),
+        )
+        .await;
+    let _ = committed;
+    // Kafka writes the markers after answering EndTxn: wait until both say complete.
+    wait_complete(p, "diff-t").await;
     p.each(
         "EndTxn v3: commit retried",
         3,
@@ -207,11 +211,12 @@ pub async fn run(p: &mut Pair) {
         ]),
     )
     .await;
-    p.same("Fetch v12: read committed after commit", 12, &{
-        let mut r = fetch_req("diff-a", 2, 0, 0);
-        r.isolation_level = 1;
-        r
-    })
+    p.read_all(
+        "Fetch v12: read committed to the end after commit",
+        "diff-a",
+        2,
+        1,
+    )
     .await;
     p.same(
         "DescribeProducers v0: transactional",
@@ -237,4 +242,23 @@ pub async fn run(p: &mut Pair) {
         &end("diff-t", kp, e, true),
     )
     .await;
+}
+
+/// Waits until DescribeTransactions shows `id` complete on both brokers.
+async fn wait_complete(p: &mut Pair, id: &str) {
+    let req = DescribeTransactionsRequest::default()
+        .with_transactional_ids(vec![TransactionalId(sb(id))]);
+    for _ in 0..100 {
+        let (f, k) = p.quiet(0, &req).await;
+        let done = |r: &DescribeTransactionsResponse| {
+            r.transaction_states[0]
+                .transaction_state
+                .starts_with("Complete")
+        };
+        if done(&f) && done(&k) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("transaction {id} did not complete");
 }

@@ -83,6 +83,7 @@ pub async fn handle(
                 }
                 Err(refusal) => {
                     pr.error_code = refusal.error.code();
+                    pr.log_start_offset = refusal.log_start;
                     if v >= 8 {
                         pr.record_errors = refusal
                             .record_errors
@@ -109,6 +110,16 @@ pub async fn handle(
     Ok(ProduceResponse::default().with_responses(responses))
 }
 
+/// A transactional write that cannot join its transaction: Produce v11+ clients understand
+/// TRANSACTION_ABORTABLE (KIP-890), older ones get INVALID_TXN_STATE.
+fn txn_state_error(version: i16) -> ResponseError {
+    if version >= 11 {
+        ResponseError::TransactionAbortable
+    } else {
+        ResponseError::InvalidTxnState
+    }
+}
+
 type Outcome = Result<(crate::log::AppendInfo, Option<i64>), Refusal>;
 
 /// Why a partition's batch was not appended: the error code, its message, and for record
@@ -117,6 +128,9 @@ struct Refusal {
     error: ResponseError,
     message: Option<String>,
     record_errors: Vec<(i32, String)>,
+    /// The partition's log start offset, for refusals made while appending (validation,
+    /// sequence and epoch checks), as Kafka reports them; -1 otherwise.
+    log_start: i64,
 }
 
 impl Refusal {
@@ -125,7 +139,13 @@ impl Refusal {
             error,
             message,
             record_errors: Vec::new(),
+            log_start: -1,
         }
+    }
+
+    fn at(mut self, log: &crate::log::PartitionLog) -> Self {
+        self.log_start = log.log_start_offset();
+        self
     }
 
     fn new(error: ResponseError, message: String) -> Self {
@@ -158,9 +178,12 @@ fn append_partition(
         tracing::debug!(topic = %topic.name, partition = index, error = ?e, "rejected record batch");
         let (code, message) = match e {
             BatchError::Corrupt(m) => (ResponseError::CorruptMessage, Some(m)),
-            BatchError::UnsupportedMagic(m) => (
-                ResponseError::UnsupportedForMessageFormat,
-                Some(format!("message format v{m} is not supported; use record batch v2")),
+            BatchError::Incomplete(m) => (ResponseError::InvalidRecord, Some(m)),
+            BatchError::UnsupportedMagic(_) => (
+                ResponseError::InvalidRecord,
+                Some(format!(
+                    "Produce requests with version {version} are only allowed to contain record batches with magic version 2"
+                )),
             ),
             BatchError::TooLarge { size, max } => (
                 ResponseError::MessageTooLarge,
@@ -198,7 +221,14 @@ fn append_partition(
                     index,
                     version >= 12,
                 )
-                .map_err(|e| Refusal::of(e, None))?;
+                .map_err(|e| {
+                    let e = if e == ResponseError::InvalidTxnState {
+                        txn_state_error(version)
+                    } else {
+                        e
+                    };
+                    Refusal::of(e, None)
+                })?;
             // The partition joined the transaction: that must be on disk before the batch
             // is, or a crash in between leaves records in the log whose transaction the
             // coordinator does not know, which no marker would ever close (the LSO stuck).
@@ -267,8 +297,10 @@ fn append_partition(
                     },
                     message: Some(r.summary()),
                     record_errors: errors.clone(),
+                    log_start: -1,
                 },
-            });
+            }
+            .at(log));
         }
     }
     let log_append_time =
@@ -278,17 +310,20 @@ fn append_partition(
         Err(AppendError::OutOfOrderSequence { expected, got }) => Err(Refusal::of(
             ResponseError::OutOfOrderSequenceNumber,
             Some(format!("expected sequence {expected}, got {got}")),
-        )),
+        )
+        .at(log)),
         Err(AppendError::InvalidProducerEpoch { current, got }) => Err(Refusal::of(
             ResponseError::InvalidProducerEpoch,
             Some(format!(
                 "producer epoch {got} is older than the current epoch {current}"
             )),
-        )),
+        )
+        .at(log)),
         Err(AppendError::TxnNotVerified) => Err(Refusal::new(
-            ResponseError::InvalidTxnState,
+            txn_state_error(version),
             "the transaction ended before this write could join it".into(),
-        )),
+        )
+        .at(log)),
         Err(AppendError::Storage(e)) => {
             tracing::error!(topic = %topic.name, partition = index, error = %e, "append failed");
             Err(Refusal::of(
