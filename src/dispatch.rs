@@ -97,6 +97,8 @@ api_table! {
     DescribeTransactions: DescribeTransactionsRequest [0 ..= 0] => handlers::describe_transactions::handle,
     ListTransactions: ListTransactionsRequest [0 ..= 2] => handlers::list_transactions::handle,
     DescribeProducers: DescribeProducersRequest [0 ..= 0] => handlers::describe_producers::handle,
+    // Inter-broker, and `kafka-transactions abort` for a hanging transaction.
+    WriteTxnMarkers: WriteTxnMarkersRequest [1 ..= 1] => handlers::write_txn_markers::handle,
 }
 
 pub fn supported_range(key: ApiKey) -> Option<(i16, i16)> {

@@ -142,6 +142,22 @@ impl OffsetStore {
         self.tree.apply_batch(b)
     }
 
+    /// Removes every group's committed offsets for `topic` (the topic was deleted: a topic
+    /// created again under the name must not inherit them, as in Kafka). Returns how many.
+    pub fn delete_topic(&self, topic: &str) -> sled::Result<usize> {
+        let mut b = sled::Batch::default();
+        let mut n = 0;
+        for kv in self.tree.iter() {
+            let (k, _) = kv?;
+            if parse_key(&k).is_some_and(|(_, t, _)| t == topic) {
+                b.remove(k);
+                n += 1;
+            }
+        }
+        self.tree.apply_batch(b)?;
+        Ok(n)
+    }
+
     /// Groups that have at least one committed offset (they exist even without members).
     pub fn groups(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
@@ -160,6 +176,29 @@ impl OffsetStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deleting_a_topic_removes_its_offsets_in_every_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let s = OffsetStore::new(db.open_tree("o").unwrap());
+        let c = Committed {
+            offset: 2,
+            leader_epoch: 0,
+            commit_timestamp: 1,
+            metadata: String::new(),
+        };
+        for g in ["a", "b"] {
+            s.commit(
+                g,
+                &[("gone".into(), 0, c.clone()), ("kept".into(), 0, c.clone())],
+            )
+            .unwrap();
+        }
+        assert_eq!(s.delete_topic("gone").unwrap(), 2);
+        assert!(s.get("a", "gone", 0).unwrap().is_none());
+        assert!(s.get("b", "kept", 0).unwrap().is_some());
+    }
 
     #[test]
     fn commit_list_delete() {

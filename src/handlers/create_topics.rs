@@ -124,7 +124,7 @@ async fn create_one(
     };
     if rf != 1 && t.assignments.is_empty() {
         return Err(TopicError::InvalidReplicationFactor(format!(
-            "Unable to replicate the partition {rf} time(s): The target replication factor of {rf} cannot be reached because only 1 broker(s) are registered."
+            "Unable to replicate the partition {rf} time(s): The target replication factor of {rf} cannot be reached because only 1 broker(s) are registered or some brokers have all their log directories cordoned."
         )));
     }
     let mut configs = BTreeMap::new();

@@ -53,6 +53,16 @@ pub async fn handle(
                     Ok(t) => {
                         r.topic_id = t.id;
                         tracing::info!(topic = %n, "deleted topic");
+                        // Committed offsets go with the topic, in every group.
+                        match broker.groups.offsets.delete_topic(&n) {
+                            Ok(0) => {}
+                            Ok(k) => {
+                                tracing::info!(topic = %n, offsets = k, "removed committed offsets of the deleted topic")
+                            }
+                            Err(e) => {
+                                tracing::error!(topic = %n, error = %e, "cannot remove committed offsets of the deleted topic")
+                            }
+                        }
                     }
                     Err(e) => {
                         let (code, msg) = topic_error(&e);

@@ -46,13 +46,10 @@ pub async fn handle(
                 },
                 RESOURCE_BROKER => {
                     if name.is_empty() {
-                        // The cluster-default resource holds only what was set dynamically for it.
-                        Ok(broker_configs(broker)
-                            .into_iter()
-                            .filter(|c| {
-                                c.source == crate::meta::configs::ConfigSource::DynamicDefaultBroker
-                            })
-                            .collect())
+                        // The cluster-default resource holds only what was set dynamically for
+                        // it, each value its own only synonym (a broker override of the same
+                        // name does not hide it), as in Kafka.
+                        Ok(cluster_defaults(broker))
                     } else if name == broker.node_id().to_string() {
                         Ok(broker_configs(broker))
                     } else {
@@ -122,6 +119,33 @@ fn entry(c: ResolvedConfig, v: i16, synonyms: bool, docs: bool) -> DescribeConfi
         }
     }
     e
+}
+
+/// The dynamic cluster-wide defaults (the broker resource with an empty name).
+fn cluster_defaults(broker: &Broker) -> Vec<ResolvedConfig> {
+    let all = broker_configs(broker);
+    let dynamic = broker.dynamic.get();
+    dynamic
+        .cluster
+        .iter()
+        .filter_map(|(name, value)| {
+            let c = all.iter().find(|c| c.name == name.as_str())?;
+            Some(ResolvedConfig {
+                name: c.name,
+                value: value.clone(),
+                source: ConfigSource::DynamicDefaultBroker,
+                config_type: c.config_type,
+                doc: c.doc,
+                synonyms: vec![(
+                    name.clone(),
+                    value.clone(),
+                    ConfigSource::DynamicDefaultBroker,
+                )],
+                read_only: false,
+                null_value: false,
+            })
+        })
+        .collect()
 }
 
 /// The broker's settings, plus the broker-wide defaults behind every topic config, each with

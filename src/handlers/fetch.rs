@@ -208,9 +208,10 @@ async fn read_all(
                     pd.aborted_transactions = Some(Vec::new());
                     Err(unknown)
                 }
-                Some(topic) => topic
-                    .partition(p.partition)
-                    .ok_or(ResponseError::UnknownTopicOrPartition),
+                Some(topic) => topic.partition(p.partition).ok_or_else(|| {
+                    pd.aborted_transactions = Some(Vec::new());
+                    ResponseError::UnknownTopicOrPartition
+                }),
             };
             let result = log.and_then(|log| {
                 check_epoch(p.current_leader_epoch, log.leader_epoch())?;

@@ -310,12 +310,12 @@ impl Topics {
         let current = topic.partitions.len() as i32;
         if count < current {
             return Err(TopicError::InvalidPartitions(format!(
-                "Topic currently has {current} partitions, which is higher than the requested {count}."
+                "The topic {name} currently has {current} partition(s); {count} would not be an increase."
             )));
         }
         if count == current {
             return Err(TopicError::InvalidPartitions(format!(
-                "Topic already has {current} partitions."
+                "Topic already has {current} partition(s)."
             )));
         }
         if count > 100_000 {

@@ -242,6 +242,65 @@ pub async fn run(p: &mut Pair) {
         &end("diff-t", kp, e, true),
     )
     .await;
+
+    // A hanging transaction closed by hand, as `kafka-transactions abort` does it: the
+    // producer's open transaction on diff-a/1 gets an ABORT marker through WriteTxnMarkers.
+    let (f, k) = p.quiet(5, &init("diff-h", 60_000)).await;
+    let (fp, kp, e) = (f.producer_id.0, k.producer_id.0, f.producer_epoch);
+    let add3 = |pid: i64| {
+        let mut r = add("diff-h", pid, e);
+        r.v3_and_below_topics[0].partitions = vec![1];
+        r
+    };
+    p.each("AddPartitionsToTxn v3: another id", 3, &add3(fp), &add3(kp))
+        .await;
+    let produce3 = |pid: i64| {
+        let mut r = produce_req("diff-a", 1, transactional(2, pid, e, 0), -1);
+        r.transactional_id = Some(TransactionalId(sb("diff-h")));
+        r
+    };
+    p.each(
+        "Produce v11: transactional to be aborted by hand",
+        11,
+        &produce3(fp),
+        &produce3(kp),
+    )
+    .await;
+    let markers = |pid: i64, partitions: Vec<i32>| {
+        WriteTxnMarkersRequest::default().with_markers(vec![
+            write_txn_markers_request::WritableTxnMarker::default()
+                .with_producer_id(ProducerId(pid))
+                .with_producer_epoch(e)
+                .with_transaction_result(false)
+                .with_coordinator_epoch(0)
+                .with_topics(vec![
+                    write_txn_markers_request::WritableTxnMarkerTopic::default()
+                        .with_name(tn("diff-a"))
+                        .with_partition_indexes(partitions),
+                ]),
+        ])
+    };
+    p.each(
+        "WriteTxnMarkers v1: abort by hand",
+        1,
+        &markers(fp, vec![3]),
+        &markers(kp, vec![3]),
+    )
+    .await;
+    p.each(
+        "WriteTxnMarkers v1: unknown partition",
+        1,
+        &markers(fp, vec![77]),
+        &markers(kp, vec![77]),
+    )
+    .await;
+    p.read_all(
+        "Fetch v12: read committed after the abort by hand",
+        "diff-a",
+        3,
+        1,
+    )
+    .await;
 }
 
 /// Waits until DescribeTransactions shows `id` complete on both brokers.

@@ -1,0 +1,93 @@
+//! WriteTxnMarkers: COMMIT/ABORT markers written to named partitions. Kafka's transaction
+//! coordinators send it to partition leaders; `kafka-transactions abort` sends it to close a
+//! hanging transaction the coordinator no longer knows.
+//!
+//! A marker from an older producer epoch than the partition has seen is refused
+//! (PRODUCER_FENCED), as a zombie coordinator's would be in Kafka.
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::write_txn_markers_response::{
+    WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
+};
+use kafka_protocol::messages::{WriteTxnMarkersRequest, WriteTxnMarkersResponse};
+
+use super::now_ms;
+use crate::Broker;
+use crate::connection::RequestContext;
+use crate::log::AppendError;
+
+pub async fn handle(
+    broker: &Broker,
+    _ctx: &RequestContext,
+    req: WriteTxnMarkersRequest,
+) -> anyhow::Result<WriteTxnMarkersResponse> {
+    let b = broker.arc();
+    // Markers are appends (segment writes, index checkpoints): on the blocking pool.
+    let markers = tokio::task::spawn_blocking(move || write_all(&b, &req)).await?;
+    if broker.config.flush_on_ack() {
+        broker.store.flush_all_after_write().await?;
+    }
+    Ok(WriteTxnMarkersResponse::default().with_markers(markers))
+}
+
+fn write_all(broker: &Broker, req: &WriteTxnMarkersRequest) -> Vec<WritableTxnMarkerResult> {
+    req.markers
+        .iter()
+        .map(|m| {
+            let pid = m.producer_id.0;
+            let topics = m
+                .topics
+                .iter()
+                .map(|t| {
+                    let topic = broker.topics.get(t.name.as_str());
+                    let partitions = t
+                        .partition_indexes
+                        .iter()
+                        .map(|&p| {
+                            let code = match topic.as_ref().and_then(|x| x.partition(p)) {
+                                None => ResponseError::UnknownTopicOrPartition.code(),
+                                Some(log) => {
+                                    let seen = log
+                                        .producers()
+                                        .iter()
+                                        .find(|(id, ..)| *id == pid)
+                                        .map(|(_, epoch, ..)| *epoch);
+                                    if seen.is_some_and(|e| e > m.producer_epoch) {
+                                        ResponseError::ProducerFenced.code()
+                                    } else {
+                                        match log.write_marker(
+                                            pid,
+                                            m.producer_epoch,
+                                            m.transaction_result,
+                                            m.coordinator_epoch,
+                                            now_ms(),
+                                        ) {
+                                            Ok(_) => 0,
+                                            Err(AppendError::Storage(e)) => {
+                                                tracing::error!(topic = %t.name.as_str(), partition = p, error = %e, "cannot write transaction marker");
+                                                ResponseError::KafkaStorageError.code()
+                                            }
+                                            Err(e) => {
+                                                tracing::warn!(topic = %t.name.as_str(), partition = p, error = ?e, "transaction marker refused");
+                                                ResponseError::UnknownServerError.code()
+                                            }
+                                        }
+                                    }
+                                }
+                            };
+                            WritableTxnMarkerPartitionResult::default()
+                                .with_partition_index(p)
+                                .with_error_code(code)
+                        })
+                        .collect();
+                    WritableTxnMarkerTopicResult::default()
+                        .with_name(t.name.clone())
+                        .with_partitions(partitions)
+                })
+                .collect();
+            WritableTxnMarkerResult::default()
+                .with_producer_id(m.producer_id)
+                .with_topics(topics)
+        })
+        .collect()
+}
