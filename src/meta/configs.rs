@@ -50,6 +50,14 @@ pub const NULL_DEFAULT: &[&str] = &[
     "log.roll.ms",
 ];
 
+/// Where the default of a null-default broker setting comes from: (setting, synonym, its
+/// default).
+const FALLBACK_DEFAULT: &[(&str, &str, &str)] = &[
+    ("log.retention.ms", "log.retention.hours", "168"),
+    ("log.roll.ms", "log.roll.hours", "168"),
+    ("log.roll.jitter.ms", "log.roll.jitter.hours", "0"),
+];
+
 /// Topic configs Kafka gives no broker-level synonym.
 const NO_BROKER_SYNONYM: &[&str] = &[
     "follower.replication.throttled.replicas",
@@ -635,6 +643,19 @@ pub fn resolve_topic_configs(
                 if !null_default && !NO_BROKER_SYNONYM.contains(&def.name) {
                     synonyms.push((def.broker_synonym.to_string(), v, src));
                 }
+            }
+            // Once a null-default broker setting has a value somewhere, Kafka also lists the
+            // default of the synonym its default comes from (log.retention.hours=168).
+            if let Some((_, fallback, default)) = FALLBACK_DEFAULT
+                .iter()
+                .find(|(n, ..)| *n == def.broker_synonym)
+                && synonyms.iter().any(|(n, ..)| n == def.broker_synonym)
+            {
+                synonyms.push((
+                    fallback.to_string(),
+                    default.to_string(),
+                    ConfigSource::Default,
+                ));
             }
             ResolvedConfig {
                 name: def.name,
