@@ -4,7 +4,8 @@
 #      kafka-python / confluent-kafka / aiokafka, Apache Kafka 4.3.0 and kafka-clients 4.4.0
 #      from Maven Central),
 #   2. builds the broker and runs the Rust unit and integration tests,
-#   3. runs the compatibility scenarios through kcat, Python and Java clients.
+#   3. runs the compatibility scenarios through kcat, Python and Java clients, and Kafka's own
+#      command-line tools side by side against Fjord and a reference Apache Kafka.
 # Everything installed lives in .cache/ (override with FJORD_CACHE) except the kcat package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,7 +27,7 @@ section "rust tests (unit + integration)"
 cargo test --release --locked
 
 failed=()
-for scenario in kcat python java java-groups java-lifecycle java-txn; do
+for scenario in kcat python java java-groups java-lifecycle java-txn differential kafka-tools java-streams connect; do
   section "compat: $scenario"
   if ! bash "compat-tests/$scenario.sh"; then
     failed+=("$scenario")
@@ -38,9 +39,12 @@ section "compat: java with kafka-clients 4.4.0"
 KAFKA_CLIENT_VERSION=4.4.0 bash compat-tests/java.sh || failed+=("java-clients-4.4.0")
 
 # Robustness, short forms: 20 SIGKILL trials with flush-on-ack (no acknowledged record may
-# be lost or duplicated) and a one-minute soak of mixed traffic.
+# be lost or duplicated), 10 SIGKILL trials under topic creation, offset commits and
+# transactions (no acknowledged metadata may be lost) and a one-minute soak of mixed traffic.
 section "robustness: crash durability (20 SIGKILL trials)"
 bash scripts/crash-test.sh --trials 20 || failed+=("crash-test")
+section "robustness: metadata crash durability (10 SIGKILL trials)"
+bash scripts/crash-test.sh --meta --trials 10 || failed+=("crash-test-meta")
 section "robustness: soak (1 minute)"
 bash scripts/soak.sh --minutes 1 || failed+=("soak")
 section "robustness: fuzzing (60 s per target)"
