@@ -30,6 +30,34 @@ pub struct Store {
     /// Group commit: one flush at a time, and `synced` = appends it covered.
     flush_lock: tokio::sync::Mutex<()>,
     synced: AtomicU64,
+    meta: Arc<MetaFlusher>,
+}
+
+/// sled flushes, one at a time, shared by every caller that asked before one started (group
+/// commit). They run on the caller's (blocking) thread with `Db::flush`, never as
+/// `flush_async` jobs: many concurrent `flush_async` calls fill sled's small I/O pool with
+/// flushes waiting for writes that need a slot in that same pool, and with an `apply_batch`
+/// waiting for the write lock the whole store deadlocks (seen under a Java group test).
+struct MetaFlusher {
+    db: sled::Db,
+    /// Flushes asked for so far; a caller's ticket is this after its increment.
+    requested: AtomicU64,
+    /// Held while flushing; holds the last ticket a finished flush covered.
+    done: std::sync::Mutex<u64>,
+}
+
+impl MetaFlusher {
+    fn flush(&self) -> anyhow::Result<()> {
+        let ticket = self.requested.fetch_add(1, Ordering::AcqRel) + 1;
+        let mut done = self.done.lock().unwrap_or_else(|p| p.into_inner());
+        if *done >= ticket {
+            return Ok(());
+        }
+        let covers = self.requested.load(Ordering::Acquire);
+        self.db.flush()?;
+        *done = covers;
+        Ok(())
+    }
 }
 
 impl Store {
@@ -43,11 +71,16 @@ impl Store {
         let logs = dir.join("logs");
         std::fs::create_dir_all(&logs)?;
         Ok(Store {
-            db,
             logs,
             dirty: Arc::default(),
             flush_lock: tokio::sync::Mutex::new(()),
             synced: AtomicU64::new(0),
+            meta: Arc::new(MetaFlusher {
+                db: db.clone(),
+                requested: AtomicU64::new(0),
+                done: std::sync::Mutex::new(0),
+            }),
+            db,
         })
     }
 
@@ -101,14 +134,13 @@ impl Store {
     /// for up to its flush interval, so a process kill would lose them; segment files are
     /// written with pwrite and survive a process kill without this.
     pub async fn flush_meta(&self) -> anyhow::Result<()> {
-        self.db.flush_async().await?;
-        Ok(())
+        let meta = self.meta.clone();
+        tokio::task::spawn_blocking(move || meta.flush()).await?
     }
 
     /// [`Store::flush_meta`] for synchronous callers (on the blocking pool).
     pub fn flush_meta_blocking(&self) -> anyhow::Result<()> {
-        self.db.flush()?;
-        Ok(())
+        self.meta.flush()
     }
 
     /// [`Store::flush`] (segment files and sled) for a caller that has just written
@@ -132,7 +164,7 @@ impl Store {
         let covers = self.dirty.appends();
         let dirty = self.dirty.clone();
         tokio::task::spawn_blocking(move || dirty.sync_all()).await??;
-        self.db.flush_async().await?;
+        self.flush_meta().await?;
         self.synced.fetch_max(covers, Ordering::AcqRel);
         Ok(())
     }
