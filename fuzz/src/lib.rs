@@ -1,9 +1,10 @@
 //! Shared checks for the Fjord fuzz targets.
 //!
-//! The record-set check mirrors what the broker does with a produce payload: split and
-//! validate it (`log::batch::split_and_validate`), then, on a compacted topic, the keyless
-//! check (`log::records::has_keyless_record`), and later compaction (`records_section`,
-//! `parse_records`, `rebuild`) on the stored batch.
+//! The record-set check mirrors what the broker does with a produce payload: split it and
+//! check its framing (`log::batch::split_and_validate`), validate its header and records as
+//! Kafka's LogValidator does (`log::validate::validate`; only what passes is ever stored),
+//! the keyless check (`log::records::has_keyless_record`), and later compaction
+//! (`records_section`, `parse_records`, `rebuild`) on the stored batch.
 //!
 //! The CRC-32C is no obstacle for a hostile client (it is computed in a line of code), but it
 //! is for a fuzzer: a mutated batch almost never carries a matching CRC, and then nothing
@@ -12,7 +13,7 @@
 
 use bytes::Bytes;
 use fjord::log::batch::{self, BatchHeader, HEADER_LEN, LOG_OVERHEAD};
-use fjord::log::records;
+use fjord::log::{records, validate};
 
 /// The batch size limit the targets validate against (Kafka's default is ~1 MiB).
 pub const MAX_BATCH_BYTES: usize = 1 << 20;
@@ -61,6 +62,14 @@ fn validate_and_walk(data: &[u8]) {
     };
     for b in &batches {
         let h = BatchHeader::parse(b).expect("a validated batch has a full header");
+        // Produce refuses what Kafka's LogValidator refuses; nothing else reaches the log.
+        let rules = validate::Rules {
+            compacted: false,
+            create_time_range: None,
+        };
+        if validate::validate(b, "fuzz-0", &rules).is_err() {
+            continue;
+        }
         // Produce on a compacted topic.
         let keyless = records::has_keyless_record(b);
         // Compaction of the stored batch.
