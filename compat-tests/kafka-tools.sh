@@ -118,7 +118,7 @@ tool_cmd() {
   local side="$1" secs="$2" tool="$3"; shift 3
   local args=("${@//@BS@/${BS[$side]}}")
   if [ "$tool" = helper ]; then
-    CMD=(timeout -k 5 "$secs" java -Xmx128m -XX:+UseSerialGC -XX:TieredStopAtLevel=1
+    CMD=(timeout -k 5 "$secs" java -Xmx128m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:-UsePerfData
       "-Dlog4j2.configurationFile=$ROOT/compat-tests/kafka-dist/tools-log4j2.properties"
       -cp "$HELPER_CP" ToolsHelper "${args[@]}")
   else

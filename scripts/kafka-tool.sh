@@ -87,7 +87,9 @@ case "$class" in
   *) jvm=("-Xmx${KAFKA_TOOL_HEAP:-256m}" -XX:+UseSerialGC -XX:TieredStopAtLevel=1) ;;
 esac
 # shellcheck disable=SC2206  # KAFKA_TOOL_OPTS is a space-separated flag list by design
-jvm+=(-Djava.awt.headless=true "-Dlog4j2.configurationFile=$ROOT/compat-tests/kafka-dist/tools-log4j2.properties"
+# No hsperfdata file: with many short-lived JVMs a reused pid finds the file of an exiting JVM
+# locked and the JVM prints a warning into the tool's output.
+jvm+=(-XX:-UsePerfData -Djava.awt.headless=true "-Dlog4j2.configurationFile=$ROOT/compat-tests/kafka-dist/tools-log4j2.properties"
       ${KAFKA_TOOL_OPTS:-})
 
 # The whole libs/ on the classpath, as bin/kafka-run-class.sh has it: the tools need the broker's

@@ -63,6 +63,28 @@ pub async fn wait_ready(p: &mut Pair, topic: &str) {
     panic!("topic {topic} has no leader on both brokers");
 }
 
+/// Kafka applies a dynamic config change when its metadata publisher gets to it, after the
+/// AlterConfigs answer: wait until DescribeConfigs shows `value` for `key` of topic `topic`
+/// on both brokers, then give Kafka's log manager (updated after the config image) a moment.
+pub async fn wait_config(p: &mut Pair, topic: &str, key: &str, value: &str) {
+    for _ in 0..100 {
+        let (f, k) = p.quiet(4, &describe(2, topic, &[key])).await;
+        let shows = |r: &DescribeConfigsResponse| {
+            r.results.first().is_some_and(|res| {
+                res.configs
+                    .iter()
+                    .any(|c| c.name.as_str() == key && c.value.as_deref() == Some(value))
+            })
+        };
+        if shows(&f) && shows(&k) {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{topic}: {key}={value} never showed on both brokers");
+}
+
 fn describe(resource_type: i8, name: &str, keys: &[&str]) -> DescribeConfigsRequest {
     DescribeConfigsRequest::default()
         .with_include_synonyms(true)
@@ -323,6 +345,7 @@ pub async fn run(p: &mut Pair) {
         &incremental("diff-a", &[("retention.ms", 0, Some("3600000"))], false),
     )
     .await;
+    wait_config(p, "diff-a", "retention.ms", "3600000").await;
     configs(
         p,
         "DescribeConfigs v4: after set",
@@ -371,6 +394,9 @@ pub async fn run(p: &mut Pair) {
         &incremental("diff-none", &[("retention.ms", 0, Some("1000"))], false),
     )
     .await;
+    // The last change (the subtraction) leaves a value equal to the default: no value to
+    // wait for, so give Kafka's metadata publisher a moment.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     configs(
         p,
         "DescribeConfigs v4: after the changes",
@@ -388,6 +414,7 @@ pub async fn run(p: &mut Pair) {
             ]),
     ]);
     p.same("AlterConfigs v2: replace", 2, &alter).await;
+    wait_config(p, "diff-b", "retention.bytes", "1048576").await;
     configs(
         p,
         "DescribeConfigs v4: after replace",

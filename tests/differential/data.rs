@@ -268,6 +268,7 @@ pub async fn run(p: &mut Pair) {
         ]),
     )
     .await;
+    super::admin::wait_config(p, "diff-c", "message.timestamp.before.max.ms", "3600000").await;
     p.same(
         "Produce v11: timestamps too old",
         11,
