@@ -438,3 +438,133 @@ async fn consumer_protocol_heartbeat_reconciles() {
         ResponseError::InconsistentGroupProtocol.code()
     );
 }
+
+fn join_v(
+    group: &str,
+    member: &str,
+    instance: Option<&str>,
+    rebalance_ms: i32,
+) -> JoinGroupRequest {
+    join_req(group, member, "consumer")
+        .with_session_timeout_ms(6_000)
+        .with_rebalance_timeout_ms(rebalance_ms)
+        .with_group_instance_id(instance.map(sb))
+}
+
+/// Issue 15, item 1: a client that subscribes, unsubscribes and resubscribes throws its
+/// first (KIP-394) member id away. A new group's first join completes after the initial
+/// delay whatever is pending; once the group exists, the thrown-away id expires after its
+/// session timeout. Fjord used to keep it for 300 s and wait for it until the rebalance
+/// timeout.
+#[tokio::test]
+async fn a_thrown_away_pending_member_id_does_not_stall_the_join() {
+    let b = start_with(&[("group.initial.rebalance.delay.ms", "500")]).await;
+    let mut c = b.client().await;
+    let t = std::time::Instant::now();
+    let thrown = c.call(5, &join_v("resub", "", None, 60_000)).await;
+    assert_eq!(thrown.error_code, ResponseError::MemberIdRequired.code());
+    let first = c.call(5, &join_v("resub", "", None, 60_000)).await;
+    let a = first.member_id.to_string();
+    let joined = c.call(5, &join_v("resub", &a, None, 60_000)).await;
+    assert_eq!((joined.error_code, joined.generation_id), (0, 1));
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(5),
+        "first join took {:?}",
+        t.elapsed()
+    );
+    let s = c
+        .call(5, &sync_req("resub", 1, &a, vec![(&a, b"pa")]))
+        .await;
+    assert_eq!(s.error_code, 0);
+
+    // The group is stable. A second consumer throws its first id away and resubscribes; the
+    // join waits for the thrown-away ids (session 6 s) only until their sessions end.
+    let mut c2 = b.client().await;
+    let mut six = join_v("resub", "", None, 60_000);
+    let thrown = c2.call(5, &six).await;
+    assert_eq!(thrown.error_code, ResponseError::MemberIdRequired.code());
+    let t = std::time::Instant::now();
+    let second = c2.call(5, &six).await;
+    six.member_id = second.member_id.clone();
+    let corr = c2.send(5, &six).await;
+    let a_again = c.call(5, &join_v("resub", &a, None, 60_000)).await;
+    let b_joined = c2.recv::<JoinGroupRequest>(5, corr).await;
+    assert_eq!((a_again.error_code, b_joined.error_code), (0, 0));
+    assert_eq!(a_again.generation_id, 2);
+    let took = t.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(9),
+        "the join waited {took:?} for a member id nobody uses"
+    );
+}
+
+/// Issue 15, item 2: a static leader that restarts and rejoins with JoinGroup v5 keeps the
+/// generation; the other member keeps its partitions (Kafka's behaviour for every version).
+#[tokio::test]
+async fn a_restarted_static_leader_on_join_group_v5_does_not_rebalance() {
+    let b = start_with(FAST).await;
+    let (mut ca, mut cb) = (b.client().await, b.client().await);
+    let a1 = ca.call(5, &join_v("st", "", Some("ia"), 10_000)).await;
+    assert_eq!((a1.error_code, a1.generation_id), (0, 1));
+    let a = a1.member_id.to_string();
+    let s = ca.call(5, &sync_req("st", 1, &a, vec![(&a, b"all")])).await;
+    assert_eq!(s.error_code, 0);
+    let corr = cb.send(5, &join_v("st", "", Some("ib"), 10_000)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let a2 = ca.call(5, &join_v("st", &a, Some("ia"), 10_000)).await;
+    let b2 = cb.recv::<JoinGroupRequest>(5, corr).await;
+    assert_eq!((a2.generation_id, b2.generation_id), (2, 2));
+    assert_eq!(a2.leader.as_str(), a);
+    let bid = b2.member_id.to_string();
+    let corr = cb
+        .send(
+            5,
+            &sync_req("st", 2, &bid, vec![]).with_group_instance_id(Some(sb("ib"))),
+        )
+        .await;
+    let sa = ca
+        .call(
+            5,
+            &sync_req("st", 2, &a, vec![(&a, b"pa"), (&bid, b"pb")])
+                .with_group_instance_id(Some(sb("ia"))),
+        )
+        .await;
+    let sb_ = cb.recv::<SyncGroupRequest>(5, corr).await;
+    assert_eq!((sa.error_code, sb_.error_code), (0, 0));
+    assert_eq!(sb_.assignment.as_ref(), b"pb");
+
+    // The leader's process restarts: a new connection, no member id, the same instance id.
+    drop(ca);
+    let mut ca = b.client().await;
+    let again = tokio::time::timeout(
+        std::time::Duration::from_secs(3),
+        ca.call(5, &join_v("st", "", Some("ia"), 10_000)),
+    )
+    .await
+    .expect("answered at once: no rebalance");
+    assert_eq!((again.error_code, again.generation_id), (0, 2));
+    assert_ne!(again.member_id.as_str(), a);
+    // Told the old leader id, so it does not run the assignor.
+    assert_eq!(again.leader.as_str(), a);
+    assert!(again.members.is_empty());
+    // The other member is not asked to rejoin and keeps its partitions.
+    let hb = cb
+        .call(
+            3,
+            &HeartbeatRequest::default()
+                .with_group_id(GroupId(sb("st")))
+                .with_generation_id(2)
+                .with_member_id(sb(&bid))
+                .with_group_instance_id(Some(sb("ib"))),
+        )
+        .await;
+    assert_eq!(hb.error_code, 0);
+    let s = ca
+        .call(
+            5,
+            &sync_req("st", 2, again.member_id.as_str(), vec![])
+                .with_group_instance_id(Some(sb("ia"))),
+        )
+        .await;
+    assert_eq!((s.error_code, s.assignment.as_ref()), (0, &b"pa"[..]));
+}
