@@ -63,6 +63,12 @@ impl Broker {
         )?);
         let cluster_id = meta::cluster_id(&store)?;
         let dynamic = meta::configs::Dynamic::load(store.meta_tree("config")?)?;
+        for (group, configs) in &dynamic.get().groups {
+            groups.set_overrides(
+                group,
+                meta::group_configs::GroupOverrides::from_configs(configs),
+            );
+        }
         let fetch_memory = (config.queued_max_fetch_bytes > 0).then(|| {
             Arc::new(handlers::fetch::MemoryBudget::new(
                 config.queued_max_fetch_bytes as usize,

@@ -438,3 +438,384 @@ async fn consumer_protocol_heartbeat_reconciles() {
         ResponseError::InconsistentGroupProtocol.code()
     );
 }
+
+fn join_v(
+    group: &str,
+    member: &str,
+    instance: Option<&str>,
+    rebalance_ms: i32,
+) -> JoinGroupRequest {
+    join_req(group, member, "consumer")
+        .with_session_timeout_ms(6_000)
+        .with_rebalance_timeout_ms(rebalance_ms)
+        .with_group_instance_id(instance.map(sb))
+}
+
+/// Issue 15, item 1: a client that subscribes, unsubscribes and resubscribes throws its
+/// first (KIP-394) member id away. A new group's first join completes after the initial
+/// delay whatever is pending; once the group exists, the thrown-away id expires after its
+/// session timeout. Fjord used to keep it for 300 s and wait for it until the rebalance
+/// timeout.
+#[tokio::test]
+async fn a_thrown_away_pending_member_id_does_not_stall_the_join() {
+    let b = start_with(&[("group.initial.rebalance.delay.ms", "500")]).await;
+    let mut c = b.client().await;
+    let t = std::time::Instant::now();
+    let thrown = c.call(5, &join_v("resub", "", None, 60_000)).await;
+    assert_eq!(thrown.error_code, ResponseError::MemberIdRequired.code());
+    let first = c.call(5, &join_v("resub", "", None, 60_000)).await;
+    let a = first.member_id.to_string();
+    let joined = c.call(5, &join_v("resub", &a, None, 60_000)).await;
+    assert_eq!((joined.error_code, joined.generation_id), (0, 1));
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(5),
+        "first join took {:?}",
+        t.elapsed()
+    );
+    let s = c
+        .call(5, &sync_req("resub", 1, &a, vec![(&a, b"pa")]))
+        .await;
+    assert_eq!(s.error_code, 0);
+
+    // The group is stable. A second consumer throws its first id away and resubscribes; the
+    // join waits for the thrown-away ids (session 6 s) only until their sessions end.
+    let mut c2 = b.client().await;
+    let mut six = join_v("resub", "", None, 60_000);
+    let thrown = c2.call(5, &six).await;
+    assert_eq!(thrown.error_code, ResponseError::MemberIdRequired.code());
+    let t = std::time::Instant::now();
+    let second = c2.call(5, &six).await;
+    six.member_id = second.member_id.clone();
+    let corr = c2.send(5, &six).await;
+    let a_again = c.call(5, &join_v("resub", &a, None, 60_000)).await;
+    let b_joined = c2.recv::<JoinGroupRequest>(5, corr).await;
+    assert_eq!((a_again.error_code, b_joined.error_code), (0, 0));
+    assert_eq!(a_again.generation_id, 2);
+    let took = t.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(9),
+        "the join waited {took:?} for a member id nobody uses"
+    );
+}
+
+/// Issue 15, item 2: a static leader that restarts and rejoins with JoinGroup v5 keeps the
+/// generation; the other member keeps its partitions (Kafka's behaviour for every version).
+#[tokio::test]
+async fn a_restarted_static_leader_on_join_group_v5_does_not_rebalance() {
+    let b = start_with(FAST).await;
+    let (mut ca, mut cb) = (b.client().await, b.client().await);
+    let a1 = ca.call(5, &join_v("st", "", Some("ia"), 10_000)).await;
+    assert_eq!((a1.error_code, a1.generation_id), (0, 1));
+    let a = a1.member_id.to_string();
+    let s = ca.call(5, &sync_req("st", 1, &a, vec![(&a, b"all")])).await;
+    assert_eq!(s.error_code, 0);
+    let corr = cb.send(5, &join_v("st", "", Some("ib"), 10_000)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let a2 = ca.call(5, &join_v("st", &a, Some("ia"), 10_000)).await;
+    let b2 = cb.recv::<JoinGroupRequest>(5, corr).await;
+    assert_eq!((a2.generation_id, b2.generation_id), (2, 2));
+    assert_eq!(a2.leader.as_str(), a);
+    let bid = b2.member_id.to_string();
+    let corr = cb
+        .send(
+            5,
+            &sync_req("st", 2, &bid, vec![]).with_group_instance_id(Some(sb("ib"))),
+        )
+        .await;
+    let sa = ca
+        .call(
+            5,
+            &sync_req("st", 2, &a, vec![(&a, b"pa"), (&bid, b"pb")])
+                .with_group_instance_id(Some(sb("ia"))),
+        )
+        .await;
+    let sb_ = cb.recv::<SyncGroupRequest>(5, corr).await;
+    assert_eq!((sa.error_code, sb_.error_code), (0, 0));
+    assert_eq!(sb_.assignment.as_ref(), b"pb");
+
+    // The leader's process restarts: a new connection, no member id, the same instance id.
+    drop(ca);
+    let mut ca = b.client().await;
+    let again = tokio::time::timeout(
+        std::time::Duration::from_secs(3),
+        ca.call(5, &join_v("st", "", Some("ia"), 10_000)),
+    )
+    .await
+    .expect("answered at once: no rebalance");
+    assert_eq!((again.error_code, again.generation_id), (0, 2));
+    assert_ne!(again.member_id.as_str(), a);
+    // Told the old leader id, so it does not run the assignor.
+    assert_eq!(again.leader.as_str(), a);
+    assert!(again.members.is_empty());
+    // The other member is not asked to rejoin and keeps its partitions.
+    let hb = cb
+        .call(
+            3,
+            &HeartbeatRequest::default()
+                .with_group_id(GroupId(sb("st")))
+                .with_generation_id(2)
+                .with_member_id(sb(&bid))
+                .with_group_instance_id(Some(sb("ib"))),
+        )
+        .await;
+    assert_eq!(hb.error_code, 0);
+    let s = ca
+        .call(
+            5,
+            &sync_req("st", 2, again.member_id.as_str(), vec![])
+                .with_group_instance_id(Some(sb("ia"))),
+        )
+        .await;
+    assert_eq!((s.error_code, s.assignment.as_ref()), (0, &b"pa"[..]));
+}
+
+fn group_config_req(
+    group: &str,
+    ops: &[(&str, i8, Option<&str>)],
+) -> IncrementalAlterConfigsRequest {
+    IncrementalAlterConfigsRequest::default().with_resources(vec![
+        incremental_alter_configs_request::AlterConfigsResource::default()
+            .with_resource_type(32)
+            .with_resource_name(sb(group))
+            .with_configs(
+                ops.iter()
+                    .map(|(k, op, v)| {
+                        incremental_alter_configs_request::AlterableConfig::default()
+                            .with_name(sb(k))
+                            .with_config_operation(*op)
+                            .with_value(v.map(sb))
+                    })
+                    .collect(),
+            ),
+    ])
+}
+
+fn describe_group_configs(group: &str) -> DescribeConfigsRequest {
+    DescribeConfigsRequest::default()
+        .with_include_synonyms(true)
+        .with_resources(vec![
+            describe_configs_request::DescribeConfigsResource::default()
+                .with_resource_type(32)
+                .with_resource_name(sb(group)),
+        ])
+}
+
+/// Issue 15, item 3: group configs (KIP-848) are described, altered within the broker's
+/// bounds, survive a restart, and set the heartbeat interval and session timeout of the
+/// group's members.
+#[tokio::test]
+async fn group_configs_are_validated_stored_and_applied() {
+    let settings = &[
+        ("group.consumer.min.session.timeout.ms", "1000"),
+        ("group.consumer.min.heartbeat.interval.ms", "100"),
+    ];
+    let mut b = start_with(settings).await;
+    let mut c = b.client().await;
+    c.create_topic("kip848", 2).await;
+    let d = c.call(4, &describe_group_configs("gc")).await;
+    assert_eq!(
+        d.results[0].error_code, 0,
+        "{:?}",
+        d.results[0].error_message
+    );
+    assert_eq!(d.results[0].configs.len(), 17);
+    let r = c
+        .call(
+            1,
+            &group_config_req(
+                "gc",
+                &[
+                    ("consumer.session.timeout.ms", 0, Some("2000")),
+                    ("consumer.heartbeat.interval.ms", 0, Some("300")),
+                ],
+            ),
+        )
+        .await;
+    assert_eq!(
+        r.responses[0].error_code, 0,
+        "{:?}",
+        r.responses[0].error_message
+    );
+    // Out of the broker's bounds, unknown, and not a number: refused as Kafka does.
+    for (k, v, msg) in [
+        (
+            "consumer.session.timeout.ms",
+            "999999",
+            "consumer.session.timeout.ms must be less than or equal to group.consumer.max.session.timeout.ms",
+        ),
+        (
+            "no.such.config",
+            "1",
+            "Unknown group config name: no.such.config",
+        ),
+        (
+            "consumer.heartbeat.interval.ms",
+            "x",
+            "Invalid value x for configuration consumer.heartbeat.interval.ms: Not a number of type INT",
+        ),
+    ] {
+        let r = c.call(1, &group_config_req("gc", &[(k, 0, Some(v))])).await;
+        assert_eq!(
+            r.responses[0].error_code,
+            ResponseError::InvalidConfig.code()
+        );
+        assert_eq!(r.responses[0].error_message.as_deref(), Some(msg));
+    }
+    let d = c.call(4, &describe_group_configs("gc")).await;
+    let e = d.results[0]
+        .configs
+        .iter()
+        .find(|e| e.name.as_str() == "consumer.session.timeout.ms")
+        .unwrap();
+    assert_eq!((e.value.as_deref(), e.config_source), (Some("2000"), 8));
+    assert_eq!(
+        e.synonyms[1].name.as_str(),
+        "group.consumer.session.timeout.ms"
+    );
+
+    // The member is told the group's heartbeat interval, and expires after its session.
+    let m = c.call(1, &cg_heartbeat("gc", "m1", 0, None)).await;
+    assert_eq!((m.error_code, m.heartbeat_interval_ms), (0, 300));
+    tokio::time::sleep(std::time::Duration::from_millis(2600)).await;
+    let late = c
+        .call(1, &cg_heartbeat("gc", "m1", m.member_epoch, None))
+        .await;
+    assert_eq!(late.error_code, ResponseError::UnknownMemberId.code());
+
+    // Stored durably.
+    drop(c);
+    b.restart(settings).await;
+    let mut c = b.client().await;
+    let d = c.call(4, &describe_group_configs("gc")).await;
+    let e = d.results[0]
+        .configs
+        .iter()
+        .find(|e| e.name.as_str() == "consumer.heartbeat.interval.ms")
+        .unwrap();
+    assert_eq!((e.value.as_deref(), e.config_source), (Some("300"), 8));
+    let m = c.call(1, &cg_heartbeat("gc", "m2", 0, None)).await;
+    assert_eq!((m.error_code, m.heartbeat_interval_ms), (0, 300));
+}
+
+fn broker_config_req(
+    broker: &str,
+    ops: &[(&str, i8, Option<&str>)],
+) -> IncrementalAlterConfigsRequest {
+    let mut r = group_config_req(broker, ops);
+    r.resources[0].resource_type = 4;
+    r
+}
+
+/// Issue 15, item 4: every broker setting Kafka lets change at runtime is accepted and
+/// described with its source; read-only ones, per-broker ones at the cluster level, unknown
+/// names and ill-typed values are refused.
+#[tokio::test]
+async fn broker_dynamic_configs_take_kafkas_names() {
+    let b = start().await;
+    let mut c = b.client().await;
+    let ok = |r: &IncrementalAlterConfigsResponse| {
+        (
+            r.responses[0].error_code,
+            r.responses[0].error_message.as_ref().map(|s| s.to_string()),
+        )
+    };
+    let r = c
+        .call(
+            1,
+            &broker_config_req(
+                "1",
+                &[("sasl.kerberos.min.time.before.relogin", 0, Some("120000"))],
+            ),
+        )
+        .await;
+    assert_eq!(ok(&r), (0, None));
+    let r = c
+        .call(
+            1,
+            &broker_config_req("", &[("background.threads", 0, Some("12"))]),
+        )
+        .await;
+    assert_eq!(ok(&r), (0, None));
+    let refused = [
+        (
+            "",
+            "sasl.kerberos.min.time.before.relogin",
+            "1",
+            ResponseError::InvalidRequest,
+            "Cannot update these configs at default cluster level, broker id must be specified: [sasl.kerberos.min.time.before.relogin]",
+        ),
+        (
+            "1",
+            "group.max.size",
+            "5",
+            ResponseError::InvalidRequest,
+            "Cannot update these configs dynamically: [group.max.size]",
+        ),
+        (
+            "1",
+            "num.io.threads",
+            "abc",
+            ResponseError::InvalidRequest,
+            "Invalid value abc for configuration num.io.threads: Not a number of type INT",
+        ),
+        (
+            "1",
+            "no.such.setting",
+            "1",
+            ResponseError::InvalidConfig,
+            "Unknown broker config name: no.such.setting",
+        ),
+    ];
+    for (res, k, v, code, msg) in refused {
+        let r = c.call(1, &broker_config_req(res, &[(k, 0, Some(v))])).await;
+        assert_eq!(ok(&r), (code.code(), Some(msg.to_string())), "{k}");
+    }
+    let d = c
+        .call(
+            4,
+            &DescribeConfigsRequest::default()
+                .with_include_synonyms(true)
+                .with_resources(vec![
+                    describe_configs_request::DescribeConfigsResource::default()
+                        .with_resource_type(4)
+                        .with_resource_name(sb("1")),
+                    describe_configs_request::DescribeConfigsResource::default()
+                        .with_resource_type(4)
+                        .with_resource_name(sb("")),
+                ]),
+        )
+        .await;
+    let find = |i: usize, n: &str| {
+        d.results[i]
+            .configs
+            .iter()
+            .find(|e| e.name.as_str() == n)
+            .map(|e| {
+                (
+                    e.value.as_ref().map(|s| s.to_string()),
+                    e.config_source,
+                    e.read_only,
+                )
+            })
+    };
+    assert_eq!(
+        find(0, "sasl.kerberos.min.time.before.relogin"),
+        Some((Some("120000".into()), 2, false))
+    );
+    assert_eq!(
+        find(0, "background.threads"),
+        Some((Some("12".into()), 3, false))
+    );
+    assert_eq!(
+        find(1, "background.threads"),
+        Some((Some("12".into()), 3, false))
+    );
+    // Deleted again.
+    let r = c
+        .call(
+            1,
+            &broker_config_req("1", &[("sasl.kerberos.min.time.before.relogin", 1, None)]),
+        )
+        .await;
+    assert_eq!(ok(&r), (0, None));
+}

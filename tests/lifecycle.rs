@@ -148,13 +148,18 @@ async fn configs_change_live_with_sources() {
     let r = c
         .call(
             1,
-            &incremental(4, "1", &[("listeners", 0, Some("PLAINTEXT://x:1"))]),
+            &incremental(4, "1", &[("log.dirs", 0, Some("/elsewhere"))]),
         )
         .await;
+    // Kafka's answer for a setting it cannot change at runtime.
     assert_eq!(
         r.responses[0].error_code,
-        ResponseError::InvalidConfig.code(),
-        "static settings are read-only"
+        ResponseError::InvalidRequest.code(),
+        "read-only settings are refused"
+    );
+    assert_eq!(
+        r.responses[0].error_message.as_deref(),
+        Some("Cannot update these configs dynamically: [log.dirs]")
     );
     // AlterConfigs replaces the whole set.
     let alter = AlterConfigsRequest::default().with_resources(vec![

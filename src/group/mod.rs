@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::GroupSettings;
 use crate::log::Store;
+use crate::meta::group_configs::GroupOverrides;
 use crate::meta::topics::Topics;
 use classic::{ClassicGroup, ClassicRecord, ClassicState};
 use consumer::ConsumerGroup;
@@ -191,6 +192,8 @@ pub async fn durable(store: &Store, wrote: bool) -> Result<(), ResponseError> {
 
 pub struct GroupCoordinator {
     pub settings: GroupSettings,
+    /// Group configs (KIP-848) that change the broker's settings for one group.
+    overrides: std::sync::RwLock<HashMap<String, GroupOverrides>>,
     groups: Mutex<HashMap<String, GroupHandle>>,
     pub offsets: OffsetStore,
     tree: sled::Tree,
@@ -234,11 +237,37 @@ impl GroupCoordinator {
         }
         Ok(GroupCoordinator {
             settings,
+            overrides: Default::default(),
             groups: Mutex::new(groups),
             offsets,
             tree,
             topics,
         })
+    }
+
+    /// Records a group's configs (from AlterConfigs on its GROUP resource, or at startup).
+    pub fn set_overrides(&self, id: &str, o: GroupOverrides) {
+        let mut all = self.overrides.write().unwrap();
+        if o.is_empty() {
+            all.remove(id);
+        } else {
+            all.insert(id.to_string(), o);
+        }
+    }
+
+    /// The group settings for group `id`: the broker's, with the group's configs applied.
+    pub fn settings_for(&self, id: &str) -> std::borrow::Cow<'_, GroupSettings> {
+        let Some(o) = self.overrides.read().unwrap().get(id).copied() else {
+            return std::borrow::Cow::Borrowed(&self.settings);
+        };
+        let mut s = self.settings.clone();
+        if let Some(v) = o.consumer_session_timeout_ms {
+            s.consumer_session_timeout_ms = v;
+        }
+        if let Some(v) = o.consumer_heartbeat_interval_ms {
+            s.consumer_heartbeat_interval_ms = v;
+        }
+        std::borrow::Cow::Owned(s)
     }
 
     pub fn get(&self, id: &str) -> Option<GroupHandle> {
@@ -361,7 +390,7 @@ impl GroupCoordinator {
             match &mut *g {
                 Group::Classic(c) if c.state == ClassicState::Dead => continue,
                 Group::Classic(c) => c.tick(now, &self.settings),
-                Group::Consumer(c) => c.tick(now, &self.settings),
+                Group::Consumer(c) => c.tick(now, &self.settings_for(&id)),
             }
             // A failure is logged and retried on the next tick; nobody is waiting for it.
             let _ = self.persist(&id, &mut g);

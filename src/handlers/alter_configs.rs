@@ -1,6 +1,13 @@
 //! AlterConfigs (replace a resource's whole set of dynamic configs) and, sharing the logic,
-//! IncrementalAlterConfigs (SET / DELETE / APPEND / SUBTRACT per key), for topics and for
-//! broker-wide defaults (this broker by id, or the cluster default with an empty name).
+//! IncrementalAlterConfigs (SET / DELETE / APPEND / SUBTRACT per key), for topics, for
+//! broker settings (this broker by id, or the cluster default with an empty name) and for
+//! group configs (KIP-848).
+//!
+//! A broker resource takes every setting Kafka 4.3 lets change at runtime: per-broker ones on
+//! the broker, cluster-wide ones on the broker and on the cluster default. Those Fjord acts on
+//! (the broker defaults of topic configs) take effect; the others are stored, described with
+//! their source, and reported once as having no effect. Read-only settings and names Kafka
+//! does not define are refused.
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
@@ -9,11 +16,158 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::str_bytes;
 use crate::Broker;
+use crate::config::kafka::{KafkaType, Update};
 use crate::connection::RequestContext;
 use crate::meta::configs::{AlterOp, apply_changes, topic_config_def, topic_def_for_broker_config};
+use crate::meta::group_configs::{
+    GroupOverrides, apply_group_changes, group_config_def, validate_group_configs,
+};
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
+const RESOURCE_GROUP: i8 = 32;
+
+/// Logs, once per name for the life of the process, a config that was stored but that Fjord
+/// does not act on.
+fn warn_no_effect_once(kind: &str, name: &str, why: &str) {
+    static WARNED: std::sync::Mutex<Option<std::collections::HashSet<String>>> =
+        std::sync::Mutex::new(None);
+    let mut w = WARNED.lock().unwrap_or_else(|e| e.into_inner());
+    if w.get_or_insert_with(Default::default)
+        .insert(format!("{kind}/{name}"))
+    {
+        tracing::warn!(
+            config = name,
+            "{kind} config stored, but it has no effect in Fjord: {why}"
+        );
+    }
+}
+
+/// Kafka's message for a value that does not parse as the setting's type.
+fn check_kafka_value(name: &str, ty: KafkaType, value: &str) -> Result<(), String> {
+    let v = value.trim();
+    let wrong = |ty: &str| {
+        format!("Invalid value {value} for configuration {name}: Not a number of type {ty}")
+    };
+    match ty {
+        KafkaType::Boolean
+            if !v.eq_ignore_ascii_case("true") && !v.eq_ignore_ascii_case("false") =>
+        {
+            Err(format!(
+                "Invalid value {value} for configuration {name}: Expected value to be either true or false"
+            ))
+        }
+        KafkaType::Short if v.parse::<i16>().is_err() => Err(wrong("SHORT")),
+        KafkaType::Int if v.parse::<i32>().is_err() => Err(wrong("INT")),
+        KafkaType::Long if v.parse::<i64>().is_err() => Err(wrong("LONG")),
+        KafkaType::Double if v.parse::<f64>().is_err() => Err(wrong("DOUBLE")),
+        _ => Ok(()),
+    }
+}
+
+/// Checks a broker resource's changes as Kafka does before any is applied: read-only
+/// settings, per-broker settings on the cluster default, names Kafka does not define, and
+/// values of the wrong type are refused.
+fn check_broker_changes(
+    changes: &[(String, AlterOp)],
+    cluster_wide: bool,
+) -> Result<(), (ResponseError, String)> {
+    let update = |n: &str| crate::config::kafka_setting(n).map(|(_, u)| u);
+    let list = |u: Update| {
+        let names: Vec<&str> = changes
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .filter(|n| update(n) == Some(u))
+            .collect();
+        format!("[{}]", names.join(", "))
+    };
+    if changes
+        .iter()
+        .any(|(n, _)| update(n) == Some(Update::ReadOnly))
+    {
+        return Err((
+            ResponseError::InvalidRequest,
+            format!(
+                "Cannot update these configs dynamically: {}",
+                list(Update::ReadOnly)
+            ),
+        ));
+    }
+    if cluster_wide
+        && changes
+            .iter()
+            .any(|(n, _)| update(n) == Some(Update::PerBroker))
+    {
+        return Err((
+            ResponseError::InvalidRequest,
+            format!(
+                "Cannot update these configs at default cluster level, broker id must be specified: {}",
+                list(Update::PerBroker)
+            ),
+        ));
+    }
+    for (name, op) in changes {
+        let Some((ty, _)) = crate::config::kafka_setting(name) else {
+            if topic_def_for_broker_config(name).is_some() {
+                continue;
+            }
+            return Err((
+                ResponseError::InvalidConfig,
+                format!("Unknown broker config name: {name}"),
+            ));
+        };
+        if let AlterOp::Set(v) = op {
+            check_kafka_value(name, ty, v).map_err(|m| (ResponseError::InvalidRequest, m))?;
+        }
+    }
+    Ok(())
+}
+
+/// Applies changes to broker settings that are not the broker default of a topic config.
+fn apply_plain_broker_changes(
+    out: &mut std::collections::BTreeMap<String, String>,
+    changes: &[(String, AlterOp)],
+    current_value: impl Fn(&str) -> String,
+) -> Result<(), String> {
+    for (name, op) in changes {
+        let is_list = crate::config::kafka_setting(name).is_some_and(|(t, _)| t == KafkaType::List);
+        match op {
+            AlterOp::Set(v) => {
+                out.insert(name.clone(), v.trim().to_string());
+            }
+            AlterOp::Delete => {
+                out.remove(name);
+            }
+            AlterOp::Append(v) | AlterOp::Subtract(v) => {
+                if !is_list {
+                    return Err(format!(
+                        "Config {name} is not a list: APPEND and SUBTRACT do not apply"
+                    ));
+                }
+                let base = out
+                    .get(name)
+                    .cloned()
+                    .unwrap_or_else(|| current_value(name));
+                let mut items: Vec<String> = base
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    if matches!(op, AlterOp::Append(_)) {
+                        if !items.iter().any(|i| i == item) {
+                            items.push(item.to_string());
+                        }
+                    } else {
+                        items.retain(|i| i != item);
+                    }
+                }
+                out.insert(name.clone(), items.join(","));
+            }
+        }
+    }
+    Ok(())
+}
 
 /// Applies one resource's changes; `replace` drops every override not named (AlterConfigs).
 pub fn alter_resource(
@@ -73,9 +227,10 @@ pub fn alter_resource(
             } else {
                 current.clone()
             };
+            check_broker_changes(changes, cluster_wide)?;
             let cfg = &broker.config;
             let snapshot = all.clone();
-            let new = apply_changes(&base, changes, topic_def_for_broker_config, |n| {
+            let current_value = |n: &str| {
                 crate::meta::configs::broker_value_chain(
                     cfg,
                     &snapshot,
@@ -86,8 +241,36 @@ pub fn alter_resource(
                 )
                 .remove(0)
                 .0
-            })
+            };
+            let (topic_backed, plain): (Vec<_>, Vec<_>) = changes
+                .iter()
+                .cloned()
+                .partition(|(n, _)| topic_def_for_broker_config(n).is_some());
+            let mut new = apply_changes(
+                &base,
+                &topic_backed,
+                topic_def_for_broker_config,
+                current_value,
+            )
             .map_err(invalid)?;
+            apply_plain_broker_changes(&mut new, &plain, current_value).map_err(invalid)?;
+            if !validate_only {
+                for (n, op) in &plain {
+                    if !matches!(op, AlterOp::Delete) {
+                        let why = match crate::config::classify(n) {
+                            _ if crate::config::setting_names().any(|k| k == n) => {
+                                "Fjord reads it only at startup (server.properties or --override)"
+                                    .to_string()
+                            }
+                            crate::config::Ignored::NotBuilt(f) => format!("{f} is not built"),
+                            crate::config::Ignored::NoMeaning => {
+                                "it tunes the JVM broker".to_string()
+                            }
+                        };
+                        warn_no_effect_once("broker", n, &why);
+                    }
+                }
+            }
             if !validate_only {
                 if cluster_wide {
                     all.cluster = new;
@@ -106,6 +289,45 @@ pub fn alter_resource(
                     },
                     "broker configs changed"
                 );
+            }
+            Ok(())
+        }
+        RESOURCE_GROUP => {
+            if name.is_empty() {
+                return Err((
+                    ResponseError::InvalidRequest,
+                    "Default group resources are not allowed.".to_string(),
+                ));
+            }
+            let mut all = broker.dynamic.get().clone();
+            let base = if replace {
+                Default::default()
+            } else {
+                all.groups.get(name).cloned().unwrap_or_default()
+            };
+            let new = apply_group_changes(&base, changes).map_err(invalid)?;
+            validate_group_configs(&broker.config, &all, &new).map_err(invalid)?;
+            if !validate_only {
+                for (n, op) in changes {
+                    if let (Some(why), false) = (
+                        group_config_def(n).and_then(|d| d.no_effect),
+                        matches!(op, AlterOp::Delete),
+                    ) {
+                        warn_no_effect_once("group", n, why);
+                    }
+                }
+                let overrides = GroupOverrides::from_configs(&new);
+                if new.is_empty() {
+                    all.groups.remove(name);
+                } else {
+                    all.groups.insert(name.to_string(), new);
+                }
+                broker
+                    .dynamic
+                    .set(all)
+                    .map_err(|e| (ResponseError::KafkaStorageError, e.to_string()))?;
+                broker.groups.set_overrides(name, overrides);
+                tracing::info!(group = name, "group configs changed");
             }
             Ok(())
         }

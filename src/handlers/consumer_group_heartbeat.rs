@@ -16,8 +16,10 @@ pub async fn handle(
     req: ConsumerGroupHeartbeatRequest,
 ) -> anyhow::Result<ConsumerGroupHeartbeatResponse> {
     let group_id = req.group_id.as_str();
+    // The broker's settings with this group's configs (consumer.heartbeat.interval.ms, ...).
+    let settings = broker.groups.settings_for(group_id);
     let mut resp = ConsumerGroupHeartbeatResponse::default()
-        .with_heartbeat_interval_ms(broker.groups.settings.consumer_heartbeat_interval_ms)
+        .with_heartbeat_interval_ms(settings.consumer_heartbeat_interval_ms)
         .with_member_epoch(-1);
     // An error answer carries no epoch or interval (zeros), as Kafka's does.
     let fail = |mut r: ConsumerGroupHeartbeatResponse, e: ResponseError, msg: String| {
@@ -77,13 +79,7 @@ pub async fn handle(
         .groups
         .with_group(group_id, true, |g| {
             let r = match g.consumer_for_heartbeat(group_id, &default_assignor) {
-                Ok(c) => c.heartbeat(
-                    hb,
-                    &lookup,
-                    &all,
-                    &broker.groups.settings,
-                    std::time::Instant::now(),
-                ),
+                Ok(c) => c.heartbeat(hb, &lookup, &all, &settings, std::time::Instant::now()),
                 Err(e) => consumer::HeartbeatResult {
                     error: Some((e, format!("Group {group_id} is not a consumer group."))),
                     ..Default::default()

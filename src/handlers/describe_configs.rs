@@ -17,6 +17,7 @@ use crate::meta::configs::{
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
+const RESOURCE_GROUP: i8 = 32;
 
 pub async fn handle(
     broker: &Broker,
@@ -61,6 +62,20 @@ pub async fn handle(
                             ),
                         ))
                     }
+                }
+                // Group configs exist whether or not the group does, as in Kafka.
+                RESOURCE_GROUP if name.is_empty() => Err((
+                    ResponseError::InvalidRequest,
+                    "Group name must not be empty".to_string(),
+                )),
+                RESOURCE_GROUP => {
+                    let dynamic = broker.dynamic.get();
+                    let none = Default::default();
+                    Ok(crate::meta::group_configs::resolve_group_configs(
+                        &broker.config,
+                        &dynamic,
+                        dynamic.groups.get(name).unwrap_or(&none),
+                    ))
                 }
                 other => Err((
                     ResponseError::InvalidRequest,
@@ -172,6 +187,22 @@ fn broker_configs(broker: &Broker) -> Vec<ResolvedConfig> {
             names.push((def.broker_synonym, def.default, t, def.doc));
         }
     }
+    // Kafka settings Fjord does not act on are listed once they have a dynamic value (their
+    // Kafka default is not known here, so only the layers that are set).
+    let mut unknown_default: Vec<&'static str> = Vec::new();
+    for n in dynamic.broker.keys().chain(dynamic.cluster.keys()) {
+        if let Some(i) = crate::config::kafka::KAFKA_BROKER_SETTINGS
+            .iter()
+            .position(|(k, ..)| k == n)
+        {
+            let k = crate::config::kafka::KAFKA_BROKER_SETTINGS[i].0;
+            if !names.iter().any(|(x, ..)| *x == k) {
+                let t = ConfigType::of_kafka_setting(k).unwrap_or(ConfigType::String);
+                names.push((k, "", t, ""));
+                unknown_default.push(k);
+            }
+        }
+    }
     let mut out: Vec<ResolvedConfig> = names
         .into_iter()
         .map(|(name, default, config_type, doc)| {
@@ -180,6 +211,9 @@ fn broker_configs(broker: &Broker) -> Vec<ResolvedConfig> {
             // Kafka reports these unset (null), their default coming from a synonym.
             let null_default = crate::meta::configs::NULL_DEFAULT.contains(&name);
             if null_default {
+                chain.retain(|(_, s)| *s != ConfigSource::Default);
+            }
+            if unknown_default.contains(&name) && !broker.config.values.contains_key(name) {
                 chain.retain(|(_, s)| *s != ConfigSource::Default);
             }
             ResolvedConfig {

@@ -509,6 +509,8 @@ pub enum ConfigSource {
     DynamicDefaultBroker = 3,
     StaticBroker = 4,
     Default = 5,
+    /// A group config set with (Incremental)AlterConfigs on a GROUP resource (KIP-848).
+    DynamicGroup = 8,
 }
 
 /// Broker configs changed at runtime with (Incremental)AlterConfigs: for this broker
@@ -517,6 +519,9 @@ pub enum ConfigSource {
 pub struct DynamicConfigs {
     pub broker: BTreeMap<String, String>,
     pub cluster: BTreeMap<String, String>,
+    /// Group configs (the GROUP resource, KIP-848), by group id.
+    #[serde(default)]
+    pub groups: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// The dynamic broker configs, persisted in the store's `meta/config` tree.

@@ -1,6 +1,7 @@
 //! Cluster metadata: topics and their configs, the cluster id, and this broker's identity.
 
 pub mod configs;
+pub mod group_configs;
 pub mod topics;
 
 use base64::Engine as _;

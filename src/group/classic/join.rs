@@ -62,7 +62,8 @@ impl ClassicGroup {
         } else if req.require_known_member_id {
             // KIP-394: hand out an id first so a client that retries a timed-out join does
             // not leave ghost members behind.
-            self.pending.insert(member_id.clone(), now);
+            let session = Duration::from_millis(req.session_timeout_ms.max(0) as u64);
+            self.pending.insert(member_id.clone(), now + session);
             return Reply::Now(JoinResult::error(
                 ResponseError::MemberIdRequired,
                 &member_id,
@@ -241,18 +242,20 @@ impl ClassicGroup {
         self.dirty = true;
         match self.state {
             ClassicState::Stable if unchanged => {
-                // Same subscription: hand back the current generation; the member's SyncGroup
-                // returns its old assignment. A rejoining leader must not reassign (v9+).
-                let skip = was_leader && req.supports_skip_assignment;
+                // Same protocol: no rebalance, whichever JoinGroup version (Kafka's
+                // updateStaticMemberThenRebalanceOrCompleteJoin). The member gets the current
+                // generation and its SyncGroup returns its stored assignment; the others keep
+                // theirs. A leader on v9+ is told it is the leader but must skip the
+                // assignment; before v9 it is told the old leader id, which is not its own,
+                // so it acts as a follower and runs no assignor.
+                self.update_member(new_id, &req, now, None);
+                let mut r = self.join_result_for(new_id, req.supports_skip_assignment);
                 if was_leader && !req.supports_skip_assignment {
-                    // Older clients would run the assignor on an empty member list: rebalance.
-                    let (tx, rx) = oneshot::channel();
-                    self.update_member(new_id, &req, now, Some(tx));
-                    self.prepare_rebalance(now, settings, "static leader rejoined");
-                    self.try_complete_join(now, settings, false);
-                    return Reply::Wait(rx);
+                    r.leader = old_id.to_string();
+                    r.members.clear();
                 }
-                Reply::Now(self.join_result_for(new_id, skip))
+                tracing::info!(group = %self.id, member = %new_id, "static member rejoined without changes: no rebalance");
+                Reply::Now(r)
             }
             _ => {
                 let (tx, rx) = oneshot::channel();
@@ -337,12 +340,17 @@ impl ClassicGroup {
             return;
         }
         if !force {
-            if self.initial_delay_until.is_some_and(|t| now < t) {
-                return;
-            }
-            let all_joined = self.members.values().all(Member::awaiting_join);
-            if !all_joined || !self.pending.is_empty() {
-                return;
+            match self.initial_delay_until {
+                Some(t) if now < t => return,
+                // A new group's first join completes once the initial delay is over, whoever
+                // is still pending (Kafka's InitialDelayedJoin).
+                Some(_) => {}
+                None => {
+                    let all_joined = self.members.values().all(Member::awaiting_join);
+                    if !all_joined || !self.pending.is_empty() {
+                        return;
+                    }
+                }
             }
         }
         // Members that did not rejoin in time are out.
@@ -355,7 +363,8 @@ impl ClassicGroup {
         for id in gone {
             self.remove_member(&id);
         }
-        self.pending.clear();
+        // Pending members stay pending (Kafka keeps them until they join, leave or their
+        // session times out): one that joins later starts the next rebalance.
         self.initial_delay_until = None;
         self.rebalance_deadline = None;
         self.generation += 1;

@@ -150,7 +150,9 @@ pub struct ClassicGroup {
     pub generation: i32,
     pub leader: Option<String>,
     pub members: IndexMap<String, Member>,
-    /// Member ids handed out by MEMBER_ID_REQUIRED, awaiting the second join (KIP-394).
+    /// Member ids handed out by MEMBER_ID_REQUIRED, awaiting the second join (KIP-394),
+    /// each with the moment it expires: as in Kafka, a pending member that does not come
+    /// back within the session timeout of its first JoinGroup is forgotten.
     pending: HashMap<String, Instant>,
     /// group.instance.id -> member id (KIP-345 static membership).
     pub static_members: HashMap<String, String>,
@@ -409,6 +411,8 @@ impl ClassicGroup {
             },
             None => {
                 if self.pending.remove(member_id).is_some() {
+                    // The join may have been waiting only for this member.
+                    self.try_complete_join(now, settings, false);
                     return Ok(member_id.to_string());
                 }
                 if !self.members.contains_key(member_id) {
@@ -424,8 +428,16 @@ impl ClassicGroup {
 
     /// Session expiry, rebalance and sync deadlines. Called periodically.
     pub fn tick(&mut self, now: Instant, settings: &GroupSettings) {
-        self.pending
-            .retain(|_, since| now.duration_since(*since) < Duration::from_secs(300));
+        // Pending members (KIP-394) that never came back: the join no longer waits for them
+        // (the PreparingRebalance arm below completes it if everyone else is in).
+        let group = &self.id;
+        self.pending.retain(|id, expires| {
+            let keep = now < *expires;
+            if !keep {
+                tracing::info!(group = %group, member = %id, "pending member removed after its session timeout");
+            }
+            keep
+        });
         // Members not parked in a JoinGroup must heartbeat within their session timeout.
         let expired: Vec<String> = self
             .members
