@@ -765,6 +765,13 @@ async fn broker_dynamic_configs_take_kafkas_names() {
             ResponseError::InvalidConfig,
             "Unknown broker config name: no.such.setting",
         ),
+        (
+            "1",
+            "num.io.thread",
+            "8",
+            ResponseError::InvalidConfig,
+            "Unknown broker config name: num.io.thread (did you mean num.io.threads?)",
+        ),
     ];
     for (res, k, v, code, msg) in refused {
         let r = c.call(1, &broker_config_req(res, &[(k, 0, Some(v))])).await;

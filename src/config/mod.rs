@@ -14,7 +14,7 @@
 mod accept;
 pub mod kafka;
 
-pub use accept::{Ignored, classify, kafka_setting};
+pub use accept::{Ignored, classify, closest, kafka_setting};
 
 use std::collections::BTreeMap;
 use std::fmt;

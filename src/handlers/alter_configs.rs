@@ -111,9 +111,16 @@ fn check_broker_changes(
             if topic_def_for_broker_config(name).is_some() {
                 continue;
             }
+            let known = crate::config::kafka::KAFKA_BROKER_SETTINGS
+                .iter()
+                .map(|s| s.0);
+            let hint = match crate::config::closest(name, known) {
+                Some(near) => format!(" (did you mean {near}?)"),
+                None => String::new(),
+            };
             return Err((
                 ResponseError::InvalidConfig,
-                format!("Unknown broker config name: {name}"),
+                format!("Unknown broker config name: {name}{hint}"),
             ));
         };
         if let AlterOp::Set(v) = op {
