@@ -12,4 +12,5 @@
 pub mod controller;
 pub mod image;
 pub mod placement;
+pub mod raft;
 pub mod records;
