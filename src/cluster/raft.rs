@@ -317,15 +317,22 @@ impl MetadataQuorum {
 
     /// Stops this node: Raft, its server and connections; returns once its directory is
     /// closed (so it can be opened again, in this process too).
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         self.server.abort();
-        let _ = self.server.await;
+        let _ = (&mut self.server).await;
         let _ = self.raft.shutdown().await;
-        drop(self.raft);
         let deadline = Instant::now() + Duration::from_secs(5);
         while self.store.strong_count() > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+}
+
+impl Drop for MetadataQuorum {
+    /// Dropped without `shutdown`: stop answering peers at once; Raft stops when its last
+    /// handle is gone.
+    fn drop(&mut self) {
+        self.server.abort();
     }
 }
 

@@ -1,6 +1,7 @@
 //! Persistence of the metadata quorum in one sled database per node: the Raft log (tree
 //! `log`, key = big-endian index, value = JSON entry), and in tree `meta` the vote, the
-//! committed and purged log ids and the latest snapshot. The state machine is the image in
+//! committed and purged log ids and the latest snapshot (its meta as JSON, the image bytes
+//! beside it). The state machine is the image in
 //! memory: at start it is the snapshot, and openraft re-applies the committed log after it.
 
 use std::io::Cursor;
@@ -22,10 +23,14 @@ use crate::cluster::image::{Image, apply_batch};
 
 type StorageResult<T> = Result<T, StorageError<NodeId>>;
 
+/// A stored snapshot: its meta and the serialized image.
+type StoredSnapshot = (SnapshotMeta<NodeId, Node>, Vec<u8>);
+
 const VOTE: &[u8] = b"vote";
 const COMMITTED: &[u8] = b"committed";
 const PURGED: &[u8] = b"purged";
-const SNAPSHOT: &[u8] = b"snapshot";
+const SNAPSHOT_META: &[u8] = b"snapshot.meta";
+const SNAPSHOT_DATA: &[u8] = b"snapshot.data";
 
 /// The sled database of one node. Held in an `Arc` by the log store, its readers and the
 /// state machine; the quorum handle keeps a `Weak` to know when it is closed.
@@ -85,6 +90,34 @@ impl Store {
             .await
             .map(|_| ())
             .map_err(|e| AnyError::new(&e))
+    }
+
+    /// Replaces the stored snapshot: its meta (JSON) and the image bytes, in one atomic batch.
+    async fn put_snapshot(
+        &self,
+        meta: &SnapshotMeta<NodeId, Node>,
+        data: &[u8],
+    ) -> Result<(), AnyError> {
+        let meta = serde_json::to_vec(meta).map_err(|e| AnyError::new(&e))?;
+        let mut batch = sled::Batch::default();
+        batch.insert(SNAPSHOT_META, meta);
+        batch.insert(SNAPSHOT_DATA, data);
+        self.meta
+            .apply_batch(batch)
+            .map_err(|e| AnyError::new(&e))?;
+        self.flush().await
+    }
+
+    fn get_snapshot(&self) -> Result<Option<StoredSnapshot>, AnyError> {
+        let Some(meta) = self.get_meta(SNAPSHOT_META)? else {
+            return Ok(None);
+        };
+        let data = self
+            .meta
+            .get(SNAPSHOT_DATA)
+            .map_err(|e| AnyError::new(&e))?
+            .ok_or_else(|| AnyError::error("snapshot meta without its data"))?;
+        Ok(Some((meta, data.to_vec())))
     }
 
     fn last_entry(&self) -> Result<Option<Entry<TypeConfig>>, AnyError> {
@@ -248,13 +281,6 @@ impl LogStore {
     }
 }
 
-/// A snapshot as stored: its meta and the serialized image.
-#[derive(Serialize, Deserialize)]
-struct StoredSnapshot {
-    meta: SnapshotMeta<NodeId, Node>,
-    data: Vec<u8>,
-}
-
 /// The state machine: the image, and what openraft needs to know about it.
 pub struct StateMachine {
     store: Arc<Store>,
@@ -268,7 +294,7 @@ pub struct StateMachine {
 impl StateMachine {
     /// The state machine at the latest snapshot (or empty), publishing to `publish`.
     pub fn open(store: Arc<Store>, publish: watch::Sender<Arc<Image>>) -> anyhow::Result<Self> {
-        let snap: Option<StoredSnapshot> = store.get_meta(SNAPSHOT)?;
+        let snap = store.get_snapshot()?;
         let mut sm = StateMachine {
             store,
             image: Arc::new(Image::default()),
@@ -277,10 +303,10 @@ impl StateMachine {
             publish,
             snapshots_built: 0,
         };
-        if let Some(s) = snap {
-            sm.image = Arc::new(serde_json::from_slice(&s.data)?);
-            sm.last_applied = s.meta.last_log_id;
-            sm.membership = s.meta.last_membership;
+        if let Some((meta, data)) = snap {
+            sm.image = Arc::new(serde_json::from_slice(&data)?);
+            sm.last_applied = meta.last_log_id;
+            sm.membership = meta.last_membership;
         }
         sm.publish.send_replace(sm.image.clone());
         Ok(sm)
@@ -309,12 +335,8 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             last_membership: self.membership.clone(),
             snapshot_id,
         };
-        let stored = StoredSnapshot {
-            meta: meta.clone(),
-            data: data.clone(),
-        };
         self.store
-            .put_meta(SNAPSHOT, &stored)
+            .put_snapshot(&meta, &data)
             .await
             .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), e))?;
         Ok(Snapshot {
@@ -381,12 +403,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let image: Image = serde_json::from_slice(&data).map_err(|e| {
             StorageIOError::read_snapshot(Some(meta.signature()), AnyError::new(&e))
         })?;
-        let stored = StoredSnapshot {
-            meta: meta.clone(),
-            data,
-        };
         self.store
-            .put_meta(SNAPSHOT, &stored)
+            .put_snapshot(meta, &data)
             .await
             .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), e))?;
         self.image = Arc::new(image);
@@ -397,13 +415,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> StorageResult<Option<Snapshot<TypeConfig>>> {
-        let snap: Option<StoredSnapshot> = self
+        let snap = self
             .store
-            .get_meta(SNAPSHOT)
+            .get_snapshot()
             .map_err(|e| StorageIOError::read_snapshot(None, e))?;
-        Ok(snap.map(|s| Snapshot {
-            meta: s.meta,
-            snapshot: Box::new(Cursor::new(s.data)),
+        Ok(snap.map(|(meta, data)| Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
         }))
     }
 }
