@@ -6,6 +6,7 @@
 
 pub mod alloc;
 pub mod cleaner;
+pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod dispatch;
