@@ -18,7 +18,7 @@
 #   (roles, node id, voters, listeners, log dir, replication factor and min ISR 1 of the
 #   internal topics), and the JVM options of Kafka's bin/kafka-server-start.sh and
 #   kafka-run-class.sh (-Xms = -Xmx = the heap, G1 with MaxGCPauseMillis=20 and IHOP 35,
-#   ExplicitGCInvokesConcurrent, a GC log). Without it, a test-friendly setup: no initial
+#   ExplicitGCInvokesConcurrent, a GC log, the local JMX agent). Without it, a test-friendly setup: no initial
 #   rebalance delay, -Xmx only, no GC log.
 # Env:
 #   KAFKA_REF_DIR       state dir (default ${TMPDIR:-/tmp}/fjord-kafka-ref); holds node*/ with
@@ -194,7 +194,7 @@ cmd_prepare() {
   [ -e "$DIR" ] && die "$DIR exists and was not made by kafka-ref.sh; set KAFKA_REF_DIR"
 
   if [ ! -f "$CACHE/kafka-4.3.0/.resolved" ]; then
-    FJORD_CACHE="$CACHE" KAFKA_CLIENT_VERSIONS= bash "$ROOT/scripts/setup-kafka.sh"
+    FJORD_CACHE="$CACHE" KAFKA_CLIENT_VERSIONS='' bash "$ROOT/scripts/setup-kafka.sh"
   fi
 
   mkdir -p "$DIR"
@@ -231,11 +231,12 @@ while True:
   # The JVM's arguments, one per line; launch reads them back. @NODE@ is the node's dir.
   if [ "$stock" = 1 ]; then
     # bin/kafka-server-start.sh (KAFKA_HEAP_OPTS, -loggc) and kafka-run-class.sh
-    # (KAFKA_JVM_PERFORMANCE_OPTS) as shipped; the log4j2 config is ours (stdout to server.log).
+    # (KAFKA_JVM_PERFORMANCE_OPTS, KAFKA_JMX_OPTS) as shipped; the log4j2 config is ours (stdout to server.log).
     printf '%s\n' "-Xmx$HEAP" "-Xms$HEAP" -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
       -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -XX:MaxInlineLevel=15 \
       -Djava.awt.headless=true "-Xlog:gc*:file=@NODE@/kafkaServer-gc.log:time,tags:filecount=10,filesize=100M" \
-      >"$DIR/java.args"
+      -Dcom.sun.management.jmxremote -Dcom.sun.management.jmxremote.authenticate=false \
+      -Dcom.sun.management.jmxremote.ssl=false >"$DIR/java.args"
   else
     printf '%s\n' "-Xmx$HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true >"$DIR/java.args"
   fi
