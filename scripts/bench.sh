@@ -39,14 +39,17 @@
 # it records for every phase the load average before and after and the CPU time everything
 # other than broker and load generator used meanwhile, so a busy neighbour shows.
 #
-# Usage (under the shared build lock, so no build overlaps a measurement):
-#   flock /tmp/fjord-cargo.lock scripts/bench.sh
-#   At BENCH_SCALE=1 the measuring takes about 10 minutes on a quiet 2-core machine, plus the
-#   builds (the first librdkafka build takes a few minutes with -j 1). Per broker it writes
-#   about 3.6 GB of record values in fixed-count phases (the 1 KiB acks=1 topic alone is 2 GB;
-#   the consume figure reads it), plus the e2e phases: 10 s each, i.e. 2 x 1.2 GB at the two
-#   fixed rates and 2 x 10 s at half the broker's max; Fjord's flush run 0.5 GB more. The
-#   page cache warm-up writes and deletes 14 GiB first. BENCH_SCALE=0.1 takes a few minutes.
+# Usage (on this shared machine, under the build lock and the heavy-work lock, so no build
+# or test overlaps a measurement):
+#   flock /tmp/fjord-heavy.lock flock /tmp/fjord-cargo.lock bash scripts/bench.sh
+#   At BENCH_SCALE=1 the whole run takes about 6 minutes on the project's 2-core VM once the
+#   binaries are built (the first librdkafka build takes a few minutes with -j 1). Per broker
+#   it writes about 3.6 GB of record values in fixed-count phases (the 1 KiB acks=1 topic
+#   alone is 2 GB; the consume figure reads it), plus the e2e phases: 10 s each, i.e.
+#   2 x 0.2 GB and 2 x 1 GB at the two fixed rates, 2 x 10 s at half the broker's max and,
+#   for the second broker, 2 x 10 s at the first one's half max; Fjord's flush run 0.5 GB
+#   more. The page cache warm-up writes and deletes 14 GiB first. BENCH_SCALE=0.1 takes
+#   about 2.5 minutes.
 # Environment:
 #   BENCH_SCALE=0.1        scale every record count, the disk reference and warm-up sizes
 #                          and the e2e duration (default 1; e2e phases last at least 3 s)
