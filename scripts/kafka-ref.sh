@@ -1,17 +1,31 @@
 #!/usr/bin/env bash
 # Runs the real Apache Kafka 4.3.0 (from the Maven-resolved jars of scripts/setup-kafka.sh) in
 # KRaft mode on loopback, as a reference to compare Fjord against:
-#   scripts/kafka-ref.sh start [--nodes N] [--override key=value]...
+#   scripts/kafka-ref.sh start [--nodes N] [--stock] [--override key=value]...
+#   scripts/kafka-ref.sh prepare [--nodes N] [--stock] [--override key=value]...
+#   scripts/kafka-ref.sh launch
 #   scripts/kafka-ref.sh status
 #   scripts/kafka-ref.sh stop
 # start: N (default 1) combined broker+controller nodes with static voters, in a throwaway dir;
 #   prints the settings and a final line `bootstrap: 127.0.0.1:PORT[,...]` once every broker
 #   answers ApiVersions and is registered. stop kills the nodes and removes the dir.
+# prepare + launch: start in two steps, for timing a start-up (scripts/bench.sh): prepare
+#   writes the configs and formats the storage (`kafka-storage format`), printing
+#   `format_ms: N` and `bootstrap: ...`; launch spawns the prepared nodes and returns at once,
+#   printing `spawned_unix_us: N` (wall clock just before the first spawn, in the unit of
+#   bash's $EPOCHREALTIME) and `pid: N` per node, without waiting for them to answer.
+# --stock: Kafka's defaults everywhere except what one loopback KRaft node cannot do without
+#   (roles, node id, voters, listeners, log dir, replication factor and min ISR 1 of the
+#   internal topics), and the JVM options of Kafka's bin/kafka-server-start.sh and
+#   kafka-run-class.sh (-Xms = -Xmx = the heap, G1 with MaxGCPauseMillis=20 and IHOP 35,
+#   ExplicitGCInvokesConcurrent, a GC log, the local JMX agent). Without it, a test-friendly setup: no initial
+#   rebalance delay, -Xmx only, no GC log.
 # Env:
 #   KAFKA_REF_DIR       state dir (default ${TMPDIR:-/tmp}/fjord-kafka-ref); holds node*/ with
 #                       server.properties, data/, server.log and kafka.pid, plus the file bootstrap
 #   KAFKA_REF_PORT      broker port of node 1, node i gets PORT+i-1 (default: free ports)
-#   KAFKA_REF_HEAP      max heap per node (default 1g)
+#   KAFKA_REF_HEAP      max heap per node (default 1g; with --stock also the initial heap, as
+#                       kafka-server-start.sh's -Xmx1G -Xms1G)
 #   KAFKA_REF_TIMEOUT   seconds start waits for the cluster to answer (default 120)
 #   KAFKA_REF_LOG_LEVEL broker log level (default info)
 set -euo pipefail
@@ -24,6 +38,7 @@ MARK="$DIR/.fjord-kafka-ref"   # stop deletes DIR only when this is there: never
 HEAP="${KAFKA_REF_HEAP:-1g}"
 START_TIMEOUT="${KAFKA_REF_TIMEOUT:-120}"
 STOP_TIMEOUT=30
+TIMING=1 # prepare and launch print format_ms / spawned_unix_us; start does not
 
 log() { echo "kafka-ref: $*"; }
 die() { echo "kafka-ref: ERROR: $*" >&2; exit 1; }
@@ -107,9 +122,9 @@ cmd_status() {
   return $rc
 }
 
-# write_config NODE_ID BROKER_PORT CONTROLLER_PORT VOTERS NODES NODE_DIR OVERRIDES...
+# write_config NODE_ID BROKER_PORT CONTROLLER_PORT VOTERS NODES NODE_DIR STOCK OVERRIDES...
 write_config() {
-  local id="$1" bport="$2" cport="$3" voters="$4" n="$5" d="$6"; shift 6
+  local id="$1" bport="$2" cport="$3" voters="$4" n="$5" d="$6" stock="$7"; shift 7
   # Internal topics replicated as widely as the cluster allows, min ISR 2 when there are 3,
   # the way a production cluster would be set up; on one node everything must be 1.
   local rf=$((n < 3 ? n : 3)) isr=$((n < 3 ? 1 : 2))
@@ -129,9 +144,10 @@ transaction.state.log.replication.factor=$rf
 transaction.state.log.min.isr=$isr
 share.coordinator.state.topic.replication.factor=$rf
 share.coordinator.state.topic.min.isr=$isr
-# As in Kafka's shipped config/server.properties: no 3 s wait before a new group's first rebalance.
-group.initial.rebalance.delay.ms=0
 EOF
+  # As in Kafka's shipped config/server.properties: no 3 s wait before a new group's first
+  # rebalance. Not a built-in default, so --stock leaves it out.
+  [ "$stock" = 1 ] || echo "group.initial.rebalance.delay.ms=0" >>"$d/server.properties"
   local kv
   for kv in "$@"; do echo "$kv" >>"$d/server.properties"; done
 }
@@ -156,13 +172,16 @@ start_failed() {
   cmd_stop >&2
 }
 
-cmd_start() {
-  local nodes=1 overrides=() ports i d cid voters="" bootstrap="" pids=() pid deadline start_s
+# cmd_prepare [--nodes N] [--stock] [--override key=value]...: the dir, configs and formatted
+# storage of every node, and in $DIR/java.args the JVM's arguments; nothing runs afterwards.
+cmd_prepare() {
+  local nodes=1 stock=0 overrides=() ports i d cid voters="" bootstrap="" pids=() t0
   while [ $# -gt 0 ]; do
     case "$1" in
       --nodes) nodes="${2:?--nodes needs a number}"; shift 2 ;;
+      --stock) stock=1; shift ;;
       --override) overrides+=("${2:?--override needs key=value}"); shift 2 ;;
-      *) die "unknown start option '$1'" ;;
+      *) die "unknown option '$1'" ;;
     esac
   done
   [[ "$nodes" =~ ^[1-9][0-9]?$ ]] || die "--nodes must be 1..99"
@@ -175,7 +194,7 @@ cmd_start() {
   [ -e "$DIR" ] && die "$DIR exists and was not made by kafka-ref.sh; set KAFKA_REF_DIR"
 
   if [ ! -f "$CACHE/kafka-4.3.0/.resolved" ]; then
-    FJORD_CACHE="$CACHE" KAFKA_CLIENT_VERSIONS= bash "$ROOT/scripts/setup-kafka.sh"
+    FJORD_CACHE="$CACHE" KAFKA_CLIENT_VERSIONS='' bash "$ROOT/scripts/setup-kafka.sh"
   fi
 
   mkdir -p "$DIR"
@@ -209,18 +228,32 @@ while True:
     s = base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
     if not s.startswith("-"): print(s); break')"
 
+  # The JVM's arguments, one per line; launch reads them back. @NODE@ is the node's dir.
+  if [ "$stock" = 1 ]; then
+    # bin/kafka-server-start.sh (KAFKA_HEAP_OPTS, -loggc) and kafka-run-class.sh
+    # (KAFKA_JVM_PERFORMANCE_OPTS, KAFKA_JMX_OPTS) as shipped; the log4j2 config is ours (stdout to server.log).
+    printf '%s\n' "-Xmx$HEAP" "-Xms$HEAP" -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+      -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -XX:MaxInlineLevel=15 \
+      -Djava.awt.headless=true "-Xlog:gc*:file=@NODE@/kafkaServer-gc.log:time,tags:filecount=10,filesize=100M" \
+      -Dcom.sun.management.jmxremote -Dcom.sun.management.jmxremote.authenticate=false \
+      -Dcom.sun.management.jmxremote.ssl=false >"$DIR/java.args"
+  else
+    printf '%s\n' "-Xmx$HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true >"$DIR/java.args"
+  fi
+
   log "Apache Kafka 4.3.0, KRaft, $nodes combined broker+controller node(s), cluster id $cid"
-  log "dir $DIR, heap $HEAP per node, jars $LIBS"
+  log "dir $DIR, heap $HEAP per node$([ "$stock" = 1 ] && echo ' (-Xms = -Xmx), stock settings'), jars $LIBS"
   for ((i = 1; i <= nodes; i++)); do
     d="$DIR/node$i"
     mkdir -p "$d"
     echo "${bports[$((i - 1))]}" >"$d/broker.port"
-    write_config "$i" "${bports[$((i - 1))]}" "${cports[$((i - 1))]}" "$voters" "$nodes" "$d" ${overrides[@]+"${overrides[@]}"}
+    write_config "$i" "${bports[$((i - 1))]}" "${cports[$((i - 1))]}" "$voters" "$nodes" "$d" "$stock" ${overrides[@]+"${overrides[@]}"}
     log "node $i: broker 127.0.0.1:${bports[$((i - 1))]}, controller 127.0.0.1:${cports[$((i - 1))]}, config $d/server.properties"
   done
   [ "${#overrides[@]}" -eq 0 ] || log "overrides: ${overrides[*]}"
 
   # Format every node's log dir (what `kafka-storage format` does), in parallel: each is a JVM start.
+  t0=$EPOCHREALTIME
   for ((i = 1; i <= nodes; i++)); do
     d="$DIR/node$i"
     KAFKA_TOOL_TIMEOUT=60 bash "$ROOT/scripts/kafka-tool.sh" kafka-storage format \
@@ -234,21 +267,45 @@ while True:
       die "formatting node $i failed"
     fi
   done
+  READY=1
+  [ "$TIMING" = 1 ] || return 0
+  echo "format_ms: $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", (b - a) * 1000 }')"
+  echo "bootstrap: $bootstrap"
+}
 
-  start_s=$SECONDS
-  for ((i = 1; i <= nodes; i++)); do
-    d="$DIR/node$i"
+# cmd_launch: spawn every prepared node and return; nothing waits for them to answer.
+cmd_launch() {
+  local d args=() t0=""
+  [ -e "$MARK" ] && [ -f "$DIR/java.args" ] || die "nothing prepared in $DIR (scripts/kafka-ref.sh prepare first)"
+  any_alive && die "already running in $DIR"
+  for d in $(node_dirs); do
+    mapfile -t args <"$DIR/java.args"
+    args=("${args[@]//@NODE@/$d}")
+    [ -n "$t0" ] || t0=${EPOCHREALTIME/./}
     # nohup and no terminal: the nodes outlive this script and its shell; stop finds them by pid.
-    KAFKA_REF_LOG_LEVEL="${KAFKA_REF_LOG_LEVEL:-info}" nohup java "-Xmx$HEAP" -XX:+UseG1GC \
-      -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
+    KAFKA_REF_LOG_LEVEL="${KAFKA_REF_LOG_LEVEL:-info}" nohup java "${args[@]}" \
       "-Dlog4j2.configurationFile=$ROOT/compat-tests/kafka-dist/server-log4j2.properties" \
       -cp "$LIBS/*" kafka.Kafka "$d/server.properties" </dev/null >"$d/server.log" 2>&1 &
     echo $! >"$d/kafka.pid"
-    log "node $i: pid $!, log $d/server.log"
+    log "node ${d##*node}: pid $!, log $d/server.log"
   done
+  [ "$TIMING" = 1 ] || return 0
+  echo "spawned_unix_us: $t0"
+  for d in $(node_dirs); do echo "pid: $(cat "$d/kafka.pid")"; done
+}
+
+cmd_start() {
+  local nodes d deadline start_s bootstrap
+  TIMING=0
+  cmd_prepare "$@" # sets the EXIT trap that cleans up after a failed start
+  READY=0
+  start_s=$SECONDS
+  cmd_launch
+  nodes=$(node_dirs | wc -l)
 
   # Bounded wait: first every broker port (cheap), then one ApiVersions round trip that sees
   # all N brokers registered (a JVM start per try).
+  bootstrap="$(cat "$DIR/bootstrap")"
   deadline=$((SECONDS + START_TIMEOUT))
   for d in $(node_dirs); do
     until port_open "$(cat "$d/broker.port")"; do
@@ -269,7 +326,9 @@ while True:
 
 case "${1:-}" in
   start) shift; cmd_start "$@" ;;
+  prepare) shift; cmd_prepare "$@" ;;
+  launch) cmd_launch ;;
   stop) cmd_stop ;;
   status) cmd_status ;;
-  *) echo "usage: $0 start [--nodes N] [--override key=value]... | status | stop" >&2; exit 2 ;;
+  *) echo "usage: $0 start|prepare [--nodes N] [--stock] [--override key=value]... | launch | status | stop" >&2; exit 2 ;;
 esac
