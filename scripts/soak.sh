@@ -18,7 +18,7 @@
 # NEW idempotent producer ids and transactional ids all the time (librdkafka clients with
 # transactions and aborts, plus a raw-protocol storm of 150 new ids/s), expirations at 5 s,
 # read_committed readers; fails if the median broker RSS of the last 15% of the load exceeds
-# that of 35-50% by more than 8 MiB, if the broker still lists expired ids (ListTransactions,
+# that of 35-50% by more than 14 MiB, if the broker still lists expired ids (ListTransactions,
 # DescribeProducers) or InitProducerId still knows them, or if a reader misses a committed
 # record or sees an aborted one.
 # Exit status: 0 pass, 1 errors or missing records, 2 the run itself failed.

@@ -33,9 +33,10 @@ every second.
 Checks (any failure -> exit 1):
   * memory: the median RSS over the last 15 % of the load may exceed the median over
     35-50 % of it (after sled's cache and the allocator's pools have filled) by at most
-    --max-growth MiB (8). Figures behind that bound (90 s runs, 2-core shared machine):
-    healthy broker +2 to +5 MiB; broker with expiry off (--broker-expiration-ms
-    86400000) +29 MiB, and growing for as long as ids are created;
+    --max-growth MiB (14). Figures behind that bound (90 s runs, 2-core shared machine):
+    the current broker +0.1, +3.8 and +6.9 MiB (a 150 s run: +5.0, level from 100 s on);
+    with expiry off (--broker-expiration-ms 86400000) +28.7 MiB, and growing for as long
+    as ids are created. 14 MiB is twice the worst healthy figure and half the broken one;
   * expiry: each probe may show only transactional ids and producer entries active within
     expiration + 3 s, and no more producer ids than clients active in that window; once
     the load has stopped and expiration + 3 s have passed the broker lists no
@@ -593,7 +594,7 @@ def main():
                     help="new idempotent producer ids per second from the raw-protocol storm")
     ap.add_argument("--storm-txn-rate", type=float, default=50.0,
                     help="new transactional ids per second from the raw-protocol storm")
-    ap.add_argument("--max-growth", type=float, default=8.0,
+    ap.add_argument("--max-growth", type=float, default=14.0,
                     help="bound on the growth of the median broker RSS from the early to "
                          "the late window, MiB")
     ap.add_argument("--broker-expiration-ms", type=int, default=None,
