@@ -12,6 +12,15 @@
 # Env: SOAK_TIMEOUT bounds the whole run (seconds, default: minutes*60 + 600);
 #      KEEP_WORK=1 keeps the data dir, broker log and per-client results even on success;
 #      FJORD_BIN / FJORD_CACHE as in compat-tests/lib.sh.
+#
+# scripts/soak.sh --ids [--minutes M] [--expiration-ms MS] [--broker-expiration-ms MS] [...]:
+# the id-churn form (scripts/soak_ids.py; --minutes 1.5 is the CI form, about 100 s in all):
+# NEW idempotent producer ids and transactional ids all the time (librdkafka clients with
+# transactions and aborts, plus a raw-protocol storm of 150 new ids/s), expirations at 5 s,
+# read_committed readers; fails if the median broker RSS of the last 15% of the load exceeds
+# that of 35-50% by more than 14 MiB, if the broker still lists expired ids (ListTransactions,
+# DescribeProducers) or InitProducerId still knows them, or if a reader misses a committed
+# record or sees an aborted one.
 # Exit status: 0 pass, 1 errors or missing records, 2 the run itself failed.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../compat-tests/lib.sh"
@@ -20,7 +29,12 @@ if [ ! -x "$VENV/bin/python" ]; then echo "no venv at $VENV: run scripts/setup-p
 if [ ! -x "$FJORD_BIN" ]; then echo "broker binary $FJORD_BIN not built"; exit 2; fi
 
 minutes=1
-args=("$@")
+script=soak.py
+work_name=fjord-soak
+args=()
+for a in "$@"; do
+  if [ "$a" = --ids ]; then script=soak_ids.py; work_name=fjord-soak-ids; else args+=("$a"); fi
+done
 for ((i = 0; i < ${#args[@]}; i++)); do
   case "${args[$i]}" in
     --minutes) minutes="${args[$((i + 1))]:-1}" ;;
@@ -29,7 +43,7 @@ for ((i = 0; i < ${#args[@]}; i++)); do
 done
 timeout_s="${SOAK_TIMEOUT:-$(awk -v m="$minutes" 'BEGIN { printf "%d", m * 60 + 600 }')}"
 
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/fjord-soak.XXXXXX")"
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/$work_name.XXXXXX")"
 rc=1
 finish() {
   if [ -f "$WORK/data.pid" ]; then
@@ -50,9 +64,9 @@ trap finish EXIT
 
 set +e
 PYTHONDONTWRITEBYTECODE=1 timeout --kill-after=20 "$timeout_s" \
-  "$VENV/bin/python" -u "$ROOT/scripts/soak.py" \
-  --broker-bin "$FJORD_BIN" --data-dir "$WORK/data" --json "$WORK/summary.json" "$@"
+  "$VENV/bin/python" -u "$ROOT/scripts/$script" \
+  --broker-bin "$FJORD_BIN" --data-dir "$WORK/data" --json "$WORK/summary.json" ${args[@]+"${args[@]}"}
 rc=$?
 set -e
-[ "$rc" -eq 124 ] && echo "soak killed after ${timeout_s}s"
+[ "$rc" -eq 124 ] && echo "$script killed after ${timeout_s}s"
 exit "$rc"

@@ -40,13 +40,17 @@ KAFKA_CLIENT_VERSION=4.4.0 bash compat-tests/java.sh || failed+=("java-clients-4
 
 # Robustness, short forms: 20 SIGKILL trials with flush-on-ack (no acknowledged record may
 # be lost or duplicated), 10 SIGKILL trials under topic creation, offset commits and
-# transactions (no acknowledged metadata may be lost) and a one-minute soak of mixed traffic.
+# transactions (no acknowledged metadata may be lost), a one-minute soak of mixed traffic and
+# a 90-second soak of new producer and transactional ids (broker RSS must stay flat, expired
+# ids must be forgotten).
 section "robustness: crash durability (20 SIGKILL trials)"
 bash scripts/crash-test.sh --trials 20 || failed+=("crash-test")
 section "robustness: metadata crash durability (10 SIGKILL trials)"
 bash scripts/crash-test.sh --meta --trials 10 || failed+=("crash-test-meta")
 section "robustness: soak (1 minute)"
 bash scripts/soak.sh --minutes 1 || failed+=("soak")
+section "robustness: id-churn soak (90 s)"
+bash scripts/soak.sh --ids --minutes 1.5 || failed+=("soak-ids")
 section "robustness: fuzzing (60 s per target)"
 bash scripts/fuzz.sh 60 || failed+=("fuzz")
 
