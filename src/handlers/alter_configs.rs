@@ -155,21 +155,7 @@ fn apply_plain_broker_changes(
                     .get(name)
                     .cloned()
                     .unwrap_or_else(|| current_value(name));
-                let mut items: Vec<String> = base
-                    .split(',')
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .collect();
-                for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                    if matches!(op, AlterOp::Append(_)) {
-                        if !items.iter().any(|i| i == item) {
-                            items.push(item.to_string());
-                        }
-                    } else {
-                        items.retain(|i| i != item);
-                    }
-                }
-                out.insert(name.clone(), items.join(","));
+                out.insert(name.clone(), op.apply_to_list(&base, v));
             }
         }
     }

@@ -428,6 +428,27 @@ pub enum AlterOp {
 }
 
 impl AlterOp {
+    /// The list `base` (comma-separated) after APPEND or SUBTRACT of the items in `v`:
+    /// appended items not already there go last, subtracted ones are removed wherever they
+    /// are. Any other operation leaves `base` as it is.
+    pub fn apply_to_list(&self, base: &str, v: &str) -> String {
+        let mut items: Vec<&str> = base
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
+        for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            match self {
+                AlterOp::Append(_) if !items.contains(&item) => items.push(item),
+                AlterOp::Subtract(_) => items.retain(|i| *i != item),
+                _ => {}
+            }
+        }
+        items.join(",")
+    }
+}
+
+impl AlterOp {
     /// IncrementalAlterConfigs operation codes.
     pub fn from_code(code: i8, value: Option<String>) -> Result<AlterOp, String> {
         let need = |v: Option<String>| {
@@ -475,21 +496,7 @@ pub fn apply_changes(
                     .get(name)
                     .cloned()
                     .unwrap_or_else(|| current_value(name));
-                let mut items: Vec<String> = base
-                    .split(',')
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .collect();
-                for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                    if matches!(op, AlterOp::Append(_)) {
-                        if !items.iter().any(|i| i == item) {
-                            items.push(item.to_string());
-                        }
-                    } else {
-                        items.retain(|i| i != item);
-                    }
-                }
-                let joined = items.join(",");
+                let joined = op.apply_to_list(&base, v);
                 if !joined.is_empty() {
                     validate_topic_config(def.name, Some(&joined))
                         .map_err(|e| e.replace(def.name, name))?;
@@ -695,6 +702,20 @@ pub fn topic_config_value(
 mod tests {
     use super::*;
     use crate::config::ConfigBuilder;
+
+    #[test]
+    fn list_append_and_subtract() {
+        let add = AlterOp::Append(String::new());
+        let sub = AlterOp::Subtract(String::new());
+        assert_eq!(
+            add.apply_to_list("delete", "compact, delete"),
+            "delete,compact"
+        );
+        assert_eq!(add.apply_to_list("", "a,a,b"), "a,b");
+        assert_eq!(sub.apply_to_list("delete, compact", "delete"), "compact");
+        assert_eq!(sub.apply_to_list("a,b", "c"), "a,b");
+        assert_eq!(AlterOp::Delete.apply_to_list("a, b", "a"), "a,b");
+    }
 
     #[test]
     fn validation_and_sources() {
