@@ -573,21 +573,7 @@ fn group_config_req(
     group: &str,
     ops: &[(&str, i8, Option<&str>)],
 ) -> IncrementalAlterConfigsRequest {
-    IncrementalAlterConfigsRequest::default().with_resources(vec![
-        incremental_alter_configs_request::AlterConfigsResource::default()
-            .with_resource_type(32)
-            .with_resource_name(sb(group))
-            .with_configs(
-                ops.iter()
-                    .map(|(k, op, v)| {
-                        incremental_alter_configs_request::AlterableConfig::default()
-                            .with_name(sb(k))
-                            .with_config_operation(*op)
-                            .with_value(v.map(sb))
-                    })
-                    .collect(),
-            ),
-    ])
+    incremental_alter(32, group, ops, false)
 }
 
 fn describe_group_configs(group: &str) -> DescribeConfigsRequest {
@@ -701,9 +687,7 @@ fn broker_config_req(
     broker: &str,
     ops: &[(&str, i8, Option<&str>)],
 ) -> IncrementalAlterConfigsRequest {
-    let mut r = group_config_req(broker, ops);
-    r.resources[0].resource_type = 4;
-    r
+    incremental_alter(4, broker, ops, false)
 }
 
 /// Issue 15, item 4: every broker setting Kafka lets change at runtime is accepted and

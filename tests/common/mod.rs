@@ -82,6 +82,33 @@ pub struct Client {
     corr: i32,
 }
 
+/// An IncrementalAlterConfigs request for one resource (2 topic, 4 broker, 32 group); each
+/// op is (name, operation: 0 SET, 1 DELETE, 2 APPEND, 3 SUBTRACT, value).
+pub fn incremental_alter(
+    resource_type: i8,
+    name: &str,
+    ops: &[(&str, i8, Option<&str>)],
+    validate_only: bool,
+) -> IncrementalAlterConfigsRequest {
+    IncrementalAlterConfigsRequest::default()
+        .with_validate_only(validate_only)
+        .with_resources(vec![
+            incremental_alter_configs_request::AlterConfigsResource::default()
+                .with_resource_type(resource_type)
+                .with_resource_name(sb(name))
+                .with_configs(
+                    ops.iter()
+                        .map(|(k, op, v)| {
+                            incremental_alter_configs_request::AlterableConfig::default()
+                                .with_name(sb(k))
+                                .with_config_operation(*op)
+                                .with_value(v.map(sb))
+                        })
+                        .collect(),
+                ),
+        ])
+}
+
 pub fn sb(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
 }

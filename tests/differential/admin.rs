@@ -101,23 +101,7 @@ fn incremental(
     ops: &[(&str, i8, Option<&str>)],
     validate_only: bool,
 ) -> IncrementalAlterConfigsRequest {
-    IncrementalAlterConfigsRequest::default()
-        .with_validate_only(validate_only)
-        .with_resources(vec![
-            incremental_alter_configs_request::AlterConfigsResource::default()
-                .with_resource_type(2)
-                .with_resource_name(sb(name))
-                .with_configs(
-                    ops.iter()
-                        .map(|(k, op, v)| {
-                            incremental_alter_configs_request::AlterableConfig::default()
-                                .with_name(sb(k))
-                                .with_config_operation(*op)
-                                .with_value(v.map(sb))
-                        })
-                        .collect(),
-                ),
-        ])
+    incremental_alter(2, name, ops, validate_only)
 }
 
 /// DescribeConfigs, compared with each resource's configs in name order (Kafka's order
