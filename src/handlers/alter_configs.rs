@@ -145,7 +145,7 @@ fn apply_plain_broker_changes(
             AlterOp::Delete => {
                 out.remove(name);
             }
-            AlterOp::Append(v) | AlterOp::Subtract(v) => {
+            AlterOp::Append(_) | AlterOp::Subtract(_) => {
                 if !is_list {
                     return Err(format!(
                         "Config {name} is not a list: APPEND and SUBTRACT do not apply"
@@ -155,7 +155,7 @@ fn apply_plain_broker_changes(
                     .get(name)
                     .cloned()
                     .unwrap_or_else(|| current_value(name));
-                out.insert(name.clone(), op.apply_to_list(&base, v));
+                out.insert(name.clone(), op.apply_to_list(&base));
             }
         }
     }

@@ -428,20 +428,25 @@ pub enum AlterOp {
 }
 
 impl AlterOp {
-    /// The list `base` (comma-separated) after APPEND or SUBTRACT of the items in `v`:
+    /// The list `base` (comma-separated) after this APPEND or SUBTRACT of its items:
     /// appended items not already there go last, subtracted ones are removed wherever they
-    /// are. Any other operation leaves `base` as it is.
-    pub fn apply_to_list(&self, base: &str, v: &str) -> String {
+    /// are. SET and DELETE leave `base` as it is.
+    pub fn apply_to_list(&self, base: &str) -> String {
         let mut items: Vec<&str> = base
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .collect();
+        let (AlterOp::Append(v) | AlterOp::Subtract(v)) = self else {
+            return items.join(",");
+        };
         for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            match self {
-                AlterOp::Append(_) if !items.contains(&item) => items.push(item),
-                AlterOp::Subtract(_) => items.retain(|i| *i != item),
-                _ => {}
+            if matches!(self, AlterOp::Append(_)) {
+                if !items.contains(&item) {
+                    items.push(item);
+                }
+            } else {
+                items.retain(|i| *i != item);
             }
         }
         items.join(",")
@@ -486,7 +491,7 @@ pub fn apply_changes(
             AlterOp::Delete => {
                 out.remove(name);
             }
-            AlterOp::Append(v) | AlterOp::Subtract(v) => {
+            AlterOp::Append(_) | AlterOp::Subtract(_) => {
                 if !is_list {
                     return Err(format!(
                         "Config {name} is not a list: APPEND and SUBTRACT do not apply"
@@ -496,7 +501,7 @@ pub fn apply_changes(
                     .get(name)
                     .cloned()
                     .unwrap_or_else(|| current_value(name));
-                let joined = op.apply_to_list(&base, v);
+                let joined = op.apply_to_list(&base);
                 if !joined.is_empty() {
                     validate_topic_config(def.name, Some(&joined))
                         .map_err(|e| e.replace(def.name, name))?;
@@ -705,16 +710,16 @@ mod tests {
 
     #[test]
     fn list_append_and_subtract() {
-        let add = AlterOp::Append(String::new());
-        let sub = AlterOp::Subtract(String::new());
+        let add = |v: &str| AlterOp::Append(v.to_string());
+        let sub = |v: &str| AlterOp::Subtract(v.to_string());
         assert_eq!(
-            add.apply_to_list("delete", "compact, delete"),
+            add("compact, delete").apply_to_list("delete"),
             "delete,compact"
         );
-        assert_eq!(add.apply_to_list("", "a,a,b"), "a,b");
-        assert_eq!(sub.apply_to_list("delete, compact", "delete"), "compact");
-        assert_eq!(sub.apply_to_list("a,b", "c"), "a,b");
-        assert_eq!(AlterOp::Delete.apply_to_list("a, b", "a"), "a,b");
+        assert_eq!(add("a,a,b").apply_to_list(""), "a,b");
+        assert_eq!(sub("delete").apply_to_list("delete, compact"), "compact");
+        assert_eq!(sub("c").apply_to_list("a,b"), "a,b");
+        assert_eq!(AlterOp::Delete.apply_to_list("a, b"), "a,b");
     }
 
     #[test]
