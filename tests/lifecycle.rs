@@ -16,21 +16,7 @@ fn incremental(
     name: &str,
     ops: &[(&str, i8, Option<&str>)],
 ) -> IncrementalAlterConfigsRequest {
-    IncrementalAlterConfigsRequest::default().with_resources(vec![
-        incremental_alter_configs_request::AlterConfigsResource::default()
-            .with_resource_type(resource_type)
-            .with_resource_name(sb(name))
-            .with_configs(
-                ops.iter()
-                    .map(|(k, op, v)| {
-                        incremental_alter_configs_request::AlterableConfig::default()
-                            .with_name(sb(k))
-                            .with_config_operation(*op)
-                            .with_value(v.map(sb))
-                    })
-                    .collect(),
-            ),
-    ])
+    incremental_alter(resource_type, name, ops, false)
 }
 
 async fn describe(c: &mut Client, resource_type: i8, name: &str, key: &str) -> (String, i8) {
