@@ -40,6 +40,8 @@ pub struct Broker {
     /// Record bytes of fetch responses held in memory, from read until written to the
     /// socket (`queued.max.fetch.bytes`); None = no cap.
     pub fetch_memory: Option<Arc<handlers::fetch::MemoryBudget>>,
+    /// This node's part in a cluster; None for a single node.
+    pub cluster: Option<Arc<cluster::node::ClusterNode>>,
     /// The Arc this broker lives in, so handlers (which see `&Broker`) can hand it to the
     /// blocking pool.
     me: Weak<Broker>,
@@ -49,6 +51,60 @@ impl Broker {
     /// Opens the data dir and loads everything persisted there.
     pub fn open(config: Config) -> anyhow::Result<Arc<Broker>> {
         let store = Arc::new(log::Store::open(&config.log_dir)?);
+        let cluster_id = meta::cluster_id(&store)?;
+        Self::assemble(config, store, cluster_id, None)
+    }
+
+    /// Opens the data dir of a cluster node: joins the metadata quorum, learns (or
+    /// bootstraps) the cluster id, refuses a data dir of another cluster or of a single node,
+    /// then loads what is persisted and brings the local topics in line with the image.
+    pub async fn open_in_cluster(config: Config) -> anyhow::Result<Arc<Broker>> {
+        let settings = config.cluster.clone().expect("a cluster node");
+        let store = Arc::new(log::Store::open(&config.log_dir)?);
+        let (joined, local_id) = meta::cluster_membership(&store)?;
+        if !joined && !store.meta_tree("topics")?.is_empty() {
+            anyhow::bail!(
+                "data dir {} holds the topics of a single node; a single node's data cannot join a \
+                 cluster (start it without controller.quorum.voters, or use another log.dirs)",
+                config.log_dir.display()
+            );
+        }
+        let bootstrap = local_id.clone().unwrap_or_else(meta::new_cluster_id);
+        let node = cluster::node::ClusterNode::start(&config, settings, bootstrap).await?;
+        let cluster_id = node.cluster_id().await;
+        if joined
+            && let Some(local) = &local_id
+            && *local != cluster_id
+        {
+            node.stop().await;
+            anyhow::bail!(
+                "data dir {} belongs to cluster {local}, but the metadata quorum's cluster is \
+                 {cluster_id}; refusing to start",
+                config.log_dir.display()
+            );
+        }
+        meta::join_cluster(&store, &cluster_id)?;
+        cluster::node::write_meta_properties(&config.log_dir, &cluster_id, config.node_id)?;
+        let broker = Self::assemble(config, store, cluster_id, Some(node.clone()))?;
+        let img = node.image();
+        let b = broker.clone();
+        tokio::task::spawn_blocking(move || cluster::mirror::mirror(&b, &img)).await?;
+        let wait = std::time::Duration::from_millis(node.settings.session_timeout_ms);
+        if !node.wait_active(wait).await {
+            tracing::warn!(
+                "not registered and unfenced by the controller within {} ms; serving anyway",
+                wait.as_millis()
+            );
+        }
+        Ok(broker)
+    }
+
+    fn assemble(
+        config: Config,
+        store: Arc<log::Store>,
+        cluster_id: String,
+        cluster: Option<Arc<cluster::node::ClusterNode>>,
+    ) -> anyhow::Result<Arc<Broker>> {
         let topics = Arc::new(meta::topics::Topics::load(store.clone())?);
         let groups = Arc::new(group::GroupCoordinator::load(
             &store,
@@ -62,7 +118,6 @@ impl Broker {
             config.transaction_max_timeout_ms,
             config.transactional_id_expiration_ms,
         )?);
-        let cluster_id = meta::cluster_id(&store)?;
         let dynamic = meta::configs::Dynamic::load(store.meta_tree("config")?)?;
         for (group, configs) in &dynamic.get().groups {
             groups.set_overrides(
@@ -84,6 +139,7 @@ impl Broker {
             dynamic,
             cluster_id,
             fetch_memory,
+            cluster,
             me: me.clone(),
         }))
     }
@@ -108,12 +164,6 @@ impl Broker {
     }
 
     pub fn node_id(&self) -> i32 {
-        self.config.node_id
-    }
-
-    /// The partition leader for every partition. A single node leads everything; when
-    /// replication arrives this becomes a lookup in the replicated metadata.
-    pub fn leader_for(&self, _topic: &meta::topics::Topic, _partition: i32) -> i32 {
         self.config.node_id
     }
 }

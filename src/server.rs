@@ -124,7 +124,11 @@ impl Server {
                 a.port = l.port;
             }
         }
-        let broker = Broker::open(config)?;
+        let broker = if config.cluster.is_some() {
+            Broker::open_in_cluster(config).await?
+        } else {
+            Broker::open(config)?
+        };
         Ok(Server { broker, listeners })
     }
 
@@ -166,6 +170,9 @@ impl Server {
         let timers = self.broker.groups.spawn_timers(shutdown.clone());
         let cleaner = crate::cleaner::spawn(self.broker.clone(), shutdown.clone());
         let txn_timer = self.broker.txns.spawn_timer(shutdown.clone());
+        let mirror = self.broker.cluster.as_ref().map(|node| {
+            crate::cluster::mirror::spawn(self.broker.clone(), node.subscribe(), shutdown.clone())
+        });
         let mut conns = JoinSet::new();
         let mut accepts = JoinSet::new();
         let (conn_tx, mut conn_rx) = tokio::sync::mpsc::channel(64);
@@ -216,6 +223,11 @@ impl Server {
                 Some(_) = conns.join_next(), if !conns.is_empty() => {}
             }
         }
+        // A cluster node first hands its leaderships over (controlled shutdown), so that
+        // clients move to other brokers before this one stops answering.
+        if let Some(node) = &self.broker.cluster {
+            node.controlled_shutdown().await;
+        }
         tracing::info!(
             connections = conns.len(),
             "shutting down: finishing in-flight requests"
@@ -232,11 +244,17 @@ impl Server {
         let _ = timers.await;
         let _ = cleaner.await;
         let _ = txn_timer.await;
+        if let Some(m) = mirror {
+            let _ = m.await;
+        }
         // Every partition's index checkpoint, so the next start has nothing to re-index.
         crate::cleaner::tend_partitions(&self.broker, true);
         match self.broker.store.flush().await {
             Ok(()) => tracing::info!("store flushed"),
             Err(e) => tracing::error!(error = %e, "final flush failed"),
+        }
+        if let Some(node) = &self.broker.cluster {
+            node.stop().await;
         }
     }
 }

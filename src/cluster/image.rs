@@ -62,6 +62,9 @@ pub struct Image {
     pub next_producer_id: i64,
     /// The highest broker epoch ever assigned (new registrations go above it).
     pub last_broker_epoch: i64,
+    /// Set once, by the first active controller.
+    #[serde(default)]
+    pub cluster_id: Option<String>,
 }
 
 impl Image {
@@ -213,6 +216,22 @@ pub fn apply(image: &mut Image, record: &MetadataRecord) -> Result<(), ApplyErro
         MetadataRecord::PartitionChange(r) => change_partition(image, r),
         MetadataRecord::Config(r) => set_config(image, r),
         MetadataRecord::ProducerIds(r) => producer_ids(image, r),
+        MetadataRecord::ClusterId(r) => set_cluster_id(image, r),
+    }
+}
+
+fn set_cluster_id(image: &mut Image, r: &ClusterId) -> Result<(), ApplyError> {
+    if r.cluster_id.is_empty() {
+        return Err(ApplyError::Invalid("empty cluster id".into()));
+    }
+    match &image.cluster_id {
+        Some(id) if *id != r.cluster_id => Err(ApplyError::Invalid(format!(
+            "the cluster id is {id} already"
+        ))),
+        _ => {
+            image.cluster_id = Some(r.cluster_id.clone());
+            Ok(())
+        }
     }
 }
 
@@ -225,6 +244,15 @@ fn register_broker(image: &mut Image, r: &RegisterBroker) -> Result<(), ApplyErr
             "broker epoch {}",
             r.broker_epoch
         )));
+    }
+    // Broker epochs are unique in the cluster: a registration decided on a stale image
+    // (below the newest epoch given) is refused, and the broker registers again.
+    if r.broker_epoch <= image.last_broker_epoch {
+        return Err(ApplyError::StaleBrokerEpoch {
+            broker: r.broker_id,
+            current: image.last_broker_epoch,
+            got: r.broker_epoch,
+        });
     }
     if let Some(old) = image.brokers.get(&r.broker_id) {
         if r.broker_epoch <= old.epoch {

@@ -7,10 +7,17 @@
 //! - `raft`: the quorum on openraft. The rest of the broker sees only `raft::MetadataQuorum`:
 //!   propose a batch and await its commit, subscribe to the image, ask who leads.
 //!
-//! Not wired into the broker yet: a node without quorum settings is today's single node.
+//! - `node`: this process as a cluster node (registration, heartbeats, the active
+//!   controller's duties); `mirror`: the local topic registry kept in step with the image;
+//!   `view`: what the request handlers ask of the cluster (leaders, brokers, changes).
+//!
+//! A node without `controller.quorum.voters` is a single node and uses none of this.
 
 pub mod controller;
 pub mod image;
+pub mod mirror;
+pub mod node;
 pub mod placement;
 pub mod raft;
 pub mod records;
+pub mod view;

@@ -27,6 +27,7 @@ use tokio::sync::watch;
 
 use super::image::{ApplyError, Image};
 use super::records::RecordBatch;
+pub use network::Heartbeat;
 use network::{CallError, Connection, Reply, Request};
 
 /// A controller's id (Kafka's `node.id`).
@@ -151,8 +152,36 @@ pub struct QuorumStatus {
     pub replication: Option<BTreeMap<NodeId, Option<u64>>>,
 }
 
+/// The heartbeats the active controller has received: per broker, the last one and when.
+#[derive(Default)]
+pub struct Liveness {
+    seen: std::sync::Mutex<std::collections::HashMap<i32, (Heartbeat, Instant)>>,
+}
+
+impl Liveness {
+    fn record(&self, hb: Heartbeat) {
+        self.seen
+            .lock()
+            .unwrap()
+            .insert(hb.broker_id, (hb, Instant::now()));
+    }
+
+    /// The last heartbeat of `broker` and when it arrived.
+    pub fn last(&self, broker: i32) -> Option<(Heartbeat, Instant)> {
+        self.seen.lock().unwrap().get(&broker).copied()
+    }
+
+    /// Forgets every heartbeat (a new term: the new leader starts its clocks afresh).
+    pub fn clear(&self) {
+        self.seen.lock().unwrap().clear();
+    }
+}
+
 /// One controller's membership in the metadata quorum.
 pub struct MetadataQuorum {
+    liveness: Arc<Liveness>,
+    /// The connection heartbeats go over, to the leader it was opened to.
+    heartbeat_conn: tokio::sync::Mutex<Option<(NodeId, Connection)>>,
     node_id: NodeId,
     raft: Raft,
     image: watch::Receiver<Arc<Image>>,
@@ -188,7 +217,8 @@ impl MetadataQuorum {
         drop(db);
         let raft = Raft::new(config.node_id, raft_config, network::Network, log, sm).await?;
         let addr = listener.local_addr()?;
-        let server = network::serve(listener, raft.clone());
+        let liveness = Arc::new(Liveness::default());
+        let server = network::serve(listener, raft.clone(), liveness.clone());
         let members: BTreeMap<NodeId, Node> = config
             .voters
             .iter()
@@ -206,6 +236,8 @@ impl MetadataQuorum {
             }
         }
         Ok(MetadataQuorum {
+            liveness,
+            heartbeat_conn: tokio::sync::Mutex::new(None),
             node_id: config.node_id,
             raft,
             image,
@@ -313,6 +345,49 @@ impl MetadataQuorum {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         Err(ProposeError::NoLeader { leader_hint: hint })
+    }
+
+    /// The heartbeats this node took as the active controller.
+    pub fn liveness(&self) -> &Liveness {
+        &self.liveness
+    }
+
+    /// Sends a broker heartbeat to the active controller (recorded here when this node is
+    /// it). True when the active controller took it.
+    pub async fn heartbeat(&self, hb: Heartbeat, timeout: Duration) -> bool {
+        let (leader, addr) = {
+            let m = self.raft.metrics().borrow().clone();
+            let Some(leader) = m.current_leader else {
+                return false;
+            };
+            let addr = m
+                .membership_config
+                .membership()
+                .get_node(&leader)
+                .map(|n| n.addr.clone());
+            (leader, addr)
+        };
+        if leader == self.node_id {
+            self.liveness.record(hb);
+            return true;
+        }
+        let Some(addr) = addr else { return false };
+        let mut slot = self.heartbeat_conn.lock().await;
+        if slot.as_ref().is_none_or(|(id, _)| *id != leader) {
+            *slot = Some((leader, Connection::new(addr)));
+        }
+        let (_, conn) = slot.as_mut().expect("set above");
+        matches!(
+            conn.call(&Request::Heartbeat(hb), timeout).await,
+            Ok(Reply::Heartbeat(true))
+        )
+    }
+
+    /// Stops Raft and the quorum's server without giving up the handle (for owners that
+    /// share it); `shutdown` also waits for the store to close.
+    pub async fn stop(&self) {
+        self.server.abort();
+        let _ = self.raft.shutdown().await;
     }
 
     /// Stops this node: Raft, its server and connections; returns once its directory is

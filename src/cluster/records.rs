@@ -123,6 +123,13 @@ pub struct ProducerIds {
     pub next_producer_id: i64,
 }
 
+/// The cluster's id, chosen once by the first active controller of a fresh quorum (Kafka
+/// writes it at format time; Fjord has no format step).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterId {
+    pub cluster_id: String,
+}
+
 /// One metadata record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MetadataRecord {
@@ -135,6 +142,7 @@ pub enum MetadataRecord {
     PartitionChange(PartitionChange),
     Config(ConfigRecord),
     ProducerIds(ProducerIds),
+    ClusterId(ClusterId),
 }
 
 /// What one Raft log entry carries: records that are applied together or not at all, as

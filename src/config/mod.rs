@@ -12,6 +12,7 @@
 //! is an error naming the closest known one.
 
 mod accept;
+pub mod cluster;
 pub mod kafka;
 
 pub use accept::{Ignored, classify, closest, kafka_setting};
@@ -166,7 +167,10 @@ const SETTINGS: &[(&str, Kind, &str)] = &[
     ),
     (
         "default.replication.factor",
-        Kind::Int { min: 1, max: 1 },
+        Kind::Int {
+            min: 1,
+            max: i16::MAX as i64,
+        },
         "1",
     ),
     ("auto.create.topics.enable", Kind::Bool, "true"),
@@ -377,6 +381,8 @@ pub struct Config {
     /// until written to the socket; -1 = no cap.
     pub queued_max_fetch_bytes: i64,
     pub group: GroupSettings,
+    /// Set when this node is part of a cluster (`controller.quorum.voters`).
+    pub cluster: Option<cluster::ClusterSettings>,
     /// Every setting with its effective value and where it came from (for DescribeConfigs).
     pub values: BTreeMap<String, (String, Source)>,
 }
@@ -598,6 +604,7 @@ impl ConfigBuilder {
             }
             adv
         };
+        let listeners_names: Vec<String> = listeners.iter().map(|l| l.name.clone()).collect();
         let queued = int("queued.max.request.bytes");
         if queued > 0 && queued < int("socket.request.max.bytes") {
             return Err(ConfigError(format!(
@@ -650,6 +657,7 @@ impl ConfigBuilder {
                 offsets_retention_check_interval_ms: int("offsets.retention.check.interval.ms"),
                 offset_metadata_max_bytes: int("offset.metadata.max.bytes") as usize,
             },
+            cluster: cluster::parse(&values, int("node.id") as i32, &listeners_names)?,
             values,
         })
     }
@@ -677,6 +685,7 @@ impl Config {
                 *src != Source::Default
                     && !SETTINGS.iter().any(|(n, _, _)| n == k)
                     && !matches!(k.as_str(), "log.retention.minutes" | "log.retention.hours")
+                    && !cluster::CLUSTER_SETTINGS.contains(&k.as_str())
             })
             .filter_map(|(k, _)| {
                 let why = accept::classify(k);

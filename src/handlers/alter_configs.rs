@@ -9,6 +9,8 @@
 //! their source, and reported once as having no effect. Read-only settings and names Kafka
 //! does not define are refused.
 
+use std::collections::BTreeMap;
+
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
@@ -163,7 +165,8 @@ fn apply_plain_broker_changes(
 }
 
 /// Applies one resource's changes; `replace` drops every override not named (AlterConfigs).
-pub fn alter_resource(
+/// A topic's change on a cluster node goes through the controller.
+pub async fn alter_resource(
     broker: &Broker,
     resource_type: i8,
     name: &str,
@@ -171,6 +174,35 @@ pub fn alter_resource(
     replace: bool,
     validate_only: bool,
 ) -> Result<(), (ResponseError, String)> {
+    match alter_resource_here(broker, resource_type, name, changes, replace, validate_only)? {
+        None => Ok(()),
+        Some(new) => {
+            broker
+                .set_topic_configs_in_cluster(name, new)
+                .await
+                .map_err(|e| {
+                    let (code, msg) = super::topic_error(&e);
+                    (
+                        ResponseError::try_from_code(code)
+                            .unwrap_or(ResponseError::UnknownServerError),
+                        msg.map(|m| m.to_string()).unwrap_or_default(),
+                    )
+                })?;
+            tracing::info!(topic = name, "topic configs changed");
+            Ok(())
+        }
+    }
+}
+
+/// The change made here, or (Some) the topic's new configs for the controller to commit.
+fn alter_resource_here(
+    broker: &Broker,
+    resource_type: i8,
+    name: &str,
+    changes: &[(String, AlterOp)],
+    replace: bool,
+    validate_only: bool,
+) -> Result<Option<BTreeMap<String, String>>, (ResponseError, String)> {
     let invalid = |m: String| (ResponseError::InvalidConfig, m);
     match resource_type {
         RESOURCE_TOPIC => {
@@ -190,13 +222,16 @@ pub fn alter_resource(
             })
             .map_err(invalid)?;
             if !validate_only {
+                if broker.cluster.is_some() {
+                    return Ok(Some(new));
+                }
                 broker
                     .topics
                     .set_configs(name, new)
                     .map_err(|e| (ResponseError::KafkaStorageError, format!("{e:?}")))?;
                 tracing::info!(topic = name, "topic configs changed");
             }
-            Ok(())
+            Ok(None)
         }
         RESOURCE_BROKER => {
             let cluster_wide = name.is_empty();
@@ -283,7 +318,7 @@ pub fn alter_resource(
                     "broker configs changed"
                 );
             }
-            Ok(())
+            Ok(None)
         }
         RESOURCE_GROUP => {
             if name.is_empty() {
@@ -322,7 +357,7 @@ pub fn alter_resource(
                 broker.groups.set_overrides(name, overrides);
                 tracing::info!(group = name, "group configs changed");
             }
-            Ok(())
+            Ok(None)
         }
         other => Err((
             ResponseError::InvalidRequest,
@@ -352,22 +387,21 @@ pub async fn handle(
     _ctx: &RequestContext,
     req: AlterConfigsRequest,
 ) -> anyhow::Result<AlterConfigsResponse> {
-    let mut responses: Vec<AlterConfigsResourceResponse> = req
-        .resources
-        .iter()
-        .map(|res| {
-            let changes: Result<Vec<(String, AlterOp)>, (ResponseError, String)> = res
-                .configs
-                .iter()
-                .map(|c| match &c.value {
-                    Some(v) => Ok((c.name.to_string(), AlterOp::Set(v.to_string()))),
-                    None => Err((
-                        ResponseError::InvalidRequest,
-                        format!("Null value not supported for {}", c.name.as_str()),
-                    )),
-                })
-                .collect();
-            let r = changes.and_then(|ch| {
+    let mut responses: Vec<AlterConfigsResourceResponse> = Vec::new();
+    for res in &req.resources {
+        let changes: Result<Vec<(String, AlterOp)>, (ResponseError, String)> = res
+            .configs
+            .iter()
+            .map(|c| match &c.value {
+                Some(v) => Ok((c.name.to_string(), AlterOp::Set(v.to_string()))),
+                None => Err((
+                    ResponseError::InvalidRequest,
+                    format!("Null value not supported for {}", c.name.as_str()),
+                )),
+            })
+            .collect();
+        let r = match changes {
+            Ok(ch) => {
                 alter_resource(
                     broker,
                     res.resource_type,
@@ -376,10 +410,12 @@ pub async fn handle(
                     true,
                     req.validate_only,
                 )
-            });
-            response_entry(res.resource_type, &res.resource_name, r)
-        })
-        .collect();
+                .await
+            }
+            Err(e) => Err(e),
+        };
+        responses.push(response_entry(res.resource_type, &res.resource_name, r));
+    }
     if !req.validate_only {
         super::unless_durable(
             super::durable(broker).await,

@@ -17,6 +17,21 @@ pub async fn handle(
     for t in &req.topics {
         let mut r = CreatePartitionsTopicResult::default().with_name(t.name.clone());
         let res = match &t.assignments {
+            _ if broker.cluster.is_some() => {
+                let assignment = t.assignments.as_ref().map(|a| {
+                    a.iter()
+                        .map(|x| x.broker_ids.iter().map(|b| b.0).collect())
+                        .collect()
+                });
+                broker
+                    .create_partitions_in_cluster(
+                        t.name.as_str(),
+                        t.count,
+                        assignment,
+                        req.validate_only,
+                    )
+                    .await
+            }
             Some(a)
                 if a.iter()
                     .any(|x| x.broker_ids.iter().any(|b| b.0 != broker.node_id())) =>

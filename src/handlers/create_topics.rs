@@ -36,10 +36,10 @@ pub async fn handle(
             continue;
         }
         match create_one(broker, t, req.validate_only).await {
-            Ok((topic, configs, partitions)) => {
+            Ok((topic, configs, partitions, rf)) => {
                 result.topic_id = topic.id;
                 result.num_partitions = partitions;
-                result.replication_factor = 1;
+                result.replication_factor = rf;
                 if ctx.api_version >= 5 {
                     let mut all =
                         resolve_topic_configs(&broker.config, &broker.dynamic.get(), &configs);
@@ -88,6 +88,7 @@ type Created = (
     std::sync::Arc<crate::meta::topics::Topic>,
     BTreeMap<String, String>,
     i32,
+    i16,
 );
 
 async fn create_one(
@@ -96,14 +97,23 @@ async fn create_one(
     validate_only: bool,
 ) -> Result<Created, TopicError> {
     crate::meta::topics::validate_name(t.name.as_str())?;
+    let cluster = broker.cluster.is_some();
+    let mut assignment: Option<Vec<Vec<i32>>> = None;
     let partitions = if !t.assignments.is_empty() {
         if t.num_partitions != -1 || t.replication_factor != -1 {
             return Err(TopicError::InvalidPartitions(
                 "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.".into(),
             ));
         }
-        for a in &t.assignments {
-            if a.broker_ids.len() != 1 || a.broker_ids[0].0 != broker.node_id() {
+        let mut rows: Vec<_> = t.assignments.iter().collect();
+        rows.sort_by_key(|a| a.partition_index);
+        for (i, a) in rows.iter().enumerate() {
+            if a.partition_index != i as i32 {
+                return Err(TopicError::InvalidReplicaAssignment(
+                    "Partitions should be numbered consecutively from 0.".into(),
+                ));
+            }
+            if !cluster && (a.broker_ids.len() != 1 || a.broker_ids[0].0 != broker.node_id()) {
                 return Err(TopicError::InvalidReplicationFactor(format!(
                     "Replica assignment for partition {} must name exactly broker {}",
                     a.partition_index,
@@ -111,21 +121,31 @@ async fn create_one(
                 )));
             }
         }
+        assignment = Some(
+            rows.iter()
+                .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
+                .collect(),
+        );
         t.assignments.len() as i32
     } else if t.num_partitions == -1 {
         broker.config.num_partitions
     } else {
         t.num_partitions
     };
-    let rf = if t.replication_factor == -1 {
-        broker.config.default_replication_factor
-    } else {
-        t.replication_factor
+    let rf = match (&assignment, t.replication_factor) {
+        (Some(a), _) => a.first().map_or(1, |r| r.len() as i16),
+        (None, -1) => broker.config.default_replication_factor,
+        (None, rf) => rf,
     };
-    if rf != 1 && t.assignments.is_empty() {
+    if rf != 1 && !cluster {
         return Err(TopicError::InvalidReplicationFactor(format!(
             "Unable to replicate the partition {rf} time(s): The target replication factor of {rf} cannot be reached because only 1 broker(s) are registered or some brokers have all their log directories cordoned."
         )));
+    }
+    if rf < 1 {
+        return Err(TopicError::InvalidReplicationFactor(
+            "Replication factor must be larger than 0, or -1 to use the default value.".into(),
+        ));
     }
     let mut configs = BTreeMap::new();
     for c in &t.configs {
@@ -135,15 +155,35 @@ async fn create_one(
         configs.insert(c.name.as_str().to_string(), value.unwrap_or_default());
     }
     // Opening the partitions (sled trees, segment directories) is blocking work, up to
-    // thousands of times: on the blocking pool.
+    // thousands of times: on the blocking pool. In a cluster the local registry only
+    // validates here (name collisions, counts); the controller decides and every node's
+    // mirror creates the topic.
     let (topics, name, cfg) = (
         broker.topics.clone(),
         t.name.as_str().to_string(),
         configs.clone(),
     );
+    let local_only = validate_only || cluster;
     let topic =
-        tokio::task::spawn_blocking(move || topics.create(&name, partitions, cfg, validate_only))
+        tokio::task::spawn_blocking(move || topics.create(&name, partitions, cfg, local_only))
             .await
             .map_err(|e| TopicError::Storage(e.to_string()))??;
-    Ok((topic, configs, partitions))
+    if !cluster {
+        return Ok((topic, configs, partitions, rf));
+    }
+    let id = broker
+        .create_topic_in_cluster(
+            t.name.as_str(),
+            partitions,
+            rf as i32,
+            assignment,
+            &configs,
+            validate_only,
+        )
+        .await?;
+    let topic = match broker.topics.get(t.name.as_str()) {
+        Some(local) if local.id == id => local,
+        _ => topic,
+    };
+    Ok((topic, configs, partitions, rf))
 }

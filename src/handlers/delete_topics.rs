@@ -44,25 +44,17 @@ pub async fn handle(
         match resolved {
             Ok(n) => {
                 r.name = Some(topic_name(&n));
-                // Removing every partition's tree and files is blocking work.
-                let (topics, name) = (broker.topics.clone(), n.clone());
-                let deleted = tokio::task::spawn_blocking(move || topics.delete(&name))
-                    .await
-                    .unwrap_or_else(|e| Err(TopicError::Storage(e.to_string())));
+                let deleted = if broker.cluster.is_some() {
+                    // Through the controller; every node's mirror removes the data and the
+                    // committed offsets.
+                    broker.delete_topic_in_cluster(&n).await
+                } else {
+                    delete_local(broker, &n).await
+                };
                 match deleted {
-                    Ok(t) => {
-                        r.topic_id = t.id;
+                    Ok(id) => {
+                        r.topic_id = id;
                         tracing::info!(topic = %n, "deleted topic");
-                        // Committed offsets go with the topic, in every group.
-                        match broker.groups.offsets.delete_topic(&n) {
-                            Ok(0) => {}
-                            Ok(k) => {
-                                tracing::info!(topic = %n, offsets = k, "removed committed offsets of the deleted topic")
-                            }
-                            Err(e) => {
-                                tracing::error!(topic = %n, error = %e, "cannot remove committed offsets of the deleted topic")
-                            }
-                        }
                     }
                     Err(e) => {
                         let (code, msg) = topic_error(&e);
@@ -92,6 +84,26 @@ pub async fn handle(
         responses.iter_mut().map(|r| &mut r.error_code),
     );
     Ok(DeleteTopicsResponse::default().with_responses(responses))
+}
+
+/// Deletes a single node's topic and its committed offsets; the topic's id.
+async fn delete_local(broker: &Broker, name: &str) -> Result<Uuid, TopicError> {
+    // Removing every partition's tree and files is blocking work.
+    let (topics, owned) = (broker.topics.clone(), name.to_string());
+    let t = tokio::task::spawn_blocking(move || topics.delete(&owned))
+        .await
+        .unwrap_or_else(|e| Err(TopicError::Storage(e.to_string())))?;
+    // Committed offsets go with the topic, in every group.
+    match broker.groups.offsets.delete_topic(name) {
+        Ok(0) => {}
+        Ok(k) => {
+            tracing::info!(topic = %name, offsets = k, "removed committed offsets of the deleted topic")
+        }
+        Err(e) => {
+            tracing::error!(topic = %name, error = %e, "cannot remove committed offsets of the deleted topic")
+        }
+    }
+    Ok(t.id)
 }
 
 /// Kafka's default message for an error code (what it sends when the exception has none).

@@ -19,7 +19,7 @@ pub async fn handle(
 ) -> anyhow::Result<DescribeClusterResponse> {
     let mut resp = DescribeClusterResponse::default()
         .with_cluster_id(str_bytes(broker.cluster_id.clone()))
-        .with_controller_id(BrokerId(broker.node_id()));
+        .with_controller_id(BrokerId(broker.controller_id()));
     if ctx.api_version >= 1 {
         resp.endpoint_type = req.endpoint_type;
         if req.endpoint_type != ENDPOINT_BROKERS && req.endpoint_type != 2 {
@@ -31,14 +31,18 @@ pub async fn handle(
             return Ok(resp);
         }
     }
-    let adv = broker.config.advertised_for(&ctx.listener);
-    // This node is both the broker and the controller, so it answers for either type.
-    resp.brokers = vec![
-        DescribeClusterBroker::default()
-            .with_broker_id(BrokerId(broker.node_id()))
-            .with_host(str_bytes(adv.advertised_host()))
-            .with_port(adv.port as i32),
-    ];
+    // Every node is both a broker and a controller, so the same nodes answer either type.
+    resp.brokers = broker
+        .brokers_view(&ctx.listener)
+        .into_iter()
+        .map(|b| {
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(b.id))
+                .with_host(str_bytes(b.host))
+                .with_port(b.port as i32)
+                .with_rack(b.rack.map(str_bytes))
+        })
+        .collect();
     if req.include_cluster_authorized_operations {
         resp.cluster_authorized_operations = CLUSTER_OPERATIONS;
     }

@@ -52,7 +52,6 @@ pub async fn handle(
     };
     let mut topics = Vec::new();
     let mut next_cursor = None;
-    let node = BrokerId(broker.node_id());
     for name in names {
         if let Some(st) = &start_topic
             && name < *st
@@ -74,7 +73,7 @@ pub async fn handle(
             0
         };
         let mut parts = Vec::new();
-        for (i, p) in t.partitions.iter().enumerate().skip(first as usize) {
+        for i in (0..t.partitions.len()).skip(first as usize) {
             if budget == 0 {
                 next_cursor = Some(
                     Cursor::default()
@@ -83,13 +82,21 @@ pub async fn handle(
                 );
                 break;
             }
+            let p = broker.partition_view(&t, i as i32);
+            let ids = |v: Vec<i32>| v.into_iter().map(BrokerId).collect::<Vec<_>>();
             parts.push(
                 DescribeTopicPartitionsResponsePartition::default()
                     .with_partition_index(i as i32)
-                    .with_leader_id(BrokerId(broker.leader_for(&t, i as i32)))
-                    .with_leader_epoch(p.leader_epoch())
-                    .with_replica_nodes(vec![node])
-                    .with_isr_nodes(vec![node])
+                    .with_error_code(if p.leader < 0 {
+                        ResponseError::LeaderNotAvailable.code()
+                    } else {
+                        0
+                    })
+                    .with_leader_id(BrokerId(p.leader))
+                    .with_leader_epoch(p.leader_epoch)
+                    .with_replica_nodes(ids(p.replicas))
+                    .with_isr_nodes(ids(p.isr))
+                    .with_offline_replicas(ids(p.offline))
                     .with_eligible_leader_replicas(Some(vec![]))
                     .with_last_known_elr(Some(vec![])),
             );

@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::fetch_response::{
-    AbortedTransaction, FetchableTopicResponse, PartitionData,
+    AbortedTransaction, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
 };
-use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse, ProducerId};
+use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, ProducerId};
 use kafka_protocol::protocol::Decodable;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
@@ -120,7 +120,8 @@ async fn serve(
     let notify = Arc::new(Notify::new());
     let mut registered = false;
     loop {
-        let (resp, bytes, had_error, memory) = read_all(broker, v, &req, &topics).await?;
+        let (resp, bytes, had_error, memory) =
+            read_all(broker, v, &ctx.listener, &req, &topics).await?;
         let now = tokio::time::Instant::now();
         if bytes >= min_bytes.max(1) || had_error || now >= deadline || min_bytes == 0 {
             return Ok((resp, memory));
@@ -138,7 +139,7 @@ async fn serve(
             .await
             .is_err()
         {
-            let (resp, _, _, memory) = read_all(broker, v, &req, &topics).await?;
+            let (resp, _, _, memory) = read_all(broker, v, &ctx.listener, &req, &topics).await?;
             return Ok((resp, memory));
         }
         for_each_log(&req, &topics, |log| log.register_waiter(&notify));
@@ -172,6 +173,7 @@ type PlannedRead = (usize, usize, Arc<PartitionLog>, ReadPlan);
 async fn read_all(
     broker: &Broker,
     v: i16,
+    listener: &str,
     req: &FetchRequest,
     topics: &[Option<Arc<Topic>>],
 ) -> anyhow::Result<(FetchResponse, usize, bool, Option<OwnedSemaphorePermit>)> {
@@ -185,6 +187,7 @@ async fn read_all(
     let mut had_error = false;
     let mut responses = Vec::with_capacity(req.topics.len());
     let mut reads: Vec<PlannedRead> = Vec::new();
+    let mut leaders = std::collections::BTreeSet::new();
     for (ti, (t, topic)) in req.topics.iter().zip(topics).enumerate() {
         let mut tr = FetchableTopicResponse::default()
             .with_topic(t.topic.clone())
@@ -208,10 +211,25 @@ async fn read_all(
                     pd.aborted_transactions = Some(Vec::new());
                     Err(unknown)
                 }
-                Some(topic) => topic.partition(p.partition).ok_or_else(|| {
-                    pd.aborted_transactions = Some(Vec::new());
-                    ResponseError::UnknownTopicOrPartition
-                }),
+                Some(topic) => match broker.check_leader(topic, p.partition) {
+                    // Not the leader here: the client refreshes its metadata, or (v12+,
+                    // KIP-951) goes straight to the leader named in the answer.
+                    Err(nl) => {
+                        if let Some((id, epoch)) = nl.leader
+                            && v >= 12
+                        {
+                            pd.current_leader = LeaderIdAndEpoch::default()
+                                .with_leader_id(BrokerId(id))
+                                .with_leader_epoch(epoch);
+                            leaders.insert(id);
+                        }
+                        Err(ResponseError::NotLeaderOrFollower)
+                    }
+                    Ok(()) => topic.partition(p.partition).ok_or_else(|| {
+                        pd.aborted_transactions = Some(Vec::new());
+                        ResponseError::UnknownTopicOrPartition
+                    }),
+                },
             };
             let result = log.and_then(|log| {
                 check_epoch(p.current_leader_epoch, log.leader_epoch())?;
@@ -315,8 +333,21 @@ async fn read_all(
     if total == 0 {
         memory = None;
     }
+    let node_endpoints = leaders
+        .into_iter()
+        .filter_map(|id| broker.broker_address(id, listener))
+        .map(|b| {
+            NodeEndpoint::default()
+                .with_node_id(BrokerId(b.id))
+                .with_host(crate::handlers::str_bytes(b.host))
+                .with_port(b.port as i32)
+                .with_rack(b.rack.map(crate::handlers::str_bytes))
+        })
+        .collect();
     Ok((
-        FetchResponse::default().with_responses(responses),
+        FetchResponse::default()
+            .with_responses(responses)
+            .with_node_endpoints(node_endpoints),
         total,
         had_error,
         memory,

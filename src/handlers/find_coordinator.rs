@@ -1,4 +1,5 @@
-//! FindCoordinator: this node coordinates every group and every transaction.
+//! FindCoordinator: a single node coordinates every group and transaction; in a cluster
+//! the key hashes onto a live broker (`Broker::coordinator_for`).
 //! v0-3 ask for one key; v4+ batch several keys (KIP-699).
 
 use kafka_protocol::ResponseError;
@@ -14,7 +15,6 @@ const KEY_GROUP: i8 = 0;
 const KEY_TRANSACTION: i8 = 1;
 
 fn lookup(broker: &Broker, ctx: &RequestContext, key: &StrBytes, key_type: i8) -> Coordinator {
-    let adv = broker.config.advertised_for(&ctx.listener);
     let mut c = Coordinator::default()
         .with_key(key.clone())
         .with_node_id(BrokerId(-1))
@@ -40,9 +40,18 @@ fn lookup(broker: &Broker, ctx: &RequestContext, key: &StrBytes, key_type: i8) -
             c.error_message = Some(str_bytes(msg));
         }
         None => {
-            c.node_id = BrokerId(broker.node_id());
-            c.host = str_bytes(adv.advertised_host());
-            c.port = adv.port as i32;
+            let id = broker.coordinator_for(key.as_str());
+            match broker.broker_address(id, &ctx.listener) {
+                Some(b) => {
+                    c.node_id = BrokerId(b.id);
+                    c.host = str_bytes(b.host);
+                    c.port = b.port as i32;
+                }
+                None => {
+                    c.error_code = ResponseError::CoordinatorNotAvailable.code();
+                    c.error_message = Some(str_bytes("no live broker to coordinate"));
+                }
+            }
         }
     }
     c

@@ -16,20 +16,19 @@ pub async fn handle(
     _ctx: &RequestContext,
     req: IncrementalAlterConfigsRequest,
 ) -> anyhow::Result<IncrementalAlterConfigsResponse> {
-    let mut responses: Vec<AlterConfigsResourceResponse> = req
-        .resources
-        .iter()
-        .map(|res| {
-            let changes: Result<Vec<(String, AlterOp)>, (ResponseError, String)> = res
-                .configs
-                .iter()
-                .map(|c| {
-                    AlterOp::from_code(c.config_operation, c.value.as_ref().map(|v| v.to_string()))
-                        .map(|op| (c.name.to_string(), op))
-                        .map_err(|m| (ResponseError::InvalidRequest, m))
-                })
-                .collect();
-            let r = changes.and_then(|ch| {
+    let mut responses: Vec<AlterConfigsResourceResponse> = Vec::new();
+    for res in &req.resources {
+        let changes: Result<Vec<(String, AlterOp)>, (ResponseError, String)> = res
+            .configs
+            .iter()
+            .map(|c| {
+                AlterOp::from_code(c.config_operation, c.value.as_ref().map(|v| v.to_string()))
+                    .map(|op| (c.name.to_string(), op))
+                    .map_err(|m| (ResponseError::InvalidRequest, m))
+            })
+            .collect();
+        let r = match changes {
+            Ok(ch) => {
                 alter_resource(
                     broker,
                     res.resource_type,
@@ -38,18 +37,20 @@ pub async fn handle(
                     false,
                     req.validate_only,
                 )
-            });
-            let mut e = AlterConfigsResourceResponse::default()
-                .with_error_message(None)
-                .with_resource_type(res.resource_type)
-                .with_resource_name(res.resource_name.clone());
-            if let Err((code, msg)) = r {
-                e.error_code = code.code();
-                e.error_message = Some(str_bytes(msg));
+                .await
             }
-            e
-        })
-        .collect();
+            Err(e) => Err(e),
+        };
+        let mut e = AlterConfigsResourceResponse::default()
+            .with_error_message(None)
+            .with_resource_type(res.resource_type)
+            .with_resource_name(res.resource_name.clone());
+        if let Err((code, msg)) = r {
+            e.error_code = code.code();
+            e.error_message = Some(str_bytes(msg));
+        }
+        responses.push(e);
+    }
     if !req.validate_only {
         super::unless_durable(
             super::durable(broker).await,

@@ -41,7 +41,14 @@ pub async fn handle(
                 .as_ref()
                 .and_then(|t| t.partition(p.partition_index))
                 .cloned()
-                .ok_or(ResponseError::UnknownTopicOrPartition);
+                .ok_or(ResponseError::UnknownTopicOrPartition)
+                .and_then(|log| {
+                    let t = topic.as_ref().expect("the log is the topic's");
+                    broker
+                        .check_leader(t, p.partition_index)
+                        .map_err(|_| ResponseError::NotLeaderOrFollower)?;
+                    Ok(log)
+                });
             let result = match log {
                 Err(e) => Err(e),
                 Ok(_) if !special_supported(p.timestamp, v) => {

@@ -24,26 +24,38 @@ pub const TOPIC_OPERATIONS: i32 =
 pub const CLUSTER_OPERATIONS: i32 =
     (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
 
-pub fn broker_entry(broker: &Broker, ctx: &RequestContext) -> MetadataResponseBroker {
-    let adv = broker.config.advertised_for(&ctx.listener);
-    MetadataResponseBroker::default()
-        .with_node_id(BrokerId(broker.node_id()))
-        .with_host(str_bytes(adv.advertised_host()))
-        .with_port(adv.port as i32)
+pub fn broker_entries(broker: &Broker, ctx: &RequestContext) -> Vec<MetadataResponseBroker> {
+    broker
+        .brokers_view(&ctx.listener)
+        .into_iter()
+        .map(|b| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(b.id))
+                .with_host(str_bytes(b.host))
+                .with_port(b.port as i32)
+                .with_rack(b.rack.map(str_bytes))
+        })
+        .collect()
 }
 
 pub fn partitions_of(broker: &Broker, t: &Topic) -> Vec<MetadataResponsePartition> {
-    let node = BrokerId(broker.node_id());
-    t.partitions
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
+    let ids = |v: Vec<i32>| v.into_iter().map(BrokerId).collect::<Vec<_>>();
+    (0..t.partitions.len() as i32)
+        .map(|i| {
+            let p = broker.partition_view(t, i);
+            let error = if p.leader < 0 {
+                ResponseError::LeaderNotAvailable.code()
+            } else {
+                0
+            };
             MetadataResponsePartition::default()
-                .with_partition_index(i as i32)
-                .with_leader_id(BrokerId(broker.leader_for(t, i as i32)))
-                .with_leader_epoch(p.leader_epoch())
-                .with_replica_nodes(vec![node])
-                .with_isr_nodes(vec![node])
+                .with_error_code(error)
+                .with_partition_index(i)
+                .with_leader_id(BrokerId(p.leader))
+                .with_leader_epoch(p.leader_epoch)
+                .with_replica_nodes(ids(p.replicas))
+                .with_isr_nodes(ids(p.isr))
+                .with_offline_replicas(ids(p.offline))
         })
         .collect()
 }
@@ -74,15 +86,22 @@ pub async fn get_or_create(
     if !(allow_auto && broker.config.auto_create_topics_enable) {
         return Err(TopicError::UnknownTopic);
     }
-    let (topics, owned, n) = (
-        broker.topics.clone(),
-        name.to_string(),
-        broker.config.num_partitions,
-    );
-    let created =
+    let n = broker.config.num_partitions;
+    let created = if broker.cluster.is_some() {
+        let rf = broker.config.default_replication_factor as i32;
+        match broker
+            .create_topic_in_cluster(name, n, rf, None, &BTreeMap::new(), false)
+            .await
+        {
+            Ok(_) => broker.topics.get(name).ok_or(TopicError::UnknownTopic),
+            Err(e) => Err(e),
+        }
+    } else {
+        let (topics, owned) = (broker.topics.clone(), name.to_string());
         tokio::task::spawn_blocking(move || topics.create(&owned, n, BTreeMap::new(), false))
             .await
-            .unwrap_or_else(|e| Err(TopicError::Storage(e.to_string())));
+            .unwrap_or_else(|e| Err(TopicError::Storage(e.to_string())))
+    };
     match created {
         Ok(t) => {
             tracing::info!(
@@ -145,9 +164,9 @@ pub async fn handle(
         }
     };
     let mut resp = MetadataResponse::default()
-        .with_brokers(vec![broker_entry(broker, ctx)])
+        .with_brokers(broker_entries(broker, ctx))
         .with_cluster_id(Some(str_bytes(broker.cluster_id.clone())))
-        .with_controller_id(BrokerId(broker.node_id()))
+        .with_controller_id(BrokerId(broker.controller_id()))
         .with_topics(topics);
     if (8..=10).contains(&v) && req.include_cluster_authorized_operations {
         resp.cluster_authorized_operations = CLUSTER_OPERATIONS;

@@ -71,6 +71,10 @@ pub fn topic_error(e: &TopicError) -> (i16, Option<StrBytes>) {
         }
         TopicError::InvalidConfig(m) => (ResponseError::InvalidConfig, Some(m.clone())),
         TopicError::Storage(m) => (ResponseError::KafkaStorageError, Some(m.clone())),
+        TopicError::InvalidReplicaAssignment(m) => {
+            (ResponseError::InvalidReplicaAssignment, Some(m.clone()))
+        }
+        TopicError::Unavailable(m) => (ResponseError::RequestTimedOut, Some(m.clone())),
     };
     (err.code(), msg.map(str_bytes))
 }

@@ -36,6 +36,12 @@ pub async fn handle(
                         r.error_code = ResponseError::UnknownTopicOrPartition.code();
                         return r;
                     };
+                    if let Some(t) = &topic
+                        && broker.check_leader(t, p.partition).is_err()
+                    {
+                        r.error_code = ResponseError::NotLeaderOrFollower.code();
+                        return r;
+                    }
                     let ours = log.leader_epoch();
                     if let Err(e) = check_epoch(p.current_leader_epoch, ours) {
                         r.error_code = e.code();

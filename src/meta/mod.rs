@@ -15,9 +15,33 @@ pub fn cluster_id(store: &Store) -> anyhow::Result<String> {
     if let Some(v) = tree.get("cluster.id")? {
         return Ok(String::from_utf8_lossy(&v).into_owned());
     }
-    let id =
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(uuid::Uuid::new_v4().as_bytes());
+    let id = new_cluster_id();
     tree.insert("cluster.id", id.as_bytes())?;
     tree.flush()?;
     Ok(id)
+}
+
+/// A fresh cluster id in Kafka's shape.
+pub fn new_cluster_id() -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(uuid::Uuid::new_v4().as_bytes())
+}
+
+/// Whether this data dir has been part of a cluster, and the cluster id it holds (a single
+/// node's, or its cluster's).
+pub fn cluster_membership(store: &Store) -> anyhow::Result<(bool, Option<String>)> {
+    let tree = store.meta_tree("cluster")?;
+    let joined = tree.get("cluster.joined")?.is_some();
+    let id = tree
+        .get("cluster.id")?
+        .map(|v| String::from_utf8_lossy(&v).into_owned());
+    Ok((joined, id))
+}
+
+/// Records that this data dir belongs to cluster `id` from now on.
+pub fn join_cluster(store: &Store, id: &str) -> anyhow::Result<()> {
+    let tree = store.meta_tree("cluster")?;
+    tree.insert("cluster.id", id.as_bytes())?;
+    tree.insert("cluster.joined", &b"1"[..])?;
+    tree.flush()?;
+    Ok(())
 }

@@ -54,6 +54,10 @@ pub enum TopicError {
     InvalidReplicationFactor(String),
     InvalidConfig(String),
     Storage(String),
+    /// An explicit replica assignment that cannot be honoured (cluster).
+    InvalidReplicaAssignment(String),
+    /// The cluster's controller did not take the change in time (retriable).
+    Unavailable(String),
 }
 
 /// Kafka's topic name rules: 1-249 chars of `[a-zA-Z0-9._-]`, not `.` or `..`.
@@ -163,6 +167,28 @@ impl Topics {
         configs: BTreeMap<String, String>,
         validate_only: bool,
     ) -> Result<Arc<Topic>, TopicError> {
+        self.create_inner(name, None, partitions, configs, validate_only)
+    }
+
+    /// Creates a topic the cluster's metadata already holds, under its id there.
+    pub fn create_with_id(
+        &self,
+        name: &str,
+        id: Uuid,
+        partitions: i32,
+        configs: BTreeMap<String, String>,
+    ) -> Result<Arc<Topic>, TopicError> {
+        self.create_inner(name, Some(id), partitions, configs, false)
+    }
+
+    fn create_inner(
+        &self,
+        name: &str,
+        id: Option<Uuid>,
+        partitions: i32,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<Arc<Topic>, TopicError> {
         validate_name(name)?;
         if partitions <= 0 {
             return Err(TopicError::InvalidPartitions(format!(
@@ -193,7 +219,7 @@ impl Topics {
                 )));
             }
         }
-        let id = Uuid::new_v4();
+        let id = id.unwrap_or_else(Uuid::new_v4);
         if validate_only {
             return Ok(Arc::new(Topic {
                 name: name.to_string(),

@@ -3,6 +3,7 @@
 //! deadline; a broken or timed-out connection is dropped and reopened on the next call.
 
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{
@@ -20,7 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
-use super::{Applied, Node, NodeId, Raft, TypeConfig};
+use super::{Applied, Liveness, Node, NodeId, Raft, TypeConfig};
 use crate::cluster::records::RecordBatch;
 
 /// The largest frame accepted. Snapshot chunks are capped well below it
@@ -37,6 +38,17 @@ pub(super) enum Request {
     Snapshot(InstallSnapshotRequest<TypeConfig>),
     /// A proposal forwarded by a node that is not the leader.
     Propose(RecordBatch),
+    /// A broker's heartbeat to the active controller.
+    Heartbeat(Heartbeat),
+}
+
+/// Kafka's BrokerHeartbeat, reduced to what the controller acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    pub broker_id: i32,
+    pub broker_epoch: i64,
+    /// False when the broker is stopping (controlled shutdown): it must not be unfenced.
+    pub wants_active: bool,
 }
 
 pub(super) type ProposeReply =
@@ -48,6 +60,8 @@ pub(super) enum Reply {
     Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
     Snapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
     Propose(ProposeReply),
+    /// Whether the node that took the heartbeat is the leader (otherwise it was dropped).
+    Heartbeat(bool),
 }
 
 async fn write_frame<W: AsyncWriteExt + Unpin, T: Serialize>(w: &mut W, msg: &T) -> io::Result<()> {
@@ -91,7 +105,11 @@ async fn read_frame<R: AsyncReadExt + Unpin, T: for<'de> Deserialize<'de>>(
 
 /// Serves the quorum's RPCs on `listener` until the returned task is aborted (which also
 /// aborts every connection it serves).
-pub(super) fn serve(listener: TcpListener, raft: Raft) -> tokio::task::JoinHandle<()> {
+pub(super) fn serve(
+    listener: TcpListener,
+    raft: Raft,
+    liveness: Arc<Liveness>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut conns = JoinSet::new();
         loop {
@@ -99,7 +117,7 @@ pub(super) fn serve(listener: TcpListener, raft: Raft) -> tokio::task::JoinHandl
                 accepted = listener.accept() => match accepted {
                     Ok((stream, _)) => {
                         let _ = stream.set_nodelay(true);
-                        conns.spawn(serve_conn(stream, raft.clone()));
+                        conns.spawn(serve_conn(stream, raft.clone(), liveness.clone()));
                     }
                     Err(e) => {
                         tracing::warn!("metadata quorum: accept failed: {e}");
@@ -112,7 +130,7 @@ pub(super) fn serve(listener: TcpListener, raft: Raft) -> tokio::task::JoinHandl
     })
 }
 
-async fn serve_conn(stream: TcpStream, raft: Raft) {
+async fn serve_conn(stream: TcpStream, raft: Raft, liveness: Arc<Liveness>) {
     let (r, w) = stream.into_split();
     let (mut r, mut w) = (BufReader::new(r), BufWriter::new(w));
     loop {
@@ -133,11 +151,22 @@ async fn serve_conn(stream: TcpStream, raft: Raft) {
                     .await
                     .map(|resp| (resp.log_id.index, resp.data)),
             ),
+            Request::Heartbeat(hb) => {
+                let leads = raft.metrics().borrow().current_leader == Some(raft_id(&raft));
+                if leads {
+                    liveness.record(hb);
+                }
+                Reply::Heartbeat(leads)
+            }
         };
         if write_frame(&mut w, &reply).await.is_err() {
             return;
         }
     }
+}
+
+fn raft_id(raft: &Raft) -> NodeId {
+    raft.metrics().borrow().id
 }
 
 /// One connection to a peer, opened on first use.

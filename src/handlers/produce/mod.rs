@@ -6,9 +6,10 @@ pub mod legacy;
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::produce_response::{
-    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse,
+    TopicProduceResponse,
 };
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse};
 
 use super::{now_ms, str_bytes};
 use crate::Broker;
@@ -26,6 +27,8 @@ pub async fn handle(
     let v = ctx.api_version;
     let mut any_appended = false;
     let mut responses = Vec::with_capacity(req.topic_data.len());
+    // Leaders named in NOT_LEADER_OR_FOLLOWER answers, with their addresses (KIP-951, v10+).
+    let mut leaders = std::collections::BTreeSet::new();
     for td in &req.topic_data {
         // v13+ names topics by id only (KIP-516).
         let topic = if v >= 13 {
@@ -50,8 +53,22 @@ pub async fn handle(
             let outcome = if !matches!(req.acks, -1..=1) {
                 Err(Refusal::of(ResponseError::InvalidRequiredAcks, None))
             } else {
+                let not_leader = topic
+                    .as_ref()
+                    .and_then(|t| broker.check_leader(t, pd.index).err());
                 match &topic {
                     None => Err(Refusal::of(missing, None)),
+                    Some(_) if not_leader.is_some() => {
+                        if let Some((id, epoch)) = not_leader.and_then(|n| n.leader)
+                            && v >= 10
+                        {
+                            pr.current_leader = LeaderIdAndEpoch::default()
+                                .with_leader_id(BrokerId(id))
+                                .with_leader_epoch(epoch);
+                            leaders.insert(id);
+                        }
+                        Err(Refusal::of(ResponseError::NotLeaderOrFollower, None))
+                    }
                     // The append writes to the segment file and may roll it (directory
                     // fsync) or checkpoint to sled: on the blocking pool, not an async
                     // worker. Awaited before the next partition, and a connection handles
@@ -107,7 +124,20 @@ pub async fn handle(
     if any_appended && req.acks != 0 && broker.config.flush_on_ack() {
         broker.store.flush().await?;
     }
-    Ok(ProduceResponse::default().with_responses(responses))
+    let node_endpoints = leaders
+        .into_iter()
+        .filter_map(|id| broker.broker_address(id, &ctx.listener))
+        .map(|b| {
+            NodeEndpoint::default()
+                .with_node_id(BrokerId(b.id))
+                .with_host(str_bytes(b.host))
+                .with_port(b.port as i32)
+                .with_rack(b.rack.map(str_bytes))
+        })
+        .collect();
+    Ok(ProduceResponse::default()
+        .with_responses(responses)
+        .with_node_endpoints(node_endpoints))
 }
 
 /// A transactional write that cannot join its transaction: Produce v11+ clients understand

@@ -306,6 +306,21 @@ impl PartitionLog {
         self.state.lock().unwrap().leader_epoch
     }
 
+    /// Adopts the leader epoch the cluster's metadata gives this partition (never lowers
+    /// it): batches appended from now on carry it, and requests are checked against it.
+    pub fn set_leader_epoch(&self, epoch: i32) -> anyhow::Result<()> {
+        let mut st = self.state.lock().unwrap();
+        if epoch <= st.leader_epoch {
+            return Ok(());
+        }
+        st.leader_epoch = epoch;
+        self.tree.insert(
+            STATE_KEY,
+            Self::encode_state(st.log_start_offset, epoch, st.cleaned_upto).to_vec(),
+        )?;
+        Ok(())
+    }
+
     /// The topic's `segment.bytes` (applied from the next roll on).
     pub fn set_segment_bytes(&self, bytes: u64) {
         self.segment_bytes.store(bytes.max(1), Ordering::Relaxed);

@@ -1,0 +1,94 @@
+//! Keeps this node's topic registry and partition logs in step with the metadata image:
+//! topics the image has are created here under the image's ids, topics it no longer has are
+//! deleted (with their committed offsets), partitions are added and topic configs replaced as
+//! the image says, and the partitions this node leads adopt the image's leader epochs.
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use super::image::Image;
+use crate::Broker;
+
+/// Brings the local registry in line with `image`. Errors are logged and retried with the
+/// next image (or the next start).
+pub fn mirror(broker: &Broker, image: &Image) {
+    let topics = &broker.topics;
+    for t in image.topics.values() {
+        let wanted = t.partitions.len() as i32;
+        let local = topics.get(&t.name);
+        if let Some(l) = &local
+            && l.id != t.id
+        {
+            delete_local(broker, &t.name);
+        }
+        let local = topics.get(&t.name);
+        let result = match local {
+            None => topics
+                .create_with_id(&t.name, t.id, wanted, t.configs.clone())
+                .map(|_| tracing::info!(topic = %t.name, partitions = wanted, "topic created")),
+            Some(l) => {
+                let mut r = Ok(());
+                if (l.partitions.len() as i32) < wanted {
+                    r = topics.add_partitions(&t.name, wanted, false);
+                }
+                if r.is_ok() && l.configs != t.configs {
+                    r = topics.set_configs(&t.name, t.configs.clone());
+                }
+                r
+            }
+        };
+        if let Err(e) = result {
+            tracing::error!(topic = %t.name, error = ?e, "cannot apply the topic's metadata locally");
+            continue;
+        }
+        let Some(local) = topics.get(&t.name) else {
+            continue;
+        };
+        for (i, p) in &t.partitions {
+            if p.leader == broker.node_id()
+                && let Some(log) = local.partition(*i)
+                && let Err(e) = log.set_leader_epoch(p.leader_epoch)
+            {
+                tracing::error!(topic = %t.name, partition = i, error = %e, "cannot store the leader epoch");
+            }
+        }
+    }
+    for l in topics.list() {
+        if !image.topic_ids.contains_key(&l.name) {
+            delete_local(broker, &l.name);
+        }
+    }
+}
+
+fn delete_local(broker: &Broker, name: &str) {
+    match broker.topics.delete(name) {
+        Ok(_) => {
+            tracing::info!(topic = name, "topic deleted");
+            if let Err(e) = broker.groups.offsets.delete_topic(name) {
+                tracing::error!(topic = name, error = %e, "cannot remove committed offsets of the deleted topic");
+            }
+        }
+        Err(e) => tracing::error!(topic = name, error = ?e, "cannot delete the topic locally"),
+    }
+}
+
+/// Mirrors every new image until `shutdown`.
+pub fn spawn(
+    broker: Arc<Broker>,
+    mut images: watch::Receiver<Arc<Image>>,
+    mut shutdown: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                r = images.changed() => if r.is_err() { return },
+            }
+            let img = images.borrow_and_update().clone();
+            let b = broker.clone();
+            // Opening or removing partitions is disk work.
+            let _ = tokio::task::spawn_blocking(move || mirror(&b, &img)).await;
+        }
+    })
+}

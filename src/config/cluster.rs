@@ -1,0 +1,216 @@
+//! The cluster settings (Kafka's KRaft names). A node is part of a cluster when
+//! `controller.quorum.voters` is set; without it, it is the single node it always was.
+
+use std::collections::BTreeMap;
+
+use super::{ConfigError, Source};
+
+/// Settings of the cluster role that take effect (reported neither as ignored nor as not
+/// built at startup).
+pub const CLUSTER_SETTINGS: &[&str] = &[
+    "process.roles",
+    "controller.quorum.voters",
+    "controller.quorum.bootstrap.servers",
+    "controller.listener.names",
+    "inter.broker.listener.name",
+    "listener.security.protocol.map",
+    "broker.session.timeout.ms",
+    "broker.heartbeat.interval.ms",
+];
+
+/// How this node takes part in a cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterSettings {
+    /// Every voter of the metadata quorum: node id to its quorum address (`host:port`).
+    pub voters: BTreeMap<u64, String>,
+    /// The listener other brokers use to reach this one.
+    pub inter_broker_listener: String,
+    /// Without a heartbeat for this long, the active controller fences a broker.
+    pub session_timeout_ms: u64,
+    pub heartbeat_interval_ms: u64,
+}
+
+/// Reads the cluster settings from the resolved values; None for a single node.
+/// `broker_listeners` are the names of the (non-controller) listeners.
+pub fn parse(
+    values: &BTreeMap<String, (String, Source)>,
+    node_id: i32,
+    broker_listeners: &[String],
+) -> Result<Option<ClusterSettings>, ConfigError> {
+    let get = |k: &str| {
+        values
+            .get(k)
+            .map(|(v, _)| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let roles: Vec<String> = get("process.roles")
+        .map(|v| v.split(',').map(|s| s.trim().to_string()).collect())
+        .unwrap_or_default();
+    for r in &roles {
+        if r != "broker" && r != "controller" {
+            return Err(ConfigError(format!(
+                "setting `process.roles`: unknown role {r:?} (broker, controller)"
+            )));
+        }
+    }
+    let Some(voters_text) = get("controller.quorum.voters") else {
+        if get("controller.quorum.bootstrap.servers").is_some() {
+            return Err(ConfigError(
+                "setting `controller.quorum.bootstrap.servers`: a dynamic quorum is not built; \
+                 list the voters in `controller.quorum.voters` (id@host:port,...)"
+                    .into(),
+            ));
+        }
+        if !roles.is_empty()
+            && roles != ["broker", "controller"]
+            && roles != ["controller", "broker"]
+        {
+            return Err(ConfigError(format!(
+                "setting `process.roles` is {:?} but `controller.quorum.voters` is not set: \
+                 a node on its own is a combined broker and controller",
+                roles.join(",")
+            )));
+        }
+        return Ok(None);
+    };
+    if !(roles.contains(&"broker".to_string()) && roles.contains(&"controller".to_string())) {
+        return Err(ConfigError(format!(
+            "setting `process.roles` is {:?}: only combined nodes (process.roles=broker,controller) \
+             are built; a dedicated broker or controller is not",
+            roles.join(",")
+        )));
+    }
+    let voters = parse_voters(&voters_text)?;
+    if !voters.contains_key(&(node_id as u64)) {
+        return Err(ConfigError(format!(
+            "setting `controller.quorum.voters`: this node (node.id={node_id}) is a controller \
+             and must be one of the voters"
+        )));
+    }
+    if let Some(map) = get("listener.security.protocol.map") {
+        for entry in map.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let (name, proto) = entry.split_once(':').ok_or_else(|| {
+                ConfigError(format!(
+                    "setting `listener.security.protocol.map`: expected NAME:PROTOCOL, got {entry:?}"
+                ))
+            })?;
+            if proto.trim() != "PLAINTEXT" {
+                return Err(ConfigError(format!(
+                    "setting `listener.security.protocol.map`: listener {name} uses {proto}; only \
+                     PLAINTEXT is built"
+                )));
+            }
+        }
+    }
+    let inter_broker_listener =
+        get("inter.broker.listener.name").unwrap_or_else(|| broker_listeners[0].clone());
+    if !broker_listeners.contains(&inter_broker_listener) {
+        return Err(ConfigError(format!(
+            "setting `inter.broker.listener.name`: {inter_broker_listener} is not a broker listener \
+             of `listeners`"
+        )));
+    }
+    let ms = |k: &str, default: u64| -> Result<u64, ConfigError> {
+        match get(k) {
+            None => Ok(default),
+            Some(v) => v.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                ConfigError(format!("setting `{k}`: {v:?} is not a positive number"))
+            }),
+        }
+    };
+    let session_timeout_ms = ms("broker.session.timeout.ms", 9000)?;
+    let heartbeat_interval_ms = ms("broker.heartbeat.interval.ms", 2000)?;
+    if heartbeat_interval_ms >= session_timeout_ms {
+        return Err(ConfigError(format!(
+            "setting `broker.heartbeat.interval.ms` ({heartbeat_interval_ms}) must be below \
+             `broker.session.timeout.ms` ({session_timeout_ms})"
+        )));
+    }
+    Ok(Some(ClusterSettings {
+        voters,
+        inter_broker_listener,
+        session_timeout_ms,
+        heartbeat_interval_ms,
+    }))
+}
+
+/// `1@host:port,2@host:port`: Kafka's static voter list.
+pub fn parse_voters(text: &str) -> Result<BTreeMap<u64, String>, ConfigError> {
+    let bad = |why: &str| {
+        ConfigError(format!(
+            "setting `controller.quorum.voters`: {why} in {text:?} (expected id@host:port,...)"
+        ))
+    };
+    let mut voters = BTreeMap::new();
+    for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (id, addr) = item.split_once('@').ok_or_else(|| bad("no '@'"))?;
+        let id: u64 = id
+            .trim()
+            .parse()
+            .map_err(|_| bad("a voter id is not a number"))?;
+        let (host, port) = addr.rsplit_once(':').ok_or_else(|| bad("no port"))?;
+        if host.is_empty() || port.parse::<u16>().is_err() {
+            return Err(bad("a voter address is not host:port"));
+        }
+        if voters.insert(id, addr.to_string()).is_some() {
+            return Err(bad("a voter id appears twice"));
+        }
+    }
+    if voters.is_empty() {
+        return Err(bad("no voters"));
+    }
+    Ok(voters)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(pairs: &[(&str, &str)]) -> BTreeMap<String, (String, Source)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), (v.to_string(), Source::Flag)))
+            .collect()
+    }
+
+    #[test]
+    fn single_node_without_voters() {
+        assert_eq!(parse(&values(&[]), 1, &["PLAINTEXT".into()]).unwrap(), None);
+        let v = values(&[("process.roles", "broker,controller")]);
+        assert_eq!(parse(&v, 1, &["PLAINTEXT".into()]).unwrap(), None);
+        let v = values(&[("process.roles", "broker")]);
+        assert!(parse(&v, 1, &["PLAINTEXT".into()]).is_err());
+    }
+
+    #[test]
+    fn combined_node() {
+        let v = values(&[
+            ("process.roles", "broker,controller"),
+            (
+                "controller.quorum.voters",
+                "1@127.0.0.1:9193, 2@127.0.0.1:9194",
+            ),
+            ("broker.session.timeout.ms", "3000"),
+        ]);
+        let c = parse(&v, 2, &["PLAINTEXT".into()]).unwrap().unwrap();
+        assert_eq!(c.voters.len(), 2);
+        assert_eq!(c.voters[&2], "127.0.0.1:9194");
+        assert_eq!(c.session_timeout_ms, 3000);
+        assert_eq!(c.heartbeat_interval_ms, 2000);
+        assert_eq!(c.inter_broker_listener, "PLAINTEXT");
+        // Not a voter, a dedicated role, a bad list, TLS.
+        assert!(parse(&v, 3, &["PLAINTEXT".into()]).is_err());
+        let mut w = v.clone();
+        w.insert("process.roles".into(), ("broker".into(), Source::Flag));
+        assert!(parse(&w, 1, &["PLAINTEXT".into()]).is_err());
+        assert!(parse_voters("1@a:1,1@b:2").is_err());
+        assert!(parse_voters("x@a:1").is_err());
+        assert!(parse_voters("1@a").is_err());
+        let mut w = v.clone();
+        w.insert(
+            "listener.security.protocol.map".into(),
+            ("PLAINTEXT:SSL".into(), Source::Flag),
+        );
+        assert!(parse(&w, 1, &["PLAINTEXT".into()]).is_err());
+    }
+}
