@@ -1,0 +1,568 @@
+//! Three `fjord` processes on loopback forming a cluster: registration, placement, routing to
+//! leaders, controller failover with SIGKILL, restarts, controlled shutdown, and the data dirs
+//! a cluster node refuses.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::*;
+
+/// Free loopback ports, held until the nodes bind them (a small race, as in any such test).
+fn free_ports(n: usize) -> Vec<u16> {
+    let socks: Vec<_> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    socks
+        .iter()
+        .map(|s| s.local_addr().unwrap().port())
+        .collect()
+}
+
+struct Node {
+    id: i32,
+    port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+    log: Arc<Mutex<String>>,
+}
+
+struct Cluster {
+    nodes: Vec<Node>,
+    voters: String,
+    quorum_ports: Vec<u16>,
+    _tmp: tempfile::TempDir,
+}
+
+fn fjord() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_fjord"));
+    c.env("RUST_LOG", "info,openraft=off");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("FJORD_") {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+/// Runs a node; its stderr is collected in `log`.
+fn spawn_node(
+    id: i32,
+    port: u16,
+    quorum_port: u16,
+    voters: &str,
+    dir: &Path,
+) -> (Child, Arc<Mutex<String>>) {
+    let mut child = fjord()
+        .args(["--log-dirs", dir.to_str().unwrap()])
+        .args(["-o", &format!("node.id={id}")])
+        .args(["-o", "process.roles=broker,controller"])
+        .args(["-o", &format!("controller.quorum.voters={voters}")])
+        .args(["-o", "controller.listener.names=CONTROLLER"])
+        .args([
+            "-o",
+            &format!("listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{quorum_port}"),
+        ])
+        .args(["-o", "broker.session.timeout.ms=2000"])
+        .args(["-o", "broker.heartbeat.interval.ms=250"])
+        .args(["-o", "num.partitions=3"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = Arc::new(Mutex::new(String::new()));
+    let mut err = child.stderr.take().unwrap();
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = err.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    (child, log)
+}
+
+impl Cluster {
+    fn start(n: usize) -> Cluster {
+        let tmp = tempfile::tempdir().unwrap();
+        let ports = free_ports(2 * n);
+        let (client_ports, quorum_ports) = ports.split_at(n);
+        let voters = (0..n)
+            .map(|i| format!("{}@127.0.0.1:{}", i + 1, quorum_ports[i]))
+            .collect::<Vec<_>>()
+            .join(",");
+        let nodes = (0..n)
+            .map(|i| {
+                let dir = tmp.path().join(format!("node-{}", i + 1));
+                let (child, log) = spawn_node(
+                    i as i32 + 1,
+                    client_ports[i],
+                    quorum_ports[i],
+                    &voters,
+                    &dir,
+                );
+                Node {
+                    id: i as i32 + 1,
+                    port: client_ports[i],
+                    dir,
+                    child: Some(child),
+                    log,
+                }
+            })
+            .collect();
+        let c = Cluster {
+            nodes,
+            voters,
+            quorum_ports: quorum_ports.to_vec(),
+            _tmp: tmp,
+        };
+        for i in 0..n {
+            c.wait_started(i);
+        }
+        c
+    }
+
+    fn wait_started(&self, i: usize) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let log = self.nodes[i].log.lock().unwrap().clone();
+            if log.contains("fjord started") {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {} did not start:\n{log}",
+                i + 1
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn addr(&self, i: usize) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.nodes[i].port))
+    }
+
+    async fn client(&self, i: usize) -> Client {
+        Client::connect(self.addr(i)).await
+    }
+
+    fn kill(&mut self, i: usize) {
+        let mut child = self.nodes[i].child.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    fn terminate(&mut self, i: usize) -> std::process::ExitStatus {
+        let mut child = self.nodes[i].child.take().unwrap();
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "node {} did not stop", i + 1);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn restart(&mut self, i: usize) {
+        let n = &self.nodes[i];
+        let (child, log) = spawn_node(
+            n.id,
+            n.port,
+            self.quorum_ports[i],
+            &self.voters,
+            &n.dir.clone(),
+        );
+        self.nodes[i].child = Some(child);
+        self.nodes[i].log = log;
+        self.wait_started(i);
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            if let Some(mut c) = n.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+/// What a node says of the cluster: brokers, controller, and each partition's leader and
+/// epoch, by topic.
+type View = (Vec<i32>, i32, Vec<(String, Vec<(i32, i32, i32)>)>);
+
+async fn view(c: &mut Client) -> View {
+    let r = c
+        .call(12, &MetadataRequest::default().with_topics(None))
+        .await;
+    let mut brokers: Vec<i32> = r.brokers.iter().map(|b| b.node_id.0).collect();
+    brokers.sort();
+    let mut topics: Vec<_> = r
+        .topics
+        .iter()
+        .map(|t| {
+            let mut parts: Vec<_> = t
+                .partitions
+                .iter()
+                .map(|p| (p.partition_index, p.leader_id.0, p.leader_epoch))
+                .collect();
+            parts.sort();
+            (t.name.as_ref().unwrap().to_string(), parts)
+        })
+        .collect();
+    topics.sort();
+    (brokers, r.controller_id.0, topics)
+}
+
+/// Waits until every running node gives the same view, satisfying `ok`; that view.
+async fn agreed(c: &Cluster, ok: impl Fn(&View) -> bool, within: Duration) -> View {
+    let deadline = Instant::now() + within;
+    loop {
+        let mut views = Vec::new();
+        for (i, n) in c.nodes.iter().enumerate() {
+            if n.child.is_some() {
+                views.push(view(&mut c.client(i).await).await);
+            }
+        }
+        if views.windows(2).all(|w| w[0] == w[1]) && ok(&views[0]) {
+            return views.remove(0);
+        }
+        assert!(Instant::now() < deadline, "nodes do not agree: {views:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn create_req(name: &str, partitions: i32, rf: i16) -> CreateTopicsRequest {
+    CreateTopicsRequest::default()
+        .with_topics(vec![
+            create_topics_request::CreatableTopic::default()
+                .with_name(tn(name))
+                .with_num_partitions(partitions)
+                .with_replication_factor(rf),
+        ])
+        .with_timeout_ms(10000)
+}
+
+fn leaders_of(v: &View, topic: &str) -> Vec<i32> {
+    v.2.iter()
+        .find(|(t, _)| t == topic)
+        .map(|(_, p)| p.iter().map(|x| x.1).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_place_route_and_survive_kills() {
+    let mut cl = Cluster::start(3);
+    let v = agreed(
+        &cl,
+        |v| v.0 == vec![1, 2, 3] && v.1 > 0,
+        Duration::from_secs(20),
+    )
+    .await;
+    assert!((1..=3).contains(&v.1), "controller {:?}", v.1);
+
+    // DescribeCluster names the same controller and the three brokers.
+    let mut c2 = cl.client(1).await;
+    let dc = c2.call(1, &DescribeClusterRequest::default()).await;
+    assert_eq!(dc.brokers.len(), 3);
+    assert_eq!(dc.controller_id.0, v.1);
+
+    // Placement: 6 partitions of RF 1 through node 2, two led by each broker; RF 4 refused.
+    let r = c2.call(7, &create_req("spread", 6, 1)).await;
+    assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message);
+    let r = c2.call(7, &create_req("too-many", 1, 4)).await;
+    assert_eq!(
+        r.topics[0].error_code,
+        ResponseError::InvalidReplicationFactor.code()
+    );
+    let r = c2.call(7, &create_req("spread", 1, 1)).await;
+    assert_eq!(
+        r.topics[0].error_code,
+        ResponseError::TopicAlreadyExists.code()
+    );
+    let v = agreed(
+        &cl,
+        |v| leaders_of(v, "spread").len() == 6,
+        Duration::from_secs(10),
+    )
+    .await;
+    let leaders = leaders_of(&v, "spread");
+    for b in 1..=3 {
+        assert_eq!(
+            leaders.iter().filter(|l| **l == b).count(),
+            2,
+            "{leaders:?}"
+        );
+    }
+
+    // Routing: the leader takes a batch; another broker answers NOT_LEADER_OR_FOLLOWER and
+    // names the leader (KIP-951); fetch likewise.
+    for (p, leader) in leaders.iter().enumerate() {
+        let p = p as i32;
+        let li = (*leader - 1) as usize;
+        let other = (li + 1) % 3;
+        let mut lc = cl.client(li).await;
+        let (err, _) = lc.produce("spread", p, plain(5), -1).await;
+        assert_eq!(err, 0, "produce to leader {leader} of partition {p}");
+        let mut oc = cl.client(other).await;
+        let r = oc.call(11, &produce_req("spread", p, plain(1), -1)).await;
+        let pr = &r.responses[0].partition_responses[0];
+        assert_eq!(pr.error_code, ResponseError::NotLeaderOrFollower.code());
+        assert_eq!(pr.current_leader.leader_id.0, *leader);
+        assert!(r.node_endpoints.iter().any(|e| e.node_id.0 == *leader));
+        let fd = oc.fetch("spread", p, 0, 0).await;
+        assert_eq!(fd.error_code, ResponseError::NotLeaderOrFollower.code());
+        let fd = lc.fetch("spread", p, 0, 0).await;
+        assert_eq!(fd.error_code, 0);
+        assert_eq!(decode_records(fd.records.unwrap()).len(), 5);
+    }
+
+    // A topic config changed through one node is seen on another.
+    let mut c1 = cl.client(0).await;
+    let r = c1
+        .call(
+            1,
+            &incremental_alter(2, "spread", &[("retention.ms", 0, Some("3600000"))], false),
+        )
+        .await;
+    assert_eq!(
+        r.responses[0].error_code, 0,
+        "{:?}",
+        r.responses[0].error_message
+    );
+    let mut c3 = cl.client(2).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let d = c3
+            .call(
+                4,
+                &DescribeConfigsRequest::default().with_resources(vec![
+                    describe_configs_request::DescribeConfigsResource::default()
+                        .with_resource_type(2)
+                        .with_resource_name(sb("spread"))
+                        .with_configuration_keys(Some(vec![sb("retention.ms")])),
+                ]),
+            )
+            .await;
+        let val = d.results[0].configs[0]
+            .value
+            .as_ref()
+            .map(|v| v.to_string());
+        if val.as_deref() == Some("3600000") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "config not seen on node 3: {val:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Auto-creation through a broker goes through the controller too.
+    let r = c3
+        .call(
+            12,
+            &MetadataRequest::default()
+                .with_topics(Some(vec![
+                    metadata_request::MetadataRequestTopic::default().with_name(Some(tn("auto"))),
+                ]))
+                .with_allow_auto_topic_creation(true),
+        )
+        .await;
+    assert_eq!(r.topics[0].error_code, 0);
+    agreed(
+        &cl,
+        |v| leaders_of(v, "auto").len() == 3,
+        Duration::from_secs(10),
+    )
+    .await;
+
+    // SIGKILL the active controller: another is elected, topic creation works again, the
+    // killed broker is fenced after its session and its partitions lose their leader.
+    let controller = agreed(&cl, |v| v.1 > 0, Duration::from_secs(5)).await.1;
+    let ci = (controller - 1) as usize;
+    let survivor = (ci + 1) % 3;
+    cl.kill(ci);
+    let killed_at = Instant::now();
+    let mut sc = cl.client(survivor).await;
+    loop {
+        let r = sc.call(7, &create_req("after-kill", 2, 1)).await;
+        if r.topics[0].error_code == 0 {
+            break;
+        }
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(15),
+            "no topic creation after the controller died: {:?}",
+            r.topics[0]
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!(
+        "topic creation again {:?} after SIGKILL of the controller",
+        killed_at.elapsed()
+    );
+    let v = agreed(
+        &cl,
+        |v| v.0.len() == 2 && v.1 > 0 && v.1 != controller,
+        Duration::from_secs(15),
+    )
+    .await;
+    let spread = leaders_of(&v, "spread");
+    assert_eq!(spread.iter().filter(|l| **l == -1).count(), 2, "{spread:?}");
+    assert!(!spread.contains(&controller));
+
+    // The killed node comes back: registered again, it leads its partitions with a higher
+    // leader epoch, knows the topic created while it was down, and still has its records.
+    cl.restart(ci);
+    let v = agreed(
+        &cl,
+        |v| v.0 == vec![1, 2, 3] && !leaders_of(v, "spread").contains(&-1),
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(leaders_of(&v, "spread"), leaders);
+    assert_eq!(leaders_of(&v, "after-kill").len(), 2);
+    let epochs: Vec<i32> =
+        v.2.iter()
+            .find(|t| t.0 == "spread")
+            .unwrap()
+            .1
+            .iter()
+            .map(|p| p.2)
+            .collect();
+    for (p, leader) in leaders.iter().enumerate() {
+        let expected = if *leader == controller { 2 } else { 0 };
+        assert_eq!(epochs[p], expected, "leader epochs {epochs:?}");
+        let mut lc = cl.client((*leader - 1) as usize).await;
+        let fd = lc.fetch("spread", p as i32, 0, 0).await;
+        assert_eq!(fd.error_code, 0);
+        assert_eq!(decode_records(fd.records.unwrap()).len(), 5);
+    }
+
+    // Delete through the restarted node: gone on every node.
+    let mut rc = cl.client(ci).await;
+    let r = rc
+        .call(
+            4,
+            &DeleteTopicsRequest::default()
+                .with_topic_names(vec![tn("after-kill")])
+                .with_timeout_ms(10000),
+        )
+        .await;
+    assert_eq!(r.responses[0].error_code, 0);
+    agreed(
+        &cl,
+        |v| leaders_of(v, "after-kill").is_empty(),
+        Duration::from_secs(10),
+    )
+    .await;
+
+    // A clean stop (SIGTERM) fences the broker at once (controlled shutdown), well within
+    // its session timeout.
+    let other = (ci + 2) % 3;
+    let status = cl.terminate(other);
+    assert!(status.success());
+    let stopped = Instant::now();
+    agreed(&cl, |v| v.0.len() == 2, Duration::from_secs(10)).await;
+    assert!(
+        stopped.elapsed() < Duration::from_millis(1900),
+        "{:?}",
+        stopped.elapsed()
+    );
+    cl.restart(other);
+    agreed(&cl, |v| v.0 == vec![1, 2, 3], Duration::from_secs(20)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_refuses_foreign_data_dirs() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A single node's data dir with a topic cannot join a cluster.
+    let single = tmp.path().join("single");
+    {
+        let mut b = start_in(&single, &[]).await;
+        let mut c = b.client().await;
+        assert_eq!(c.create_topic("kept", 1).await, 0);
+        b.stop().await;
+    }
+    let ports = free_ports(2);
+    let voters = format!("1@127.0.0.1:{}", ports[1]);
+    let out = fjord()
+        .args(["--log-dirs", single.to_str().unwrap()])
+        .args(["-o", "node.id=1", "-o", "process.roles=broker,controller"])
+        .args(["-o", &format!("controller.quorum.voters={voters}")])
+        .args(["-o", "controller.listener.names=CONTROLLER"])
+        .args([
+            "-o",
+            &format!(
+                "listeners=PLAINTEXT://127.0.0.1:{},CONTROLLER://127.0.0.1:{}",
+                ports[0], ports[1]
+            ),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("single node"), "{err}");
+    // ... and still opens as the single node it is.
+    let mut b = start_in(&single, &[]).await;
+    let mut c = b.client().await;
+    let r = c
+        .call(12, &MetadataRequest::default().with_topics(None))
+        .await;
+    assert_eq!(r.topics.len(), 1);
+    b.stop().await;
+
+    // A node of cluster Y whose data dir is one of cluster X's (the wrong disk) refuses to
+    // start: its quorum log says Y, its data says X.
+    let mut x = Cluster::start(1);
+    let x_dir = x.nodes[0].dir.clone();
+    assert!(x.terminate(0).success());
+    let mut y = Cluster::start(2);
+    assert!(y.terminate(1).success());
+    let y_dir = y.nodes[1].dir.clone();
+    std::fs::remove_dir_all(x_dir.join("__cluster_metadata")).unwrap();
+    std::fs::rename(
+        y_dir.join("__cluster_metadata"),
+        x_dir.join("__cluster_metadata"),
+    )
+    .unwrap();
+    let (mut child, log) = spawn_node(2, y.nodes[1].port, y.quorum_ports[1], &y.voters, &x_dir);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!(
+                "a node on another cluster's data started:\n{}",
+                log.lock().unwrap()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    let text = log.lock().unwrap().clone();
+    assert_eq!(status.code(), Some(1), "{text}");
+    assert!(text.contains("belongs to cluster"), "{text}");
+}
