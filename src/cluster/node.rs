@@ -154,6 +154,12 @@ impl ClusterNode {
         self.quorum.status()
     }
 
+    /// The quorum's state as its leader sees it (DescribeQuorum), and the voters' addresses.
+    pub async fn leader_status(&self) -> Option<(QuorumStatus, BTreeMap<u64, String>)> {
+        let s = self.quorum.leader_status(Duration::from_secs(2)).await?;
+        Some((s, self.quorum.voter_addresses()))
+    }
+
     pub fn broker_epoch(&self) -> i64 {
         self.epoch.load(Ordering::Relaxed)
     }

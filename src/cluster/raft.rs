@@ -140,7 +140,7 @@ impl std::fmt::Display for ProposeError {
 impl std::error::Error for ProposeError {}
 
 /// A snapshot of the quorum's state as this node sees it (for DescribeQuorum and logs).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct QuorumStatus {
     pub node_id: NodeId,
     pub leader: Option<NodeId>,
@@ -296,20 +296,7 @@ impl MetadataQuorum {
     }
 
     pub fn status(&self) -> QuorumStatus {
-        let m = self.raft.metrics().borrow().clone();
-        QuorumStatus {
-            node_id: self.node_id,
-            leader: m.current_leader,
-            term: m.current_term,
-            last_log_index: m.last_log_index,
-            last_applied: m.last_applied.map(|l| l.index),
-            voters: m.membership_config.voter_ids().collect(),
-            replication: m.replication.map(|r| {
-                r.into_iter()
-                    .map(|(id, l)| (id, l.map(|l| l.index)))
-                    .collect()
-            }),
-        }
+        status_of(&self.raft)
     }
 
     /// Proposes a batch of records, applied atomically, and waits until it is committed and
@@ -383,6 +370,37 @@ impl MetadataQuorum {
         )
     }
 
+    /// The quorum's state as the leader sees it (asked of the leader when this node is not
+    /// it), for DescribeQuorum; None when no leader answers.
+    pub async fn leader_status(&self, timeout: Duration) -> Option<QuorumStatus> {
+        let m = self.raft.metrics().borrow().clone();
+        let leader = m.current_leader?;
+        if leader == self.node_id {
+            return Some(self.status());
+        }
+        let addr = m
+            .membership_config
+            .membership()
+            .get_node(&leader)?
+            .addr
+            .clone();
+        let mut conn = Connection::new(addr);
+        match conn.call(&Request::Status, timeout).await {
+            Ok(Reply::Status(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The quorum addresses of the voters.
+    pub fn voter_addresses(&self) -> BTreeMap<NodeId, String> {
+        let m = self.raft.metrics().borrow().clone();
+        m.membership_config
+            .membership()
+            .nodes()
+            .map(|(id, n)| (*id, n.addr.clone()))
+            .collect()
+    }
+
     /// Stops Raft and the quorum's server without giving up the handle (for owners that
     /// share it); `shutdown` also waits for the store to close.
     pub async fn stop(&self) {
@@ -408,6 +426,23 @@ impl Drop for MetadataQuorum {
     /// handle is gone.
     fn drop(&mut self) {
         self.server.abort();
+    }
+}
+
+fn status_of(raft: &Raft) -> QuorumStatus {
+    let m = raft.metrics().borrow().clone();
+    QuorumStatus {
+        node_id: m.id,
+        leader: m.current_leader,
+        term: m.current_term,
+        last_log_index: m.last_log_index,
+        last_applied: m.last_applied.map(|l| l.index),
+        voters: m.membership_config.voter_ids().collect(),
+        replication: m.replication.map(|r| {
+            r.into_iter()
+                .map(|(id, l)| (id, l.map(|l| l.index)))
+                .collect()
+        }),
     }
 }
 

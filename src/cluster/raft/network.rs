@@ -21,7 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
-use super::{Applied, Liveness, Node, NodeId, Raft, TypeConfig};
+use super::{Applied, Liveness, Node, NodeId, QuorumStatus, Raft, TypeConfig};
 use crate::cluster::records::RecordBatch;
 
 /// The largest frame accepted. Snapshot chunks are capped well below it
@@ -40,6 +40,8 @@ pub(super) enum Request {
     Propose(RecordBatch),
     /// A broker's heartbeat to the active controller.
     Heartbeat(Heartbeat),
+    /// The quorum's state as this node sees it (DescribeQuorum asks the leader).
+    Status,
 }
 
 /// Kafka's BrokerHeartbeat, reduced to what the controller acts on.
@@ -62,6 +64,7 @@ pub(super) enum Reply {
     Propose(ProposeReply),
     /// Whether the node that took the heartbeat is the leader (otherwise it was dropped).
     Heartbeat(bool),
+    Status(QuorumStatus),
 }
 
 async fn write_frame<W: AsyncWriteExt + Unpin, T: Serialize>(w: &mut W, msg: &T) -> io::Result<()> {
@@ -158,6 +161,7 @@ async fn serve_conn(stream: TcpStream, raft: Raft, liveness: Arc<Liveness>) {
                 }
                 Reply::Heartbeat(leads)
             }
+            Request::Status => Reply::Status(super::status_of(&raft)),
         };
         if write_frame(&mut w, &reply).await.is_err() {
             return;
