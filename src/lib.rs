@@ -9,6 +9,7 @@ pub mod cleaner;
 pub mod cluster;
 pub mod config;
 pub mod connection;
+pub mod dev_cluster;
 pub mod dispatch;
 pub mod frame;
 pub mod group;

@@ -10,8 +10,17 @@ use fjord::config::{ConfigBuilder, Source};
 /// given as a FJORD_* environment variable (FJORD_LOG_RETENTION_MS for log.retention.ms) or
 /// in a server.properties file. Flags win over the environment, which wins over the file.
 #[derive(Parser, Debug)]
-#[command(name = "fjord", version, about)]
+#[command(
+    name = "fjord",
+    version,
+    about,
+    args_conflicts_with_subcommands = true,
+    disable_help_subcommand = true
+)]
 struct Cli {
+    // Without a subcommand, `fjord` starts one node with the settings below.
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Kafka-style properties file (key=value lines).
     #[arg(long, short = 'c', value_name = "FILE")]
     config: Option<PathBuf>,
@@ -56,6 +65,15 @@ struct Cli {
     /// log.flush.interval.messages: 1 = acknowledge produce only after a disk flush.
     #[arg(long)]
     log_flush_interval_messages: Option<String>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Start a local cluster of combined broker+controller nodes on 127.0.0.1.
+    ///
+    /// Each node is a child process with its output prefixed `[node-i] ` on stderr. Once every
+    /// node has started, `bootstrap: host:port,...` goes to stdout; Ctrl-C stops them all.
+    DevCluster(fjord::dev_cluster::DevClusterArgs),
 }
 
 impl Cli {
@@ -127,6 +145,9 @@ fn install_signal_handlers() -> impl std::future::Future<Output = ()> {
 fn main() -> ExitCode {
     fjord::alloc::tune_malloc();
     let cli = Cli::parse();
+    if let Some(Command::DevCluster(args)) = cli.command {
+        return fjord::dev_cluster::run(args);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
