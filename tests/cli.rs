@@ -193,7 +193,9 @@ log.retention.check.interval.ms=300000
         "log: {log}"
     );
     assert!(
-        log.contains("setting `process.roles` is accepted but has no effect yet"),
+        log.contains(
+            "setting `controller.quorum.bootstrap.servers` is accepted but has no effect yet"
+        ),
         "log: {log}"
     );
 }

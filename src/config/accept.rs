@@ -26,22 +26,16 @@ const NOT_BUILT: &[(&str, &str)] = &[
     ("connections.max.reauth.ms", "SASL re-authentication"),
     ("delegation.token", "delegation tokens"),
     ("ssl.principal", "TLS"),
-    ("process.roles", "the KRaft cluster (several nodes)"),
-    ("controller.", "the KRaft cluster (several nodes)"),
-    ("metadata.", "the KRaft cluster (several nodes)"),
     (
-        "broker.session.timeout.ms",
-        "the KRaft cluster (several nodes)",
+        "controller.quorum.bootstrap.servers",
+        "a dynamic controller quorum (a cluster lists its voters in controller.quorum.voters)",
     ),
-    (
-        "broker.heartbeat.interval.ms",
-        "the KRaft cluster (several nodes)",
-    ),
+    ("controller.", "tuning of the KRaft controller"),
+    ("metadata.", "tuning of the KRaft metadata log"),
     (
         "initial.broker.registration",
-        "the KRaft cluster (several nodes)",
+        "tuning of the KRaft controller",
     ),
-    ("inter.broker.", "the KRaft cluster (several nodes)"),
     (
         "listener.security.protocol.map",
         "security protocols other than PLAINTEXT",

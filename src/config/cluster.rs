@@ -10,7 +10,6 @@ use super::{ConfigError, Source};
 pub const CLUSTER_SETTINGS: &[&str] = &[
     "process.roles",
     "controller.quorum.voters",
-    "controller.quorum.bootstrap.servers",
     "controller.listener.names",
     "inter.broker.listener.name",
     "listener.security.protocol.map",
@@ -54,13 +53,9 @@ pub fn parse(
         }
     }
     let Some(voters_text) = get("controller.quorum.voters") else {
-        if get("controller.quorum.bootstrap.servers").is_some() {
-            return Err(ConfigError(
-                "setting `controller.quorum.bootstrap.servers`: a dynamic quorum is not built; \
-                 list the voters in `controller.quorum.voters` (id@host:port,...)"
-                    .into(),
-            ));
-        }
+        // Kafka's shipped server.properties names a dynamic quorum
+        // (`controller.quorum.bootstrap.servers`) and no voters: that is a single node here,
+        // and the setting is reported at startup as not built.
         if !roles.is_empty()
             && roles != ["broker", "controller"]
             && roles != ["controller", "broker"]
@@ -94,7 +89,8 @@ pub fn parse(
                     "setting `listener.security.protocol.map`: expected NAME:PROTOCOL, got {entry:?}"
                 ))
             })?;
-            if proto.trim() != "PLAINTEXT" {
+            // Kafka's shipped map names SSL and SASL listeners that need not exist.
+            if broker_listeners.iter().any(|l| l == name.trim()) && proto.trim() != "PLAINTEXT" {
                 return Err(ConfigError(format!(
                     "setting `listener.security.protocol.map`: listener {name} uses {proto}; only \
                      PLAINTEXT is built"
