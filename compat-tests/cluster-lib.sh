@@ -19,7 +19,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 NODES=(1 2 3)
 SESSION_TIMEOUT_MS="${CLUSTER_SESSION_TIMEOUT_MS:-3000}"
 HEARTBEAT_MS="${CLUSTER_HEARTBEAT_MS:-500}"
-declare -A PORT QPORT ADDR NODE_PID LOG_MARK
+declare -A PORT QPORT ADDR NODE_PID NODE_WRAPPER LOG_MARK
 
 # port_free PORT: nothing listens on it and it can be bound (no SO_REUSEADDR, so a port still
 # in TIME_WAIT counts as taken too).
@@ -71,10 +71,22 @@ node_start() {
   done
   echo "=== node $n started at $(date +%T.%3N)" >>"$log"
   LOG_MARK[$n]=$((LOG_MARK[$n] + 1))
+  rm -f "$CWORK/node$n.pid"
+  # Through a subshell that waits for the node: bash reports a child killed by a signal
+  # ("Killed") on the stderr of the shell that reaps it, which is then the node's log.
   # The harness variables are not broker settings; the broker rejects unknown FJORD_* names.
-  env -u FJORD_CACHE -u FJORD_BIN RUST_LOG="${RUST_LOG:-info}" "$FJORD_BIN" \
-    --log-dirs "$CWORK/node$n" "${overrides[@]}" >>"$log" 2>&1 &
-  NODE_PID[$n]=$!
+  (
+    env -u FJORD_CACHE -u FJORD_BIN RUST_LOG="${RUST_LOG:-info}" "$FJORD_BIN" \
+      --log-dirs "$CWORK/node$n" "${overrides[@]}" &
+    echo $! >"$CWORK/node$n.pid"
+    wait $!
+  ) >>"$log" 2>&1 &
+  NODE_WRAPPER[$n]=$!
+  for _ in $(seq 1 100); do
+    [ -s "$CWORK/node$n.pid" ] && break
+    sleep 0.05
+  done
+  NODE_PID[$n]="$(cat "$CWORK/node$n.pid" 2>/dev/null)"
 }
 
 # node_started N: "fjord started" logged since node N's last start.
@@ -112,19 +124,21 @@ node_log_tail() {
 }
 
 node_kill() {
-  local n="$1" sig="${2:-KILL}" pid="${NODE_PID[$1]:-}"
+  local n="$1" sig="${2:-KILL}" pid="${NODE_PID[$1]:-}" rc=0
   [ -n "$pid" ] || return 0
   kill "-$sig" "$pid" 2>/dev/null || true
   for _ in $(seq 1 100); do
-    # Braces: bash reports a job killed by a signal ("Killed") on the shell's stderr.
-    kill -0 "$pid" 2>/dev/null || { { wait "$pid"; } 2>/dev/null || true; NODE_PID[$n]=; return 0; }
+    kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
   done
-  echo "node $n (pid $pid) still running 10s after SIG$sig; SIGKILL"
-  kill -KILL "$pid" 2>/dev/null || true
-  { wait "$pid"; } 2>/dev/null || true
-  NODE_PID[$n]=
-  return 1
+  if kill -0 "$pid" 2>/dev/null; then
+    echo "node $n (pid $pid) still running 10s after SIG$sig; SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+    rc=1
+  fi
+  wait "${NODE_WRAPPER[$n]}" 2>/dev/null || true
+  NODE_PID[$n]= NODE_WRAPPER[$n]=
+  return $rc
 }
 
 cluster_stop() {
