@@ -331,6 +331,8 @@ def retry_until(label, attempt, since, timeout):
             return 0
         except Exception as e:  # KafkaException, a timeout of the future, ...
             last = f"{type(e).__name__}: {e}"
+            if os.environ.get("CLUSTER_TOOL_VERBOSE"):
+                print(f"  {time.time() - since:.3f} attempt {tries}: {last}", file=sys.stderr)
         if time.time() - since >= timeout:
             print(f"{time.time() - since:.3f} {label} still failing after {tries} attempts: {last}")
             return 1
@@ -338,7 +340,10 @@ def retry_until(label, attempt, since, timeout):
 
 
 def cmd_create_until(args):
-    """A fresh AdminClient per attempt: what a new client sees, not what an old one cached."""
+    """A fresh AdminClient per attempt: what a new client sees, not what an old one cached.
+    Attempts are cut at --attempt-timeout (1 s): librdkafka sends CreateTopics to the controller
+    named in Metadata, and a client that was told the killed node waits on it for the whole
+    request timeout, which would round every figure up to that timeout."""
     from confluent_kafka import KafkaError
     from confluent_kafka.admin import NewTopic
 
@@ -573,10 +578,10 @@ def main():
     p = sub.add_parser("create-until"); p.add_argument("bootstrap"); p.add_argument("name")
     p.add_argument("--partitions", type=int, default=1); p.add_argument("--rf", type=int, default=1)
     p.add_argument("--since"); p.add_argument("--timeout", type=float, default=30)
-    p.add_argument("--attempt-timeout", type=float, default=2); p.set_defaults(f=cmd_create_until)
+    p.add_argument("--attempt-timeout", type=float, default=1); p.set_defaults(f=cmd_create_until)
     p = sub.add_parser("alter-until"); p.add_argument("bootstrap"); p.add_argument("topic")
     p.add_argument("value", type=int); p.add_argument("--since"); p.add_argument("--timeout", type=float, default=30)
-    p.add_argument("--attempt-timeout", type=float, default=2); p.set_defaults(f=cmd_alter_until)
+    p.add_argument("--attempt-timeout", type=float, default=1); p.set_defaults(f=cmd_alter_until)
     p = sub.add_parser("final-check"); p.add_argument("--nodes", required=True); p.add_argument("file")
     p.set_defaults(f=cmd_final_check)
     p = sub.add_parser("consume"); p.add_argument("client", choices=["confluent", "kafka-python"])
