@@ -12,7 +12,9 @@
 #      until the survivors agree on the metadata (the dead broker fenced); after its restart,
 #      time until all three agree, it leads its partitions again at a higher leader epoch and
 #      every record is readable;
-#   f. the same for a node that is not the controller.
+#   f. the same for a node that is not the controller;
+#   g. a node that is not the controller SIGKILLed and restarted at once, before its session
+#      times out: the same checks after its restart.
 # Every check prints PASS/FAIL; the run ends with "cluster: N passed, N failed" and exits non-zero
 # if anything failed. A failing run keeps its work dir (node logs and data) and shows log tails.
 #
@@ -78,7 +80,7 @@ trap 'echo interrupted; FAILED=$((FAILED + 1)); exit 130' INT TERM
 
 # agree LABEL MAX_SECS [wait-agree args...]: every node named by --nodes answers the same
 # metadata meeting the conditions within MAX_SECS (the tool waits a little longer so that a
-# slow agreement is still measured); the time is a figure.
+# slow agreement is still measured); the time is a figure unless NOFIG=1.
 agree() {
   local label="$1" max="$2" out rc secs; shift 2
   out="$(tool wait-agree --timeout "$((max + 10))" "$@" 2>&1)"; rc=$?
@@ -88,7 +90,7 @@ agree() {
   else
     fail "$label within ${max}s: $out"
   fi
-  [[ "$out" == not* ]] || figure "$label: ${secs}s"
+  [[ "$out" == not* ]] || [ "${NOFIG:-0}" = 1 ] || figure "$label: ${secs}s"
 }
 
 # compare LABEL GOT: a consumer's records against the producer's acked ones.
@@ -154,7 +156,7 @@ else fail "Java admin scenario: $(grep -c '  FAIL' "$CWORK/admin.out") check(s) 
 
 step "b2. Produce and Fetch sent to a node that does not lead the partition"
 # The leaders as every node sees them, once they agree (creation goes through the quorum).
-agree "every node sees $SPREAD and $OTHER, every partition led" 10 --nodes "$BOOTSTRAP_ALL" \
+NOFIG=1 agree "every node sees $SPREAD and $OTHER, every partition led" 10 --nodes "$BOOTSTRAP_ALL" \
   --brokers 1,2,3 --topics "$SPREAD,$OTHER" --all-led --save "$CWORK/meta.created.json"
 leader0="$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["topics"]["spread"]["partitions"]["0"]["leader"])' \
   "$CWORK/meta.created.json" 2>/dev/null)"
@@ -230,18 +232,45 @@ else
   fail "kcat -C of $AUTO via node 2: got '$(echo "$got" | tr '\n' '|')' $(tail -2 "$CWORK/kcat-C.err")"
 fi
 
-# failover LABEL VICTIM TOPIC: SIGKILL VICTIM, create TOPIC through the survivors, wait until
-# they agree with VICTIM fenced, restart it, wait until all three agree with VICTIM leading its
-# partitions again at a higher epoch, and read every record of $SPREAD back.
+# failover LABEL VICTIM TOPIC [quick]: SIGKILL VICTIM, create TOPIC through the survivors, wait
+# until they agree with VICTIM fenced, restart it, wait until all three agree with VICTIM leading
+# its partitions again at a higher epoch, and read every record of $SPREAD back. With quick,
+# VICTIM is restarted at once, before its session times out (no TOPIC, no fencing to wait for):
+# it must re-register over its old registration.
 failover() {
-  local label="$1" victim="$2" topic="$3" survivors out rc secs t_kill t_restart
+  local label="$1" victim="$2" topic="$3" quick="${4:-}" survivors out rc secs t_kill t_restart
   survivors="$(addrs $(others "$victim"))"
-  agree "$label: before the kill, every node agrees" 10 --nodes "$BOOTSTRAP_ALL" --brokers 1,2,3 \
+  NOFIG=1 agree "$label: before the kill, every node agrees" 10 --nodes "$BOOTSTRAP_ALL" --brokers 1,2,3 \
     --topics "$SPREAD,$OTHER" --all-led --save "$CWORK/meta.before.$victim.json"
   echo "SIGKILL node $victim (pid ${NODE_PID[$victim]})"
   t_kill=$EPOCHREALTIME
   node_kill "$victim" KILL
+  if [ -z "$quick" ]; then
+    failover_down "$label" "$victim" "$topic" "$survivors" "$t_kill"
+    topic=",$topic"
+  else
+    topic=""
+  fi
 
+  echo "restart node $victim"
+  t_restart=$EPOCHREALTIME
+  node_start "$victim"
+  if node_wait_started 30 "$victim"; then
+    pass "$label: node $victim restarted ($(secs_since "$t_restart")s to 'fjord started')"
+  else
+    fail "$label: node $victim did not restart"
+    return
+  fi
+  agree "$label: all three agree, node $victim leads its partitions again at a higher epoch" 20 \
+    --nodes "$BOOTSTRAP_ALL" --brokers 1,2,3 --topics "$SPREAD,$OTHER$topic" --all-led \
+    --releads "$victim" --releads-from "$CWORK/meta.before.$victim.json" --since "$t_restart"
+  read_back "$label: all $N_RECORDS records of $SPREAD via node $victim" confluent "${ADDR[$victim]}"
+}
+
+# failover_down LABEL VICTIM TOPIC SURVIVORS T_KILL: while VICTIM is down, TOPIC must be
+# creatable through the survivors within 10 s and they must agree with VICTIM fenced.
+failover_down() {
+  local label="$1" victim="$2" topic="$3" survivors="$4" t_kill="$5" out rc secs
   out="$(tool create-until "$survivors" "$topic" --partitions 3 --since "$t_kill" --timeout 30 2>&1)"; rc=$?
   out="$(tail -n 1 <<<"$out")"
   secs="${out%% *}"
@@ -256,20 +285,6 @@ failover() {
   agree "$label: survivors agree, node $victim fenced (session timeout ${SESSION_TIMEOUT_MS} ms + 7 s)" \
     "$((SESSION_TIMEOUT_MS / 1000 + 7))" --nodes "$survivors" --brokers "$others_ids" \
     --topics "$SPREAD,$OTHER,$topic" --since "$t_kill"
-
-  echo "restart node $victim"
-  t_restart=$EPOCHREALTIME
-  node_start "$victim"
-  if node_wait_started 30 "$victim"; then
-    pass "$label: node $victim restarted ($(secs_since "$t_restart")s to 'fjord started')"
-  else
-    fail "$label: node $victim did not restart"
-    return
-  fi
-  agree "$label: all three agree, node $victim leads its partitions again at a higher epoch" 20 \
-    --nodes "$BOOTSTRAP_ALL" --brokers 1,2,3 --topics "$SPREAD,$OTHER,$topic" --all-led \
-    --releads "$victim" --releads-from "$CWORK/meta.before.$victim.json" --since "$t_restart"
-  read_back "$label: all $N_RECORDS records of $SPREAD via node $victim" confluent "${ADDR[$victim]}"
 }
 
 # controller_id: the controller every node names in its own DescribeCluster answer (sets CTL_ID,
@@ -301,4 +316,12 @@ if [ -n "$CTL_ID" ]; then
   victim="$(others "$ctl_id" | cut -d' ' -f1)"
   echo "killing node $victim, not the controller"
   failover "f (non-controller $victim)" "$victim" cluster-during-f
+fi
+
+step "g. SIGKILL a node that is not the controller and restart it at once"
+controller_id
+if [ -n "$CTL_ID" ]; then
+  victim="$(others "$CTL_ID" | awk '{ print $NF }')"
+  echo "killing node $victim, not the controller, and restarting it before its session times out"
+  failover "g (quick restart of $victim)" "$victim" "" quick
 fi
