@@ -2,7 +2,8 @@
 # Controller failover, measured: three Fjord nodes (combined broker+controller), then N times:
 # find the active controller (every node's own DescribeCluster must name the same one), SIGKILL
 # it, and measure from the kill
-#   create  until a CreateTopics through a survivor succeeds (a fresh client every 50 ms),
+#   create  until a CreateTopics through a survivor succeeds (a fresh client every 50 ms; the
+#           figure includes starting the Python client, about 0.2 s),
 #   alter   until an IncrementalAlterConfigs of one topic's retention.ms succeeds (likewise,
 #           concurrently with the creates),
 # then restart the killed node and measure

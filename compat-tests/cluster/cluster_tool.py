@@ -321,13 +321,15 @@ def cmd_describe(args):
 
 def retry_until(label, attempt, since, timeout):
     """Calls attempt() (which raises on failure) every 50 ms until it succeeds or TIMEOUT
-    seconds after SINCE passed. Prints seconds since SINCE (or the last error) and returns 0/1."""
-    tries, last = 0, None
+    seconds after SINCE passed. Prints seconds since SINCE (or the last error) and returns 0/1.
+    The figure includes this process's start (Python and the client library: about 0.2 s on 2
+    cores), which is why the line also says when the first attempt was sent."""
+    tries, last, first = 0, None, time.time() - since
     while True:
         tries += 1
         try:
             attempt()
-            print(f"{time.time() - since:.3f} {label} ok after {tries} attempt(s)")
+            print(f"{time.time() - since:.3f} {label} ok after {tries} attempt(s), the first sent at {first:.3f}")
             return 0
         except Exception as e:  # KafkaException, a timeout of the future, ...
             last = f"{type(e).__name__}: {e}"
