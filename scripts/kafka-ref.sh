@@ -3,7 +3,7 @@
 # KRaft mode on loopback, as a reference to compare Fjord against:
 #   scripts/kafka-ref.sh start [--nodes N] [--stock] [--override key=value]...
 #   scripts/kafka-ref.sh prepare [--nodes N] [--stock] [--override key=value]...
-#   scripts/kafka-ref.sh launch
+#   scripts/kafka-ref.sh launch [--node N]
 #   scripts/kafka-ref.sh status
 #   scripts/kafka-ref.sh stop
 # start: N (default 1) combined broker+controller nodes with static voters, in a throwaway dir;
@@ -14,6 +14,8 @@
 #   `format_ms: N` and `bootstrap: ...`; launch spawns the prepared nodes and returns at once,
 #   printing `spawned_unix_us: N` (wall clock just before the first spawn, in the unit of
 #   bash's $EPOCHREALTIME) and `pid: N` per node, without waiting for them to answer.
+#   launch --node N spawns only node N of a cluster whose other nodes may be running: for
+#   restarting one node after a SIGKILL (scripts/cluster-failover.sh --kafka).
 # --stock: Kafka's defaults everywhere except what one loopback KRaft node cannot do without
 #   (roles, node id, voters, listeners, log dir, replication factor and min ISR 1 of the
 #   internal topics), and the JVM options of Kafka's bin/kafka-server-start.sh and
@@ -273,25 +275,35 @@ while True:
   echo "bootstrap: $bootstrap"
 }
 
-# cmd_launch: spawn every prepared node and return; nothing waits for them to answer.
+# cmd_launch [--node N]: spawn every prepared node (or only node N) and return; nothing waits
+# for them to answer.
 cmd_launch() {
-  local d args=() t0=""
+  local d args=() t0="" dirs
   [ -e "$MARK" ] && [ -f "$DIR/java.args" ] || die "nothing prepared in $DIR (scripts/kafka-ref.sh prepare first)"
-  any_alive && die "already running in $DIR"
-  for d in $(node_dirs); do
+  if [ "${1:-}" = --node ]; then
+    dirs="$DIR/node${2:?--node needs a number}"
+    [ -f "$dirs/server.properties" ] || die "no node ${2} in $DIR"
+    pid_of "$dirs" >/dev/null && die "node ${2} is already running"
+  else
+    [ $# -eq 0 ] || die "unknown option '$1'"
+    dirs="$(node_dirs)"
+    any_alive && die "already running in $DIR"
+  fi
+  for d in $dirs; do
     mapfile -t args <"$DIR/java.args"
     args=("${args[@]//@NODE@/$d}")
     [ -n "$t0" ] || t0=${EPOCHREALTIME/./}
     # nohup and no terminal: the nodes outlive this script and its shell; stop finds them by pid.
+    # Appended to: a node restarted with --node keeps what it logged before.
     KAFKA_REF_LOG_LEVEL="${KAFKA_REF_LOG_LEVEL:-info}" nohup java "${args[@]}" \
       "-Dlog4j2.configurationFile=$ROOT/compat-tests/kafka-dist/server-log4j2.properties" \
-      -cp "$LIBS/*" kafka.Kafka "$d/server.properties" </dev/null >"$d/server.log" 2>&1 &
+      -cp "$LIBS/*" kafka.Kafka "$d/server.properties" </dev/null >>"$d/server.log" 2>&1 &
     echo $! >"$d/kafka.pid"
     log "node ${d##*node}: pid $!, log $d/server.log"
   done
   [ "$TIMING" = 1 ] || return 0
   echo "spawned_unix_us: $t0"
-  for d in $(node_dirs); do echo "pid: $(cat "$d/kafka.pid")"; done
+  for d in $dirs; do echo "pid: $(cat "$d/kafka.pid")"; done
 }
 
 cmd_start() {
@@ -327,8 +339,8 @@ cmd_start() {
 case "${1:-}" in
   start) shift; cmd_start "$@" ;;
   prepare) shift; cmd_prepare "$@" ;;
-  launch) cmd_launch ;;
+  launch) shift; cmd_launch "$@" ;;
   stop) cmd_stop ;;
   status) cmd_status ;;
-  *) echo "usage: $0 start|prepare [--nodes N] [--stock] [--override key=value]... | launch | status | stop" >&2; exit 2 ;;
+  *) echo "usage: $0 start|prepare [--nodes N] [--stock] [--override key=value]... | launch [--node N] | status | stop" >&2; exit 2 ;;
 esac

@@ -5,7 +5,8 @@
 #      from Maven Central),
 #   2. builds the broker and runs the Rust unit and integration tests,
 #   3. runs the compatibility scenarios through kcat, Python and Java clients, and Kafka's own
-#      command-line tools side by side against Fjord and a reference Apache Kafka.
+#      command-line tools side by side against Fjord and a reference Apache Kafka, then a
+#      three-node Fjord cluster through the same clients.
 # Everything installed lives in .cache/ (override with FJORD_CACHE) except the kcat package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,6 +38,10 @@ done
 # sends (request versions, defaults) is checked too, not only what 4.3.0 sends.
 section "compat: java with kafka-clients 4.4.0"
 KAFKA_CLIENT_VERSION=4.4.0 bash compat-tests/java.sh || failed+=("java-clients-4.4.0")
+# Three nodes as one cluster, through kcat, Java, confluent-kafka and kafka-python, with the
+# active controller and then another node SIGKILLed and restarted (about a minute).
+section "compat: cluster (three nodes, SIGKILL of the controller and of another node)"
+bash compat-tests/cluster.sh || failed+=("cluster")
 
 # Robustness, short forms: 20 SIGKILL trials with flush-on-ack (no acknowledged record may
 # be lost or duplicated), 10 SIGKILL trials under topic creation, offset commits and
