@@ -229,7 +229,10 @@ async fn view(c: &mut Client) -> View {
         })
         .collect();
     topics.sort();
-    (brokers, r.controller_id.0, topics)
+    // Metadata names the node asked as controller (it forwards admin requests, as Kafka's
+    // KRaft brokers do); DescribeCluster names the active controller.
+    let dc = c.call(0, &DescribeClusterRequest::default()).await;
+    (brokers, dc.controller_id.0, topics)
 }
 
 /// Waits until every running node gives the same view, satisfying `ok`; that view.
@@ -279,6 +282,15 @@ async fn three_nodes_place_route_and_survive_kills() {
     .await;
     assert!((1..=3).contains(&v.1), "controller {:?}", v.1);
 
+    // Metadata names the node asked (it takes admin requests and forwards them).
+    for i in 0..3 {
+        let r = cl
+            .client(i)
+            .await
+            .call(12, &MetadataRequest::default().with_topics(None))
+            .await;
+        assert_eq!(r.controller_id.0, i as i32 + 1);
+    }
     // DescribeCluster names the same controller and the three brokers.
     let mut c2 = cl.client(1).await;
     let dc = c2.call(1, &DescribeClusterRequest::default()).await;

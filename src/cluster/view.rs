@@ -146,6 +146,14 @@ impl Broker {
         }
     }
 
+    /// The controller Metadata names: on a cluster node, this node, as a KRaft broker of Kafka
+    /// names a live broker there. Admin requests sent to it go through the active controller,
+    /// so clients never wait on a controller that has just died (DescribeCluster and
+    /// DescribeQuorum name the active one).
+    pub fn metadata_controller_id(&self) -> i32 {
+        self.node_id()
+    }
+
     /// The broker that coordinates `key` (a group or transactional id): the key hashes onto
     /// one of Kafka's 50 coordinator slots, and the slot goes to a live broker, the same on
     /// every node that holds the same image. -1 when no broker is live.

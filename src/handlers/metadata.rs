@@ -166,7 +166,7 @@ pub async fn handle(
     let mut resp = MetadataResponse::default()
         .with_brokers(broker_entries(broker, ctx))
         .with_cluster_id(Some(str_bytes(broker.cluster_id.clone())))
-        .with_controller_id(BrokerId(broker.controller_id()))
+        .with_controller_id(BrokerId(broker.metadata_controller_id()))
         .with_topics(topics);
     if (8..=10).contains(&v) && req.include_cluster_authorized_operations {
         resp.cluster_authorized_operations = CLUSTER_OPERATIONS;
