@@ -179,10 +179,18 @@ fn main() -> ExitCode {
         .build()
         .expect("tokio runtime");
     rt.block_on(async move {
-        let signalled = install_signal_handlers();
+        let mut signalled = std::pin::pin!(install_signal_handlers());
         let listeners: Vec<String> = config.listeners.iter().map(|l| l.to_string()).collect();
         let data = config.log_dir.clone();
-        let server = match fjord::Server::bind(config).await {
+        // A cluster node waits in `bind` for its quorum; a signal meanwhile still stops it.
+        let bound = tokio::select! {
+            r = fjord::Server::bind(config) => r,
+            _ = signalled.as_mut() => {
+                tracing::info!("stopped before the broker started");
+                return ExitCode::SUCCESS;
+            }
+        };
+        let server = match bound {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(error = %e, "cannot start");

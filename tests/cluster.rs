@@ -578,3 +578,36 @@ async fn a_node_refuses_foreign_data_dirs() {
     assert_eq!(status.code(), Some(1), "{text}");
     assert!(text.contains("belongs to cluster"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_without_its_quorum_waits_and_still_stops_on_sigterm() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ports = free_ports(4);
+    let voters = format!(
+        "1@127.0.0.1:{},2@127.0.0.1:{},3@127.0.0.1:{}",
+        ports[1], ports[2], ports[3]
+    );
+    let (mut child, log) = spawn_node(1, ports[0], ports[1], &voters, tmp.path());
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "{}",
+        log.lock().unwrap()
+    );
+    assert!(!log.lock().unwrap().contains("fjord started"));
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("no exit on SIGTERM:\n{}", log.lock().unwrap());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{}", log.lock().unwrap());
+}

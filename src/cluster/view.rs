@@ -98,7 +98,10 @@ impl Broker {
             Some(p) if p.leader != NO_LEADER => Err(NotLeader {
                 leader: Some((p.leader, p.leader_epoch)),
             }),
-            _ => Err(NotLeader { leader: None }),
+            Some(_) => Err(NotLeader { leader: None }),
+            // No such partition in the metadata: the caller answers as for any unknown
+            // partition.
+            None => Ok(()),
         }
     }
 
@@ -165,7 +168,9 @@ impl Broker {
         if live.is_empty() {
             return -1;
         }
-        let slot = java_string_hash(key).unsigned_abs() as i32 % COORDINATOR_SLOTS;
+        let hash = java_string_hash(key);
+        // Kafka's Utils.abs: the absolute value, with i32::MIN taken as 0.
+        let slot = if hash == i32::MIN { 0 } else { hash.abs() } % COORDINATOR_SLOTS;
         live[slot as usize % live.len()]
     }
 
