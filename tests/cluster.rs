@@ -388,6 +388,72 @@ async fn three_nodes_place_route_and_survive_kills() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
+    // The cluster-wide broker default, changed through node 1, is node 3's too; so is a
+    // group config.
+    let r = c1
+        .call(
+            1,
+            &incremental_alter(4, "", &[("log.retention.ms", 0, Some("7200000"))], false),
+        )
+        .await;
+    assert_eq!(
+        r.responses[0].error_code, 0,
+        "{:?}",
+        r.responses[0].error_message
+    );
+    let r = c1
+        .call(
+            1,
+            &incremental_alter(
+                32,
+                "g1",
+                &[("consumer.session.timeout.ms", 0, Some("50000"))],
+                false,
+            ),
+        )
+        .await;
+    assert_eq!(
+        r.responses[0].error_code, 0,
+        "{:?}",
+        r.responses[0].error_message
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let d = c3
+            .call(
+                4,
+                &DescribeConfigsRequest::default().with_resources(vec![
+                    describe_configs_request::DescribeConfigsResource::default()
+                        .with_resource_type(4)
+                        .with_resource_name(sb("3"))
+                        .with_configuration_keys(Some(vec![sb("log.retention.ms")])),
+                    describe_configs_request::DescribeConfigsResource::default()
+                        .with_resource_type(32)
+                        .with_resource_name(sb("g1"))
+                        .with_configuration_keys(Some(vec![sb("consumer.session.timeout.ms")])),
+                ]),
+            )
+            .await;
+        let broker = d.results[0].configs[0]
+            .value
+            .as_ref()
+            .map(|v| v.to_string());
+        let group = d.results[1].configs[0]
+            .value
+            .as_ref()
+            .map(|v| v.to_string());
+        if broker.as_deref() == Some("7200000") && group.as_deref() == Some("50000") {
+            // 3 = DYNAMIC_DEFAULT_BROKER_CONFIG
+            assert_eq!(d.results[0].configs[0].config_source, 3);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "configs not seen on node 3: {broker:?} {group:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
     // Auto-creation through a broker goes through the controller too.
     let r = c3
         .call(

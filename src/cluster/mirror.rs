@@ -1,14 +1,18 @@
 //! Keeps this node's topic registry and partition logs in step with the metadata image:
 //! topics the image has are created here under the image's ids, topics it no longer has are
 //! deleted (with their committed offsets), partitions are added and topic configs replaced as
-//! the image says, and the partitions this node leads adopt the image's leader epochs.
+//! the image says, the partitions this node leads adopt the image's leader epochs, and the
+//! dynamic broker and group configs are the image's.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use tokio::sync::watch;
 
 use super::image::Image;
 use crate::Broker;
+use crate::meta::configs::DynamicConfigs;
+use crate::meta::group_configs::GroupOverrides;
 
 /// Brings the local registry in line with `image`. Errors are logged and retried with the
 /// next image (or the next start).
@@ -58,6 +62,43 @@ pub fn mirror(broker: &Broker, image: &Image) {
         if !image.topic_ids.contains_key(&l.name) {
             delete_local(broker, &l.name);
         }
+    }
+    mirror_dynamic_configs(broker, image);
+}
+
+/// The dynamic broker and group configs this node uses, as the image holds them.
+fn mirror_dynamic_configs(broker: &Broker, image: &Image) {
+    let non_empty = |m: &BTreeMap<String, BTreeMap<String, String>>| {
+        m.iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect::<BTreeMap<_, _>>()
+    };
+    let wanted = DynamicConfigs {
+        broker: image
+            .broker_configs
+            .get(&broker.node_id().to_string())
+            .cloned()
+            .unwrap_or_default(),
+        cluster: image.broker_configs.get("").cloned().unwrap_or_default(),
+        groups: non_empty(&image.group_configs),
+    };
+    let current = broker.dynamic.get().clone();
+    if current == wanted {
+        return;
+    }
+    let groups: BTreeSet<&String> = current.groups.keys().chain(wanted.groups.keys()).collect();
+    for g in groups {
+        if current.groups.get(g) != wanted.groups.get(g) {
+            let configs = wanted.groups.get(g).cloned().unwrap_or_default();
+            broker
+                .groups
+                .set_overrides(g, GroupOverrides::from_configs(&configs));
+        }
+    }
+    match broker.dynamic.set(wanted) {
+        Ok(()) => tracing::info!("dynamic broker and group configs updated"),
+        Err(e) => tracing::error!(error = %e, "cannot store the dynamic configs"),
     }
 }
 

@@ -361,9 +361,10 @@ pub fn write_meta_properties(
     std::fs::rename(tmp, dir.join("meta.properties"))
 }
 
-/// A topic's configs as Config records: set the new values, delete the ones gone.
+/// A resource's configs as Config records: set the new values, delete the ones gone.
 pub fn config_records(
-    topic: &str,
+    resource_type: ConfigResource,
+    resource_name: &str,
     old: &BTreeMap<String, String>,
     new: &BTreeMap<String, String>,
 ) -> Vec<MetadataRecord> {
@@ -378,8 +379,8 @@ pub fn config_records(
     set.chain(gone)
         .map(|(name, value)| {
             MetadataRecord::Config(ConfigRecord {
-                resource_type: ConfigResource::Topic,
-                resource_name: topic.to_string(),
+                resource_type,
+                resource_name: resource_name.to_string(),
                 name,
                 value,
             })
@@ -399,7 +400,7 @@ mod tests {
         let new: BTreeMap<_, _> = [("a".to_string(), "1".to_string()), ("c".into(), "3".into())]
             .into_iter()
             .collect();
-        let r = config_records("t", &old, &new);
+        let r = config_records(ConfigResource::Topic, "t", &old, &new);
         assert_eq!(r.len(), 2);
         let mut img = Image::default();
         crate::cluster::image::apply(
@@ -411,7 +412,12 @@ mod tests {
         )
         .unwrap();
         for (k, v) in &old {
-            let rec = config_records("t", &BTreeMap::new(), &[(k.clone(), v.clone())].into());
+            let rec = config_records(
+                ConfigResource::Topic,
+                "t",
+                &BTreeMap::new(),
+                &[(k.clone(), v.clone())].into(),
+            );
             crate::cluster::image::apply_batch(&mut img, &rec).unwrap();
         }
         crate::cluster::image::apply_batch(&mut img, &r).unwrap();

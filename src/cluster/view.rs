@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
+use super::controller;
 use super::image::ApplyError;
 use super::node::{ChangeError, config_records};
 use super::placement::PlacementError;
-use super::{controller, records::NO_LEADER};
+use super::records::{ConfigResource, NO_LEADER};
 use crate::Broker;
 use crate::meta::topics::{Topic, TopicError};
 
@@ -263,22 +264,42 @@ impl Broker {
         Ok(id)
     }
 
-    /// Replaces a topic's config overrides through the controller.
-    pub async fn set_topic_configs_in_cluster(
+    /// Replaces the dynamic configs of a topic, a broker ("" = the cluster-wide default) or
+    /// a group through the controller, and waits until this node applies them.
+    pub async fn set_configs_in_cluster(
         &self,
+        resource: ConfigResource,
         name: &str,
         configs: BTreeMap<String, String>,
     ) -> Result<(), TopicError> {
         let node = self.cluster.as_ref().expect("a cluster node");
         let img = node.image();
-        let t = img.topic_by_name(name).ok_or(TopicError::UnknownTopic)?;
-        let records = config_records(name, &t.configs, &configs);
+        let empty = BTreeMap::new();
+        let old = match resource {
+            ConfigResource::Topic => {
+                &img.topic_by_name(name)
+                    .ok_or(TopicError::UnknownTopic)?
+                    .configs
+            }
+            ConfigResource::Broker => img.broker_configs.get(name).unwrap_or(&empty),
+            ConfigResource::Group => img.group_configs.get(name).unwrap_or(&empty),
+        };
+        let records = config_records(resource, name, old, &configs);
         if records.is_empty() {
             return Ok(());
         }
         node.commit(records).await.map_err(change_error)?;
-        self.wait_local(|| self.topics.get(name).is_some_and(|t| t.configs == configs))
-            .await;
+        let me = self.node_id().to_string();
+        self.wait_local(|| match resource {
+            ConfigResource::Topic => self.topics.get(name).is_some_and(|t| t.configs == configs),
+            ConfigResource::Broker if name.is_empty() => self.dynamic.get().cluster == configs,
+            ConfigResource::Broker if name == me => self.dynamic.get().broker == configs,
+            ConfigResource::Broker => true,
+            ConfigResource::Group => {
+                self.dynamic.get().groups.get(name).unwrap_or(&empty) == &configs
+            }
+        })
+        .await;
         Ok(())
     }
 

@@ -18,6 +18,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::str_bytes;
 use crate::Broker;
+use crate::cluster::records::ConfigResource;
 use crate::config::kafka::{KafkaType, Update};
 use crate::connection::RequestContext;
 use crate::meta::configs::{AlterOp, apply_changes, topic_config_def, topic_def_for_broker_config};
@@ -176,9 +177,9 @@ pub async fn alter_resource(
 ) -> Result<(), (ResponseError, String)> {
     match alter_resource_here(broker, resource_type, name, changes, replace, validate_only)? {
         None => Ok(()),
-        Some(new) => {
+        Some((resource, name, new)) => {
             broker
-                .set_topic_configs_in_cluster(name, new)
+                .set_configs_in_cluster(resource, &name, new)
                 .await
                 .map_err(|e| {
                     let (code, msg) = super::topic_error(&e);
@@ -188,13 +189,16 @@ pub async fn alter_resource(
                         msg.map(|m| m.to_string()).unwrap_or_default(),
                     )
                 })?;
-            tracing::info!(topic = name, "topic configs changed");
+            tracing::info!(resource = ?resource, name = %name, "configs changed");
             Ok(())
         }
     }
 }
 
-/// The change made here, or (Some) the topic's new configs for the controller to commit.
+/// A resource's new configs, for the controller to commit (on a cluster node).
+type Pending = Option<(ConfigResource, String, BTreeMap<String, String>)>;
+
+/// The change made here, or (Some) the resource's new configs for the controller to commit.
 fn alter_resource_here(
     broker: &Broker,
     resource_type: i8,
@@ -202,7 +206,7 @@ fn alter_resource_here(
     changes: &[(String, AlterOp)],
     replace: bool,
     validate_only: bool,
-) -> Result<Option<BTreeMap<String, String>>, (ResponseError, String)> {
+) -> Result<Pending, (ResponseError, String)> {
     let invalid = |m: String| (ResponseError::InvalidConfig, m);
     match resource_type {
         RESOURCE_TOPIC => {
@@ -223,7 +227,7 @@ fn alter_resource_here(
             .map_err(invalid)?;
             if !validate_only {
                 if broker.cluster.is_some() {
-                    return Ok(Some(new));
+                    return Ok(Some((ConfigResource::Topic, name.to_string(), new)));
                 }
                 broker
                     .topics
@@ -300,6 +304,9 @@ fn alter_resource_here(
                 }
             }
             if !validate_only {
+                if broker.cluster.is_some() {
+                    return Ok(Some((ConfigResource::Broker, name.to_string(), new)));
+                }
                 if cluster_wide {
                     all.cluster = new;
                 } else {
@@ -343,6 +350,9 @@ fn alter_resource_here(
                     ) {
                         warn_no_effect_once("group", n, why);
                     }
+                }
+                if broker.cluster.is_some() {
+                    return Ok(Some((ConfigResource::Group, name.to_string(), new)));
                 }
                 let overrides = GroupOverrides::from_configs(&new);
                 if new.is_empty() {

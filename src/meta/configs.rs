@@ -527,7 +527,7 @@ pub enum ConfigSource {
 
 /// Broker configs changed at runtime with (Incremental)AlterConfigs: for this broker
 /// (resource name = node id) or as the cluster-wide default (empty resource name).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DynamicConfigs {
     pub broker: BTreeMap<String, String>,
     pub cluster: BTreeMap<String, String>,
