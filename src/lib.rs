@@ -164,6 +164,23 @@ impl Broker {
             .any(|p| p.trim() == policy)
     }
 
+    /// Deletes a topic's data here, with its committed offsets in every group (blocking
+    /// work: partition trees and files). Used by DeleteTopics on a single node and by a
+    /// cluster node's mirror.
+    pub fn delete_topic_here(&self, name: &str) -> Result<uuid::Uuid, meta::topics::TopicError> {
+        let t = self.topics.delete(name)?;
+        match self.groups.offsets.delete_topic(name) {
+            Ok(0) => {}
+            Ok(k) => {
+                tracing::info!(topic = %name, offsets = k, "removed committed offsets of the deleted topic")
+            }
+            Err(e) => {
+                tracing::error!(topic = %name, error = %e, "cannot remove committed offsets of the deleted topic")
+            }
+        }
+        Ok(t.id)
+    }
+
     pub fn node_id(&self) -> i32 {
         self.config.node_id
     }

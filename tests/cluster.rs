@@ -169,14 +169,7 @@ impl Cluster {
         let _ = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
             .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                return s;
-            }
-            assert!(Instant::now() < deadline, "node {} did not stop", i + 1);
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_exit(&mut child, &self.nodes[i].log, Duration::from_secs(30))
     }
 
     fn restart(&mut self, i: usize) {
@@ -250,6 +243,58 @@ async fn agreed(c: &Cluster, ok: impl Fn(&View) -> bool, within: Duration) -> Vi
         }
         assert!(Instant::now() < deadline, "nodes do not agree: {views:#?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// IncrementalAlterConfigs SET of one config, which must succeed.
+async fn alter_ok(c: &mut Client, resource_type: i8, name: &str, key: &str, value: &str) {
+    let r = c
+        .call(
+            1,
+            &incremental_alter(resource_type, name, &[(key, 0, Some(value))], false),
+        )
+        .await;
+    assert_eq!(
+        r.responses[0].error_code, 0,
+        "{:?}",
+        r.responses[0].error_message
+    );
+}
+
+/// One config's value and source as DescribeConfigs gives it.
+async fn described(
+    c: &mut Client,
+    resource_type: i8,
+    name: &str,
+    key: &str,
+) -> (Option<String>, i8) {
+    let d = c
+        .call(
+            4,
+            &DescribeConfigsRequest::default().with_resources(vec![
+                describe_configs_request::DescribeConfigsResource::default()
+                    .with_resource_type(resource_type)
+                    .with_resource_name(sb(name))
+                    .with_configuration_keys(Some(vec![sb(key)])),
+            ]),
+        )
+        .await;
+    let c = &d.results[0].configs[0];
+    (c.value.as_ref().map(|v| v.to_string()), c.config_source)
+}
+
+/// Waits for a child to exit; kills it and fails if it does not within `within`.
+fn wait_exit(child: &mut Child, log: &Mutex<String>, within: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("no exit within {within:?}:\n{}", log.lock().unwrap());
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -349,35 +394,11 @@ async fn three_nodes_place_route_and_survive_kills() {
 
     // A topic config changed through one node is seen on another.
     let mut c1 = cl.client(0).await;
-    let r = c1
-        .call(
-            1,
-            &incremental_alter(2, "spread", &[("retention.ms", 0, Some("3600000"))], false),
-        )
-        .await;
-    assert_eq!(
-        r.responses[0].error_code, 0,
-        "{:?}",
-        r.responses[0].error_message
-    );
+    alter_ok(&mut c1, 2, "spread", "retention.ms", "3600000").await;
     let mut c3 = cl.client(2).await;
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let d = c3
-            .call(
-                4,
-                &DescribeConfigsRequest::default().with_resources(vec![
-                    describe_configs_request::DescribeConfigsResource::default()
-                        .with_resource_type(2)
-                        .with_resource_name(sb("spread"))
-                        .with_configuration_keys(Some(vec![sb("retention.ms")])),
-                ]),
-            )
-            .await;
-        let val = d.results[0].configs[0]
-            .value
-            .as_ref()
-            .map(|v| v.to_string());
+        let (val, _) = described(&mut c3, 2, "spread", "retention.ms").await;
         if val.as_deref() == Some("3600000") {
             break;
         }
@@ -390,61 +411,15 @@ async fn three_nodes_place_route_and_survive_kills() {
 
     // The cluster-wide broker default, changed through node 1, is node 3's too; so is a
     // group config.
-    let r = c1
-        .call(
-            1,
-            &incremental_alter(4, "", &[("log.retention.ms", 0, Some("7200000"))], false),
-        )
-        .await;
-    assert_eq!(
-        r.responses[0].error_code, 0,
-        "{:?}",
-        r.responses[0].error_message
-    );
-    let r = c1
-        .call(
-            1,
-            &incremental_alter(
-                32,
-                "g1",
-                &[("consumer.session.timeout.ms", 0, Some("50000"))],
-                false,
-            ),
-        )
-        .await;
-    assert_eq!(
-        r.responses[0].error_code, 0,
-        "{:?}",
-        r.responses[0].error_message
-    );
+    alter_ok(&mut c1, 4, "", "log.retention.ms", "7200000").await;
+    alter_ok(&mut c1, 32, "g1", "consumer.session.timeout.ms", "50000").await;
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let d = c3
-            .call(
-                4,
-                &DescribeConfigsRequest::default().with_resources(vec![
-                    describe_configs_request::DescribeConfigsResource::default()
-                        .with_resource_type(4)
-                        .with_resource_name(sb("3"))
-                        .with_configuration_keys(Some(vec![sb("log.retention.ms")])),
-                    describe_configs_request::DescribeConfigsResource::default()
-                        .with_resource_type(32)
-                        .with_resource_name(sb("g1"))
-                        .with_configuration_keys(Some(vec![sb("consumer.session.timeout.ms")])),
-                ]),
-            )
-            .await;
-        let broker = d.results[0].configs[0]
-            .value
-            .as_ref()
-            .map(|v| v.to_string());
-        let group = d.results[1].configs[0]
-            .value
-            .as_ref()
-            .map(|v| v.to_string());
+        let (broker, source) = described(&mut c3, 4, "3", "log.retention.ms").await;
+        let (group, _) = described(&mut c3, 32, "g1", "consumer.session.timeout.ms").await;
         if broker.as_deref() == Some("7200000") && group.as_deref() == Some("50000") {
             // 3 = DYNAMIC_DEFAULT_BROKER_CONFIG
-            assert_eq!(d.results[0].configs[0].config_source, 3);
+            assert_eq!(source, 3);
             break;
         }
         assert!(
@@ -625,20 +600,8 @@ async fn a_node_refuses_foreign_data_dirs() {
     )
     .unwrap();
     let (mut child, log) = spawn_node(2, y.nodes[1].port, y.quorum_ports[1], &y.voters, &x_dir);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!(
-                "a node on another cluster's data started:\n{}",
-                log.lock().unwrap()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    // A node on another cluster's data must exit by itself.
+    let status = wait_exit(&mut child, &log, Duration::from_secs(30));
     std::thread::sleep(Duration::from_millis(100));
     let text = log.lock().unwrap().clone();
     assert_eq!(status.code(), Some(1), "{text}");
@@ -664,16 +627,6 @@ async fn a_node_without_its_quorum_waits_and_still_stops_on_sigterm() {
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("no exit on SIGTERM:\n{}", log.lock().unwrap());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = wait_exit(&mut child, &log, Duration::from_secs(10));
     assert!(status.success(), "{}", log.lock().unwrap());
 }

@@ -103,13 +103,8 @@ fn mirror_dynamic_configs(broker: &Broker, image: &Image) {
 }
 
 fn delete_local(broker: &Broker, name: &str) {
-    match broker.topics.delete(name) {
-        Ok(_) => {
-            tracing::info!(topic = name, "topic deleted");
-            if let Err(e) = broker.groups.offsets.delete_topic(name) {
-                tracing::error!(topic = name, error = %e, "cannot remove committed offsets of the deleted topic");
-            }
-        }
+    match broker.delete_topic_here(name) {
+        Ok(_) => tracing::info!(topic = name, "topic deleted"),
         Err(e) => tracing::error!(topic = name, error = ?e, "cannot delete the topic locally"),
     }
 }

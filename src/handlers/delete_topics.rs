@@ -88,22 +88,10 @@ pub async fn handle(
 
 /// Deletes a single node's topic and its committed offsets; the topic's id.
 async fn delete_local(broker: &Broker, name: &str) -> Result<Uuid, TopicError> {
-    // Removing every partition's tree and files is blocking work.
-    let (topics, owned) = (broker.topics.clone(), name.to_string());
-    let t = tokio::task::spawn_blocking(move || topics.delete(&owned))
+    let (b, owned) = (broker.arc(), name.to_string());
+    tokio::task::spawn_blocking(move || b.delete_topic_here(&owned))
         .await
-        .unwrap_or_else(|e| Err(TopicError::Storage(e.to_string())))?;
-    // Committed offsets go with the topic, in every group.
-    match broker.groups.offsets.delete_topic(name) {
-        Ok(0) => {}
-        Ok(k) => {
-            tracing::info!(topic = %name, offsets = k, "removed committed offsets of the deleted topic")
-        }
-        Err(e) => {
-            tracing::error!(topic = %name, error = %e, "cannot remove committed offsets of the deleted topic")
-        }
-    }
-    Ok(t.id)
+        .unwrap_or_else(|e| Err(TopicError::Storage(e.to_string())))
 }
 
 /// Kafka's default message for an error code (what it sends when the exception has none).
