@@ -142,6 +142,41 @@ fn install_signal_handlers() -> impl std::future::Future<Output = ()> {
     }
 }
 
+/// A dedicated controller (`process.roles=controller`): the metadata quorum and the active
+/// controller's duties, no client listener, until SIGTERM or SIGINT.
+async fn run_controller(
+    config: fjord::Config,
+    mut signalled: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+) -> ExitCode {
+    let started = tokio::select! {
+        r = fjord::cluster::controller_node::start(&config) => r,
+        _ = signalled.as_mut() => {
+            tracing::info!("stopped before the controller started");
+            return ExitCode::SUCCESS;
+        }
+    };
+    let node = match started {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start");
+            eprintln!("fjord: cannot start: {e:#}");
+            return ExitCode::from(1);
+        }
+    };
+    let voters = &node.settings.voters;
+    tracing::info!(
+        node_id = config.node_id,
+        quorum = %voters[&(config.node_id as u64)],
+        data_dir = %config.log_dir.display(),
+        cluster_id = %node.image().cluster_id.clone().unwrap_or_default(),
+        "fjord started (controller only)"
+    );
+    signalled.await;
+    node.stop().await;
+    tracing::info!("fjord stopped");
+    ExitCode::SUCCESS
+}
+
 fn main() -> ExitCode {
     fjord::alloc::tune_malloc();
     let cli = Cli::parse();
@@ -180,6 +215,9 @@ fn main() -> ExitCode {
         .expect("tokio runtime");
     rt.block_on(async move {
         let mut signalled = std::pin::pin!(install_signal_handlers());
+        if config.cluster.as_ref().is_some_and(|c| !c.broker) {
+            return run_controller(config, signalled).await;
+        }
         let listeners: Vec<String> = config.listeners.iter().map(|l| l.to_string()).collect();
         let data = config.log_dir.clone();
         // A cluster node waits in `bind` for its quorum; a signal meanwhile still stops it.

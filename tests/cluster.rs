@@ -2,319 +2,16 @@
 //! leaders, controller failover with SIGKILL, restarts, controlled shutdown, and the data dirs
 //! a cluster node refuses.
 
+mod cluster_common;
 mod common;
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use cluster_common::*;
 use common::*;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::*;
-
-/// Free loopback ports, held until the nodes bind them (a small race, as in any such test).
-fn free_ports(n: usize) -> Vec<u16> {
-    let socks: Vec<_> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    socks
-        .iter()
-        .map(|s| s.local_addr().unwrap().port())
-        .collect()
-}
-
-struct Node {
-    id: i32,
-    port: u16,
-    dir: PathBuf,
-    child: Option<Child>,
-    log: Arc<Mutex<String>>,
-}
-
-struct Cluster {
-    nodes: Vec<Node>,
-    voters: String,
-    quorum_ports: Vec<u16>,
-    _tmp: tempfile::TempDir,
-}
-
-fn fjord() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_fjord"));
-    c.env("RUST_LOG", "info,openraft=off");
-    for (k, _) in std::env::vars() {
-        if k.starts_with("FJORD_") {
-            c.env_remove(k);
-        }
-    }
-    c
-}
-
-/// Runs a node; its stderr is collected in `log`.
-fn spawn_node(
-    id: i32,
-    port: u16,
-    quorum_port: u16,
-    voters: &str,
-    dir: &Path,
-) -> (Child, Arc<Mutex<String>>) {
-    let mut child = fjord()
-        .args(["--log-dirs", dir.to_str().unwrap()])
-        .args(["-o", &format!("node.id={id}")])
-        .args(["-o", "process.roles=broker,controller"])
-        .args(["-o", &format!("controller.quorum.voters={voters}")])
-        .args(["-o", "controller.listener.names=CONTROLLER"])
-        .args([
-            "-o",
-            &format!("listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{quorum_port}"),
-        ])
-        .args(["-o", "broker.session.timeout.ms=2000"])
-        .args(["-o", "broker.heartbeat.interval.ms=250"])
-        .args(["-o", "num.partitions=3"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let log = Arc::new(Mutex::new(String::new()));
-    let mut err = child.stderr.take().unwrap();
-    let sink = log.clone();
-    std::thread::spawn(move || {
-        use std::io::Read;
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = err.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            sink.lock()
-                .unwrap()
-                .push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    });
-    (child, log)
-}
-
-impl Cluster {
-    fn start(n: usize) -> Cluster {
-        let tmp = tempfile::tempdir().unwrap();
-        let ports = free_ports(2 * n);
-        let (client_ports, quorum_ports) = ports.split_at(n);
-        let voters = (0..n)
-            .map(|i| format!("{}@127.0.0.1:{}", i + 1, quorum_ports[i]))
-            .collect::<Vec<_>>()
-            .join(",");
-        let nodes = (0..n)
-            .map(|i| {
-                let dir = tmp.path().join(format!("node-{}", i + 1));
-                let (child, log) = spawn_node(
-                    i as i32 + 1,
-                    client_ports[i],
-                    quorum_ports[i],
-                    &voters,
-                    &dir,
-                );
-                Node {
-                    id: i as i32 + 1,
-                    port: client_ports[i],
-                    dir,
-                    child: Some(child),
-                    log,
-                }
-            })
-            .collect();
-        let c = Cluster {
-            nodes,
-            voters,
-            quorum_ports: quorum_ports.to_vec(),
-            _tmp: tmp,
-        };
-        for i in 0..n {
-            c.wait_started(i);
-        }
-        c
-    }
-
-    fn wait_started(&self, i: usize) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let log = self.nodes[i].log.lock().unwrap().clone();
-            if log.contains("fjord started") {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "node {} did not start:\n{log}",
-                i + 1
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn addr(&self, i: usize) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.nodes[i].port))
-    }
-
-    async fn client(&self, i: usize) -> Client {
-        Client::connect(self.addr(i)).await
-    }
-
-    fn kill(&mut self, i: usize) {
-        let mut child = self.nodes[i].child.take().unwrap();
-        child.kill().unwrap();
-        child.wait().unwrap();
-    }
-
-    fn terminate(&mut self, i: usize) -> std::process::ExitStatus {
-        let mut child = self.nodes[i].child.take().unwrap();
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        wait_exit(&mut child, &self.nodes[i].log, Duration::from_secs(30))
-    }
-
-    fn restart(&mut self, i: usize) {
-        let n = &self.nodes[i];
-        let (child, log) = spawn_node(
-            n.id,
-            n.port,
-            self.quorum_ports[i],
-            &self.voters,
-            &n.dir.clone(),
-        );
-        self.nodes[i].child = Some(child);
-        self.nodes[i].log = log;
-        self.wait_started(i);
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for n in &mut self.nodes {
-            if let Some(mut c) = n.child.take() {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
-        }
-    }
-}
-
-/// What a node says of the cluster: brokers, controller, and each partition's leader and
-/// epoch, by topic.
-type View = (Vec<i32>, i32, Vec<(String, Vec<(i32, i32, i32)>)>);
-
-async fn view(c: &mut Client) -> View {
-    let r = c
-        .call(12, &MetadataRequest::default().with_topics(None))
-        .await;
-    let mut brokers: Vec<i32> = r.brokers.iter().map(|b| b.node_id.0).collect();
-    brokers.sort();
-    let mut topics: Vec<_> = r
-        .topics
-        .iter()
-        .map(|t| {
-            let mut parts: Vec<_> = t
-                .partitions
-                .iter()
-                .map(|p| (p.partition_index, p.leader_id.0, p.leader_epoch))
-                .collect();
-            parts.sort();
-            (t.name.as_ref().unwrap().to_string(), parts)
-        })
-        .collect();
-    topics.sort();
-    // Metadata names the node asked as controller (it forwards admin requests, as Kafka's
-    // KRaft brokers do); DescribeCluster names the active controller.
-    let dc = c.call(0, &DescribeClusterRequest::default()).await;
-    (brokers, dc.controller_id.0, topics)
-}
-
-/// Waits until every running node gives the same view, satisfying `ok`; that view.
-async fn agreed(c: &Cluster, ok: impl Fn(&View) -> bool, within: Duration) -> View {
-    let deadline = Instant::now() + within;
-    loop {
-        let mut views = Vec::new();
-        for (i, n) in c.nodes.iter().enumerate() {
-            if n.child.is_some() {
-                views.push(view(&mut c.client(i).await).await);
-            }
-        }
-        if views.windows(2).all(|w| w[0] == w[1]) && ok(&views[0]) {
-            return views.remove(0);
-        }
-        assert!(Instant::now() < deadline, "nodes do not agree: {views:#?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// IncrementalAlterConfigs SET of one config, which must succeed.
-async fn alter_ok(c: &mut Client, resource_type: i8, name: &str, key: &str, value: &str) {
-    let r = c
-        .call(
-            1,
-            &incremental_alter(resource_type, name, &[(key, 0, Some(value))], false),
-        )
-        .await;
-    assert_eq!(
-        r.responses[0].error_code, 0,
-        "{:?}",
-        r.responses[0].error_message
-    );
-}
-
-/// One config's value and source as DescribeConfigs gives it.
-async fn described(
-    c: &mut Client,
-    resource_type: i8,
-    name: &str,
-    key: &str,
-) -> (Option<String>, i8) {
-    let d = c
-        .call(
-            4,
-            &DescribeConfigsRequest::default().with_resources(vec![
-                describe_configs_request::DescribeConfigsResource::default()
-                    .with_resource_type(resource_type)
-                    .with_resource_name(sb(name))
-                    .with_configuration_keys(Some(vec![sb(key)])),
-            ]),
-        )
-        .await;
-    let c = &d.results[0].configs[0];
-    (c.value.as_ref().map(|v| v.to_string()), c.config_source)
-}
-
-/// Waits for a child to exit; kills it and fails if it does not within `within`.
-fn wait_exit(child: &mut Child, log: &Mutex<String>, within: Duration) -> std::process::ExitStatus {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("no exit within {within:?}:\n{}", log.lock().unwrap());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn create_req(name: &str, partitions: i32, rf: i16) -> CreateTopicsRequest {
-    CreateTopicsRequest::default()
-        .with_topics(vec![
-            create_topics_request::CreatableTopic::default()
-                .with_name(tn(name))
-                .with_num_partitions(partitions)
-                .with_replication_factor(rf),
-        ])
-        .with_timeout_ms(10000)
-}
-
-fn leaders_of(v: &View, topic: &str) -> Vec<i32> {
-    v.2.iter()
-        .find(|(t, _)| t == topic)
-        .map(|(_, p)| p.iter().map(|x| x.1).collect())
-        .unwrap_or_default()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_place_route_and_survive_kills() {
@@ -599,7 +296,14 @@ async fn a_node_refuses_foreign_data_dirs() {
         x_dir.join("__cluster_metadata"),
     )
     .unwrap();
-    let (mut child, log) = spawn_node(2, y.nodes[1].port, y.quorum_ports[1], &y.voters, &x_dir);
+    let (mut child, log) = spawn_node(
+        2,
+        "broker,controller",
+        y.nodes[1].port,
+        y.quorum_ports[1],
+        &y.voters,
+        &x_dir,
+    );
     // A node on another cluster's data must exit by itself.
     let status = wait_exit(&mut child, &log, Duration::from_secs(30));
     std::thread::sleep(Duration::from_millis(100));
@@ -616,7 +320,14 @@ async fn a_node_without_its_quorum_waits_and_still_stops_on_sigterm() {
         "1@127.0.0.1:{},2@127.0.0.1:{},3@127.0.0.1:{}",
         ports[1], ports[2], ports[3]
     );
-    let (mut child, log) = spawn_node(1, ports[0], ports[1], &voters, tmp.path());
+    let (mut child, log) = spawn_node(
+        1,
+        "broker,controller",
+        ports[0],
+        ports[1],
+        &voters,
+        tmp.path(),
+    );
     std::thread::sleep(Duration::from_millis(1500));
     assert!(
         child.try_wait().unwrap().is_none(),

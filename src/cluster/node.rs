@@ -1,6 +1,7 @@
-//! This process as a node of a cluster (combined broker and controller): its place in the
-//! metadata quorum, its broker registration and heartbeats, and, while it is the active
-//! controller, the controller's own duties (the cluster id, fencing brokers whose heartbeats
+//! This process as a node of a cluster (a broker, a controller, or both): its place in the
+//! metadata quorum (a voter when it is a controller, an observer when only a broker), its
+//! broker registration and heartbeats, and, while it is the active controller, the
+//! controller's own duties (the cluster id, fencing brokers whose heartbeats
 //! stop, unfencing those that come back). The decisions themselves are the pure functions of
 //! `controller`; this module only runs them on time and proposes their records.
 
@@ -14,7 +15,9 @@ use uuid::Uuid;
 
 use super::controller;
 use super::image::{ApplyError, Image};
-use super::raft::{Heartbeat, MetadataQuorum, ProposeError, QuorumConfig, QuorumStatus};
+use super::raft::{
+    Heartbeat, Member, MetadataObserver, MetadataQuorum, ProposeError, QuorumConfig, QuorumStatus,
+};
 use super::records::*;
 use crate::config::Config;
 use crate::config::cluster::ClusterSettings;
@@ -43,7 +46,7 @@ impl From<ProposeError> for ChangeError {
 pub struct ClusterNode {
     pub node_id: i32,
     pub settings: ClusterSettings,
-    quorum: MetadataQuorum,
+    quorum: Member,
     /// Random per process start: tells a restarted broker from a retrying one.
     incarnation: Uuid,
     endpoints: Vec<Endpoint>,
@@ -56,27 +59,38 @@ pub struct ClusterNode {
 }
 
 impl ClusterNode {
-    /// Joins the metadata quorum (its log under `<log.dirs>/__cluster_metadata`) and starts the
-    /// broker and controller duties. `bootstrap_id` is the cluster id this node proposes if it
-    /// is the first active controller of a fresh quorum.
+    /// Joins the metadata quorum (a controller keeps its log under
+    /// `<log.dirs>/__cluster_metadata`; a broker only follows it) and starts the broker and
+    /// controller duties of this node's roles. `bootstrap_id` is the cluster id this node
+    /// proposes if it is the first active controller of a fresh quorum.
     pub async fn start(
         config: &Config,
         settings: ClusterSettings,
         bootstrap_id: String,
     ) -> anyhow::Result<Arc<ClusterNode>> {
         let node_id = config.node_id;
-        let mut qc = QuorumConfig::new(
-            node_id as u64,
-            config.log_dir.join("__cluster_metadata"),
-            settings.voters.clone(),
-        );
-        qc.propose_timeout = Duration::from_secs(8);
-        let quorum = MetadataQuorum::start(qc).await.map_err(|e| {
-            anyhow::anyhow!(
-                "metadata quorum: cannot start on {}: {e}",
-                settings.voters[&(node_id as u64)]
-            )
-        })?;
+        let propose_timeout = Duration::from_secs(8);
+        let quorum = if settings.controller {
+            let mut qc = QuorumConfig::new(
+                node_id as u64,
+                config.log_dir.join("__cluster_metadata"),
+                settings.voters.clone(),
+            );
+            qc.propose_timeout = propose_timeout;
+            let quorum = MetadataQuorum::start(qc).await.map_err(|e| {
+                anyhow::anyhow!(
+                    "metadata quorum: cannot start on {}: {e}",
+                    settings.voters[&(node_id as u64)]
+                )
+            })?;
+            Member::Voter(quorum)
+        } else {
+            Member::Observer(MetadataObserver::start(
+                node_id,
+                settings.voters.clone(),
+                propose_timeout,
+            ))
+        };
         let endpoints = config
             .advertised_listeners
             .iter()
@@ -98,8 +112,12 @@ impl ClusterNode {
             stopping: AtomicBool::new(false),
             halt,
         });
-        tokio::spawn(controller_duties(node.clone(), bootstrap_id));
-        tokio::spawn(broker_duties(node.clone()));
+        if node.settings.controller {
+            tokio::spawn(controller_duties(node.clone(), bootstrap_id));
+        }
+        if node.settings.broker {
+            tokio::spawn(broker_duties(node.clone()));
+        }
         Ok(node)
     }
 
@@ -282,7 +300,9 @@ async fn controller_duties(node: Arc<ClusterNode>, bootstrap_id: String) {
         let since = *leader_since.get_or_insert_with(|| {
             // A new term: heartbeats sent to the old leader do not count here; every broker
             // gets a full session from now.
-            node.quorum.liveness().clear();
+            if let Some(l) = node.quorum.liveness() {
+                l.clear();
+            }
             tracing::info!("this node is now the active controller");
             Instant::now()
         });
@@ -320,7 +340,7 @@ fn duty(
         let last = node
             .quorum
             .liveness()
-            .last(b.id)
+            .and_then(|l| l.last(b.id))
             .filter(|(hb, _)| hb.broker_epoch == b.epoch);
         if !b.fenced {
             let heard = last.map_or(leader_since, |(_, t)| t.max(leader_since));

@@ -8,7 +8,9 @@
 //!   snapshots are the serialized image.
 //! - `network`: openraft's RPCs as length-prefixed JSON frames over TCP.
 
+mod member;
 mod network;
+mod observer;
 mod store;
 #[cfg(test)]
 mod tests;
@@ -27,8 +29,11 @@ use tokio::sync::watch;
 
 use super::image::{ApplyError, Image};
 use super::records::RecordBatch;
+pub use member::Member;
 pub use network::Heartbeat;
 use network::{CallError, Connection, Reply, Request};
+pub use observer::MetadataObserver;
+use observer::{ForObservers, Recent};
 
 /// A controller's id (Kafka's `node.id`).
 pub type NodeId = u64;
@@ -150,6 +155,10 @@ pub struct QuorumStatus {
     pub voters: BTreeSet<NodeId>,
     /// On the leader: each voter's last replicated index.
     pub replication: Option<BTreeMap<NodeId, Option<u64>>>,
+    /// On the leader: the observers (brokers that are not voters) heard from lately, and the
+    /// last entry each had applied.
+    #[serde(default)]
+    pub observers: BTreeMap<i32, u64>,
 }
 
 /// The heartbeats the active controller has received: per broker, the last one and when.
@@ -180,6 +189,7 @@ impl Liveness {
 /// One controller's membership in the metadata quorum.
 pub struct MetadataQuorum {
     liveness: Arc<Liveness>,
+    observers: Arc<ForObservers>,
     /// The connection heartbeats go over, to the leader it was opened to.
     heartbeat_conn: tokio::sync::Mutex<Option<(NodeId, Connection)>>,
     node_id: NodeId,
@@ -211,14 +221,16 @@ impl MetadataQuorum {
         let dir = config.dir.clone();
         let db = tokio::task::spawn_blocking(move || store::Store::open(&dir)).await??;
         let (publish, image) = watch::channel(Arc::new(Image::default()));
-        let sm = store::StateMachine::open(db.clone(), publish)?;
+        let recent = Arc::new(Recent::default());
+        let sm = store::StateMachine::open(db.clone(), publish, recent.clone())?;
         let log = store::LogStore::new(db.clone());
         let weak = Arc::downgrade(&db);
         drop(db);
         let raft = Raft::new(config.node_id, raft_config, network::Network, log, sm).await?;
         let addr = listener.local_addr()?;
         let liveness = Arc::new(Liveness::default());
-        let server = network::serve(listener, raft.clone(), liveness.clone());
+        let observers = Arc::new(ForObservers::new(recent, image.clone()));
+        let server = network::serve(listener, raft.clone(), liveness.clone(), observers.clone());
         let members: BTreeMap<NodeId, Node> = config
             .voters
             .iter()
@@ -237,6 +249,7 @@ impl MetadataQuorum {
         }
         Ok(MetadataQuorum {
             liveness,
+            observers,
             heartbeat_conn: tokio::sync::Mutex::new(None),
             node_id: config.node_id,
             raft,
@@ -296,7 +309,7 @@ impl MetadataQuorum {
     }
 
     pub fn status(&self) -> QuorumStatus {
-        status_of(&self.raft)
+        status_of(&self.raft, &self.observers)
     }
 
     /// Proposes a batch of records, applied atomically, and waits until it is committed and
@@ -429,7 +442,7 @@ impl Drop for MetadataQuorum {
     }
 }
 
-fn status_of(raft: &Raft) -> QuorumStatus {
+fn status_of(raft: &Raft, observers: &ForObservers) -> QuorumStatus {
     let m = raft.metrics().borrow().clone();
     QuorumStatus {
         node_id: m.id,
@@ -443,6 +456,11 @@ fn status_of(raft: &Raft) -> QuorumStatus {
                 .map(|(id, l)| (id, l.map(|l| l.index)))
                 .collect()
         }),
+        observers: if m.current_leader == Some(m.id) {
+            observers.observers()
+        } else {
+            BTreeMap::new()
+        },
     }
 }
 

@@ -146,7 +146,21 @@ impl Broker {
     pub fn controller_id(&self) -> i32 {
         match &self.cluster {
             None => self.node_id(),
-            Some(node) => node.controller_id(),
+            // A dedicated controller is no broker a client could reach: name a live broker
+            // (the lowest id, the same on every node), as Kafka's brokers name one; admin
+            // requests sent to it go through to the controller.
+            Some(node) => {
+                let id = node.controller_id();
+                let img = node.image();
+                if img.brokers.get(&id).is_some_and(|b| !b.fenced) {
+                    id
+                } else {
+                    img.live_brokers()
+                        .into_iter()
+                        .min()
+                        .unwrap_or_else(|| self.node_id())
+                }
+            }
         }
     }
 

@@ -20,9 +20,14 @@ pub const CLUSTER_SETTINGS: &[&str] = &[
 /// How this node takes part in a cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterSettings {
+    /// `process.roles` has `broker`: this node serves clients, registers and heartbeats.
+    pub broker: bool,
+    /// `process.roles` has `controller`: this node is a voter of the metadata quorum. A
+    /// broker that is not one follows the quorum's log as an observer.
+    pub controller: bool,
     /// Every voter of the metadata quorum: node id to its quorum address (`host:port`).
     pub voters: BTreeMap<u64, String>,
-    /// The listener other brokers use to reach this one.
+    /// The listener other brokers use to reach this one (empty on a controller only).
     pub inter_broker_listener: String,
     /// Without a heartbeat for this long, the active controller fences a broker.
     pub session_timeout_ms: u64,
@@ -68,19 +73,34 @@ pub fn parse(
         }
         return Ok(None);
     };
-    if !(roles.contains(&"broker".to_string()) && roles.contains(&"controller".to_string())) {
-        return Err(ConfigError(format!(
-            "setting `process.roles` is {:?}: only combined nodes (process.roles=broker,controller) \
-             are built; a dedicated broker or controller is not",
-            roles.join(",")
-        )));
+    let broker = roles.iter().any(|r| r == "broker");
+    let controller = roles.iter().any(|r| r == "controller");
+    if !broker && !controller {
+        return Err(ConfigError(
+            "setting `process.roles` is required with `controller.quorum.voters` (broker, \
+             controller, or broker,controller)"
+                .into(),
+        ));
     }
     let voters = parse_voters(&voters_text)?;
-    if !voters.contains_key(&(node_id as u64)) {
+    let is_voter = voters.contains_key(&(node_id as u64));
+    if controller && !is_voter {
         return Err(ConfigError(format!(
             "setting `controller.quorum.voters`: this node (node.id={node_id}) is a controller \
              and must be one of the voters"
         )));
+    }
+    if !controller && is_voter {
+        return Err(ConfigError(format!(
+            "setting `controller.quorum.voters`: this node (node.id={node_id}) is a broker only \
+             and must not be one of the voters (its node.id must differ from every controller's)"
+        )));
+    }
+    if broker && broker_listeners.is_empty() {
+        return Err(ConfigError(
+            "setting `listeners`: a broker needs a listener that is not a controller listener"
+                .into(),
+        ));
     }
     if let Some(map) = get("listener.security.protocol.map") {
         for entry in map.split(',').map(str::trim).filter(|e| !e.is_empty()) {
@@ -98,9 +118,11 @@ pub fn parse(
             }
         }
     }
-    let inter_broker_listener =
-        get("inter.broker.listener.name").unwrap_or_else(|| broker_listeners[0].clone());
-    if !broker_listeners.contains(&inter_broker_listener) {
+    let inter_broker_listener = match get("inter.broker.listener.name") {
+        Some(l) => l,
+        None => broker_listeners.first().cloned().unwrap_or_default(),
+    };
+    if broker && !broker_listeners.contains(&inter_broker_listener) {
         return Err(ConfigError(format!(
             "setting `inter.broker.listener.name`: {inter_broker_listener} is not a broker listener \
              of `listeners`"
@@ -123,6 +145,8 @@ pub fn parse(
         )));
     }
     Ok(Some(ClusterSettings {
+        broker,
+        controller,
         voters,
         inter_broker_listener,
         session_timeout_ms,
@@ -194,11 +218,9 @@ mod tests {
         assert_eq!(c.session_timeout_ms, 3000);
         assert_eq!(c.heartbeat_interval_ms, 2000);
         assert_eq!(c.inter_broker_listener, "PLAINTEXT");
-        // Not a voter, a dedicated role, a bad list, TLS.
+        assert!(c.broker && c.controller);
+        // A controller that is not a voter, a bad list, TLS.
         assert!(parse(&v, 3, &["PLAINTEXT".into()]).is_err());
-        let mut w = v.clone();
-        w.insert("process.roles".into(), ("broker".into(), Source::Flag));
-        assert!(parse(&w, 1, &["PLAINTEXT".into()]).is_err());
         assert!(parse_voters("1@a:1,1@b:2").is_err());
         assert!(parse_voters("x@a:1").is_err());
         assert!(parse_voters("1@a").is_err());
@@ -208,5 +230,27 @@ mod tests {
             ("PLAINTEXT:SSL".into(), Source::Flag),
         );
         assert!(parse(&w, 1, &["PLAINTEXT".into()]).is_err());
+    }
+
+    #[test]
+    fn dedicated_roles() {
+        let voters = (
+            "controller.quorum.voters",
+            "1@127.0.0.1:9193,2@127.0.0.1:9194",
+        );
+        // A broker only: not a voter, needs a broker listener.
+        let b = values(&[("process.roles", "broker"), voters]);
+        let c = parse(&b, 5, &["PLAINTEXT".into()]).unwrap().unwrap();
+        assert!(c.broker && !c.controller);
+        assert!(parse(&b, 1, &["PLAINTEXT".into()]).is_err(), "a voter's id");
+        assert!(parse(&b, 5, &[]).is_err(), "no broker listener");
+        // A controller only: a voter, no broker listener needed.
+        let k = values(&[("process.roles", "controller"), voters]);
+        let c = parse(&k, 2, &[]).unwrap().unwrap();
+        assert!(!c.broker && c.controller);
+        assert_eq!(c.inter_broker_listener, "");
+        assert!(parse(&k, 5, &[]).is_err(), "not a voter");
+        // Voters without any role.
+        assert!(parse(&values(&[voters]), 1, &["PLAINTEXT".into()]).is_err());
     }
 }

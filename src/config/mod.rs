@@ -498,7 +498,14 @@ impl ConfigBuilder {
             .unwrap_or_default();
         let mut listeners = parse_listeners("listeners", &get("listeners"))?;
         listeners.retain(|l| !controller_names.contains(&l.name));
-        if listeners.is_empty() {
+        // A dedicated controller serves no clients: it may have only controller listeners.
+        let controller_only = values
+            .get("process.roles")
+            .is_some_and(|(v, _)| v.split(',').map(str::trim).eq(["controller"]))
+            && values
+                .get("controller.quorum.voters")
+                .is_some_and(|(v, _)| !v.trim().is_empty());
+        if listeners.is_empty() && !controller_only {
             return Err(ConfigError(
                 "setting `listeners`: every listener is a controller listener; a broker listener is required".into(),
             ));

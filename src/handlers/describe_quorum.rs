@@ -85,11 +85,20 @@ pub async fn handle(
                         state(*id as i32, their, their == leo)
                     })
                     .collect();
+                // Brokers that are not controllers follow the log as observers.
+                let observers = s
+                    .observers
+                    .iter()
+                    .map(|(id, applied)| {
+                        state(*id, *applied as i64 + 1, *applied as i64 + 1 >= leo)
+                    })
+                    .collect();
                 let p = PartitionData::default()
                     .with_leader_id(BrokerId(s.leader.map_or(-1, |l| l as i32)))
                     .with_leader_epoch(s.term as i32)
                     .with_high_watermark(s.last_applied.map_or(0, |i| i as i64 + 1))
-                    .with_current_voters(voters);
+                    .with_current_voters(voters)
+                    .with_observers(observers);
                 let nodes = addrs
                     .iter()
                     .filter_map(|(id, addr)| {

@@ -21,6 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
+use super::observer::{Fetch, FetchReply, ForObservers, answer_fetch};
 use super::{Applied, Liveness, Node, NodeId, QuorumStatus, Raft, TypeConfig};
 use crate::cluster::records::RecordBatch;
 
@@ -42,6 +43,8 @@ pub(super) enum Request {
     Heartbeat(Heartbeat),
     /// The quorum's state as this node sees it (DescribeQuorum asks the leader).
     Status,
+    /// An observer (a broker that is not a voter) asks for the entries after its last.
+    FetchMetadata(Fetch),
 }
 
 /// Kafka's BrokerHeartbeat, reduced to what the controller acts on.
@@ -65,6 +68,7 @@ pub(super) enum Reply {
     /// Whether the node that took the heartbeat is the leader (otherwise it was dropped).
     Heartbeat(bool),
     Status(QuorumStatus),
+    Metadata(FetchReply),
 }
 
 async fn write_frame<W: AsyncWriteExt + Unpin, T: Serialize>(w: &mut W, msg: &T) -> io::Result<()> {
@@ -112,6 +116,7 @@ pub(super) fn serve(
     listener: TcpListener,
     raft: Raft,
     liveness: Arc<Liveness>,
+    observers: Arc<ForObservers>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut conns = JoinSet::new();
@@ -120,7 +125,12 @@ pub(super) fn serve(
                 accepted = listener.accept() => match accepted {
                     Ok((stream, _)) => {
                         let _ = stream.set_nodelay(true);
-                        conns.spawn(serve_conn(stream, raft.clone(), liveness.clone()));
+                        conns.spawn(serve_conn(
+                            stream,
+                            raft.clone(),
+                            liveness.clone(),
+                            observers.clone(),
+                        ));
                     }
                     Err(e) => {
                         tracing::warn!("metadata quorum: accept failed: {e}");
@@ -133,7 +143,12 @@ pub(super) fn serve(
     })
 }
 
-async fn serve_conn(stream: TcpStream, raft: Raft, liveness: Arc<Liveness>) {
+async fn serve_conn(
+    stream: TcpStream,
+    raft: Raft,
+    liveness: Arc<Liveness>,
+    observers: Arc<ForObservers>,
+) {
     let (r, w) = stream.into_split();
     let (mut r, mut w) = (BufReader::new(r), BufWriter::new(w));
     loop {
@@ -161,7 +176,10 @@ async fn serve_conn(stream: TcpStream, raft: Raft, liveness: Arc<Liveness>) {
                 }
                 Reply::Heartbeat(leads)
             }
-            Request::Status => Reply::Status(super::status_of(&raft)),
+            Request::Status => Reply::Status(super::status_of(&raft, &observers)),
+            Request::FetchMetadata(fetch) => {
+                Reply::Metadata(answer_fetch(&raft, &observers, fetch).await)
+            }
         };
         if write_frame(&mut w, &reply).await.is_err() {
             return;

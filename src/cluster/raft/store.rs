@@ -18,6 +18,7 @@ use openraft::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use super::observer::Recent;
 use super::{Applied, Node, NodeId, TypeConfig};
 use crate::cluster::image::{Image, apply_batch};
 
@@ -288,12 +289,18 @@ pub struct StateMachine {
     last_applied: Option<LogId<NodeId>>,
     membership: StoredMembership<NodeId, Node>,
     publish: watch::Sender<Arc<Image>>,
+    /// The last applied entries, kept for observers.
+    recent: Arc<Recent>,
     snapshots_built: u64,
 }
 
 impl StateMachine {
     /// The state machine at the latest snapshot (or empty), publishing to `publish`.
-    pub fn open(store: Arc<Store>, publish: watch::Sender<Arc<Image>>) -> anyhow::Result<Self> {
+    pub fn open(
+        store: Arc<Store>,
+        publish: watch::Sender<Arc<Image>>,
+        recent: Arc<Recent>,
+    ) -> anyhow::Result<Self> {
         let snap = store.get_snapshot()?;
         let mut sm = StateMachine {
             store,
@@ -301,6 +308,7 @@ impl StateMachine {
             last_applied: None,
             membership: StoredMembership::default(),
             publish,
+            recent,
             snapshots_built: 0,
         };
         if let Some((meta, data)) = snap {
@@ -365,14 +373,16 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         for entry in entries {
             self.last_applied = Some(entry.log_id);
             image.offset = entry.log_id.index;
-            out.push(match entry.payload {
-                EntryPayload::Blank => Ok(()),
-                EntryPayload::Normal(batch) => apply_batch(&mut image, &batch.0),
+            let (applied, batch) = match entry.payload {
+                EntryPayload::Blank => (Ok(()), None),
+                EntryPayload::Normal(batch) => (apply_batch(&mut image, &batch.0), Some(batch)),
                 EntryPayload::Membership(m) => {
                     self.membership = StoredMembership::new(Some(entry.log_id), m);
-                    Ok(())
+                    (Ok(()), None)
                 }
-            });
+            };
+            self.recent.push(entry.log_id.index, batch);
+            out.push(applied);
         }
         self.image = Arc::new(image);
         self.publish.send_replace(self.image.clone());
@@ -410,6 +420,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.image = Arc::new(image);
         self.last_applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
+        self.recent.clear();
         self.publish.send_replace(self.image.clone());
         Ok(())
     }

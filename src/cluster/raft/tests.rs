@@ -321,3 +321,73 @@ async fn a_node_behind_the_snapshot_catches_up_from_it() {
     .await
     .expect("test over its time bound");
 }
+
+/// Waits until `observer` has applied `index`; its image.
+async fn observed(observer: &MetadataObserver, index: u64) -> Arc<Image> {
+    let mut rx = observer.subscribe();
+    let ready = tokio::time::timeout(WAIT, rx.wait_for(|i| i.offset >= index)).await;
+    ready
+        .unwrap_or_else(|_| panic!("the observer did not apply {index}"))
+        .unwrap()
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_observer_follows_proposes_and_survives_the_leader() {
+    tokio::time::timeout(Duration::from_secs(50), async {
+        let mut c = Cluster::start(small_snapshots).await;
+        let leader = c.agreed_leader(None).await;
+        // An observer from the start follows entry by entry; it proposes through the leader.
+        let early = MetadataObserver::start(7, c.voters.clone(), Duration::from_secs(8));
+        let mut last = join_broker(&c.nodes[&leader], 1).await;
+        for i in 0..12 {
+            let records = controller::create_topic(
+                &early.image(),
+                &format!("t{i}"),
+                Uuid::new_v4(),
+                1,
+                1,
+                None,
+                &[],
+            )
+            .unwrap_or_else(|e| panic!("t{i}: {e:?}"));
+            last = early.propose(RecordBatch(records)).await.unwrap();
+            observed(&early, last).await;
+        }
+        let img = c.converged(last).await;
+        assert_eq!(*observed(&early, last).await, *img);
+        assert_eq!(early.leader(), Some(leader));
+
+        // Every voter restarts: their logs now begin at a snapshot, so a new observer gets a
+        // whole image, then entries.
+        for id in [1, 2, 3] {
+            c.stop(id).await;
+        }
+        for id in [1, 2, 3] {
+            c.restart(id).await;
+        }
+        let leader = c.agreed_leader(None).await;
+        let late = MetadataObserver::start(8, c.voters.clone(), Duration::from_secs(8));
+        let seen = observed(&late, last).await;
+        assert_eq!(seen.topics, img.topics);
+
+        // The leader stops: both observers find the new one, propose and follow.
+        c.stop(leader).await;
+        c.agreed_leader(Some(leader)).await;
+        let records =
+            controller::create_topic(&late.image(), "after", Uuid::new_v4(), 1, 1, None, &[])
+                .unwrap();
+        last = late.propose(RecordBatch(records)).await.unwrap();
+        let img = c.converged(last).await;
+        assert_eq!(observed(&late, last).await.topics, img.topics);
+        assert_eq!(observed(&early, last).await.topics, img.topics);
+        // The active controller lists both as observers.
+        let s = c.nodes.values().find(|n| n.is_leader()).unwrap().status();
+        assert_eq!(s.observers.keys().copied().collect::<Vec<_>>(), vec![7, 8]);
+        for id in c.nodes.keys().copied().collect::<Vec<_>>() {
+            c.stop(id).await;
+        }
+    })
+    .await
+    .expect("test over its time bound");
+}
