@@ -14,7 +14,10 @@
 #      every record is readable;
 #   f. the same for a node that is not the controller;
 #   g. a node that is not the controller SIGKILLed and restarted at once, before its session
-#      times out: the same checks after its restart.
+#      times out: the same checks after its restart;
+#   h. `fjord dev-cluster --nodes 5 --controllers 3`: three dedicated controllers and two
+#      brokers; kcat lists only the brokers, kafka-metadata-quorum shows voters 1-3 and
+#      observers 4-5, kcat round-trips records, Ctrl-C stops it cleanly.
 # Every check prints PASS/FAIL; the run ends with "cluster: N passed, N failed" and exits non-zero
 # if anything failed. A failing run keeps its work dir (node logs and data) and shows log tails.
 #
@@ -324,4 +327,53 @@ if [ -n "$CTL_ID" ]; then
   victim="$(others "$CTL_ID" | awk '{ print $NF }')"
   echo "killing node $victim, not the controller, and restarting it before its session times out"
   failover "g (quick restart of $victim)" "$victim" "" quick
+fi
+
+step "h. dedicated roles: fjord dev-cluster --nodes 5 --controllers 3"
+# Three controllers (process.roles=controller) and two brokers (process.roles=broker) that
+# follow the metadata log as observers; Kafka's kafka-metadata-quorum must list them so.
+cluster_stop
+dc_base=""
+for _ in $(seq 1 50); do
+  b=$((20000 + (RANDOM % 2000) * 6)) ok=1
+  for i in 0 1 2 3 4 100 101 102 103 104; do port_free $((b + i)) || { ok=0; break; }; done
+  [ "$ok" = 1 ] && { dc_base="$b"; break; }
+done
+if [ -z "$dc_base" ]; then
+  fail "h: no free ports for the dev cluster"
+else
+  env -u FJORD_CACHE -u FJORD_BIN "$FJORD_BIN" dev-cluster --nodes 5 --controllers 3 \
+    --base-port "$dc_base" --data-dir "$CWORK/dev" -o "broker.session.timeout.ms=$SESSION_TIMEOUT_MS" \
+    -o "broker.heartbeat.interval.ms=$HEARTBEAT_MS" >"$CWORK/dev.out" 2>"$CWORK/dev.log" &
+  dc_pid=$!
+  for _ in $(seq 1 300); do grep -q '^bootstrap:' "$CWORK/dev.out" && break; sleep 0.1; done
+  dc_boot="$(sed -n 's/^bootstrap: //p' "$CWORK/dev.out")"
+  if [ "$dc_boot" = "127.0.0.1:$((dc_base + 3)),127.0.0.1:$((dc_base + 4))" ]; then
+    pass "h: dev-cluster printed the two brokers' bootstrap $dc_boot"
+  else
+    fail "h: dev-cluster bootstrap: '${dc_boot}' ($(tail -n 5 "$CWORK/dev.log"))"
+  fi
+  listed="$(kc -b "$dc_boot" -L 2>&1 | awk '$1 == "broker" { print $2 }' | sort | tr '\n' ' ')"
+  if [ "$listed" = "4 5 " ]; then pass "h: kcat -L lists brokers 4 and 5 only"
+  else fail "h: kcat -L brokers: '$listed'"; fi
+  q=""
+  for _ in $(seq 1 20); do
+    q="$(KAFKA_TOOL_TIMEOUT=60 bash "$ROOT/scripts/kafka-tool.sh" kafka-metadata-quorum \
+      --bootstrap-server "$dc_boot" describe --status 2>&1)"
+    grep -q 'CurrentObservers:.*"id": 4.*"id": 5' <<<"$q" && break
+    sleep 0.5
+  done
+  if grep -q 'CurrentVoters:.*"id": 1.*"id": 2.*"id": 3' <<<"$q" &&
+     grep -q 'CurrentObservers:.*"id": 4.*"id": 5' <<<"$q"; then
+    pass "h: kafka-metadata-quorum: voters 1, 2, 3 and observers 4, 5"
+  else
+    fail "h: kafka-metadata-quorum describe --status: $q"
+  fi
+  seq 1 20 | sed 's/^/dedicated-/' | kc -b "$dc_boot" -P -t dedicated -X topic.metadata.refresh.interval.ms=500 2>&1
+  got="$(kc -b "$dc_boot" -C -t dedicated -o beginning -e -c 20 2>/dev/null | sort | uniq | wc -l)"
+  if [ "$got" = 20 ]; then pass "h: kcat produced 20 records to an auto-created topic and read them back"
+  else fail "h: kcat read back $got of 20 records"; fi
+  kill -INT "$dc_pid"
+  if wait "$dc_pid"; then pass "h: dev-cluster stopped on Ctrl-C with exit 0"
+  else fail "h: dev-cluster exit $? after Ctrl-C ($(tail -n 5 "$CWORK/dev.log"))"; fi
 fi

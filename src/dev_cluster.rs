@@ -1,5 +1,6 @@
-//! `fjord dev-cluster`: a local cluster of combined broker+controller nodes, each a child
-//! process of this executable, for development and for trying out broker failures by hand.
+//! `fjord dev-cluster`: a local cluster of combined broker+controller nodes (or, with
+//! `--controllers K`, K dedicated controllers and the rest brokers), each a child process of
+//! this executable, for development and for trying out broker failures by hand.
 //!
 //! Node `i` (1..=N) is `node.id=i` with its client listener on `base-port+i-1`, its controller
 //! quorum listener on `base-port+100+i-1`, both on 127.0.0.1, and its data in
@@ -41,6 +42,10 @@ pub struct DevClusterArgs {
     /// Number of nodes, 1 to 9; node i gets node.id=i.
     #[arg(long, default_value_t = 3)]
     pub nodes: u32,
+    /// 0: every node is a combined broker and controller. K > 0: nodes 1..=K are dedicated
+    /// controllers (process.roles=controller, no client port) and the others brokers only.
+    #[arg(long, default_value_t = 0)]
+    pub controllers: u32,
     /// Client port of node 1. Node i listens for clients on base-port+i-1 and for the
     /// controller quorum on base-port+100+i-1, on 127.0.0.1.
     #[arg(long, default_value_t = 9092)]
@@ -58,6 +63,8 @@ pub struct DevClusterArgs {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodePlan {
     pub id: u32,
+    /// `process.roles`.
+    pub roles: &'static str,
     pub client_port: u16,
     pub quorum_port: u16,
     pub data_dir: PathBuf,
@@ -91,6 +98,12 @@ impl DevClusterArgs {
                 QUORUM_PORT_OFFSET,
             ));
         }
+        if self.controllers >= self.nodes {
+            return Err(format!(
+                "--controllers {} leaves no broker among {} nodes",
+                self.controllers, self.nodes
+            ));
+        }
         // A bad setting fails here once, not in every node.
         for o in &self.overrides {
             let (k, v) = o
@@ -103,8 +116,14 @@ impl DevClusterArgs {
         let nodes = (1..=self.nodes)
             .map(|id| {
                 let client_port = self.base_port + (id - 1) as u16;
+                let roles = match self.controllers {
+                    0 => "broker,controller",
+                    k if id <= k => "controller",
+                    _ => "broker",
+                };
                 NodePlan {
                     id,
+                    roles,
                     client_port,
                     quorum_port: client_port + QUORUM_PORT_OFFSET,
                     data_dir: self.data_dir.join(format!("node-{id}")),
@@ -123,6 +142,7 @@ impl Plan {
     pub fn voters(&self) -> String {
         self.nodes
             .iter()
+            .filter(|n| n.roles.contains("controller"))
             .map(|n| format!("{}@{HOST}:{}", n.id, n.quorum_port))
             .collect::<Vec<_>>()
             .join(",")
@@ -132,6 +152,7 @@ impl Plan {
     pub fn bootstrap(&self) -> String {
         self.nodes
             .iter()
+            .filter(|n| n.roles.contains("broker"))
             .map(|n| format!("{HOST}:{}", n.client_port))
             .collect::<Vec<_>>()
             .join(",")
@@ -139,23 +160,26 @@ impl Plan {
 
     /// The command-line arguments of one node's process.
     pub fn node_args(&self, node: &NodePlan) -> Vec<String> {
-        let settings = [
+        let client = format!("PLAINTEXT://{HOST}:{}", node.client_port);
+        let quorum = format!("CONTROLLER://{HOST}:{}", node.quorum_port);
+        let listeners = match node.roles {
+            "controller" => quorum,
+            "broker" => client.clone(),
+            _ => format!("{client},{quorum}"),
+        };
+        let mut settings = vec![
             format!("node.id={}", node.id),
-            "process.roles=broker,controller".to_string(),
+            format!("process.roles={}", node.roles),
             format!("controller.quorum.voters={}", self.voters()),
             "controller.listener.names=CONTROLLER".to_string(),
-            format!(
-                "listeners=PLAINTEXT://{HOST}:{},CONTROLLER://{HOST}:{}",
-                node.client_port, node.quorum_port
-            ),
+            format!("listeners={listeners}"),
+        ];
+        if node.roles.contains("broker") {
             // Explicit, so a FJORD_ADVERTISED_LISTENERS in the environment cannot send
             // clients elsewhere.
-            format!(
-                "advertised.listeners=PLAINTEXT://{HOST}:{}",
-                node.client_port
-            ),
-            format!("log.dirs={}", node.data_dir.display()),
-        ];
+            settings.push(format!("advertised.listeners={client}"));
+        }
+        settings.extend([format!("log.dirs={}", node.data_dir.display())]);
         settings
             .into_iter()
             .chain(self.overrides.iter().cloned())
@@ -499,6 +523,7 @@ mod tests {
     fn args(nodes: u32, base_port: u16) -> DevClusterArgs {
         DevClusterArgs {
             nodes,
+            controllers: 0,
             base_port,
             data_dir: PathBuf::from("/data"),
             overrides: vec![],
@@ -520,6 +545,7 @@ mod tests {
             plan.nodes[1],
             NodePlan {
                 id: 2,
+                roles: "broker,controller",
                 client_port: 9093,
                 quorum_port: 9193,
                 data_dir: PathBuf::from("/data/node-2"),
@@ -560,6 +586,33 @@ mod tests {
             b.set(k, v, crate::config::Source::Flag).unwrap();
         }
         b.build().unwrap();
+    }
+
+    #[test]
+    fn dedicated_controllers_and_brokers() {
+        let mut a = args(5, 9092);
+        a.controllers = 3;
+        let plan = a.plan().unwrap();
+        assert_eq!(plan.bootstrap(), "127.0.0.1:9095,127.0.0.1:9096");
+        assert_eq!(
+            plan.voters(),
+            "1@127.0.0.1:9192,2@127.0.0.1:9193,3@127.0.0.1:9194"
+        );
+        for (i, want) in [(0, "controller"), (4, "broker")] {
+            let argv = plan.node_args(&plan.nodes[i]);
+            assert!(argv.contains(&format!("process.roles={want}")), "{argv:?}");
+            let mut b = crate::config::ConfigBuilder::new();
+            for s in argv.chunks(2).map(|c| c[1].as_str()) {
+                let (k, v) = s.split_once('=').unwrap();
+                b.set(k, v, crate::config::Source::Flag).unwrap();
+            }
+            let config = b.build().unwrap();
+            let cluster = config.cluster.unwrap();
+            assert_eq!(cluster.controller, want == "controller");
+            assert_eq!(cluster.broker, want == "broker");
+        }
+        a.controllers = 5;
+        assert!(a.plan().unwrap_err().contains("--controllers"));
     }
 
     #[test]

@@ -87,7 +87,23 @@ impl Broker {
         meta::join_cluster(&store, &cluster_id)?;
         cluster::node::write_meta_properties(&config.log_dir, &cluster_id, config.node_id)?;
         let broker = Self::assemble(config, store, cluster_id, Some(node.clone()))?;
-        let img = node.image();
+        // The local topics were made from an image at least this new: wait for one (the
+        // first voter heard from may lag) before applying it.
+        let done = meta::mirrored_offset(&broker.store)?;
+        let img = match node
+            .wait_applied(done, std::time::Duration::from_secs(30))
+            .await
+        {
+            Some(img) => img,
+            None => {
+                tracing::warn!(
+                    applied_here = done,
+                    "the metadata image is older than the one this node applied last; local \
+                     topics are left as they are until it catches up"
+                );
+                node.image()
+            }
+        };
         let b = broker.clone();
         tokio::task::spawn_blocking(move || cluster::mirror::mirror(&b, &img)).await?;
         let wait = std::time::Duration::from_millis(node.settings.session_timeout_ms);

@@ -15,8 +15,30 @@ use crate::meta::configs::DynamicConfigs;
 use crate::meta::group_configs::GroupOverrides;
 
 /// Brings the local registry in line with `image`. Errors are logged and retried with the
-/// next image (or the next start).
+/// next image (or the next start). An image older than one already applied here (from a
+/// voter that lags, after a restart) is skipped: the local state never goes back.
 pub fn mirror(broker: &Broker, image: &Image) {
+    match crate::meta::mirrored_offset(&broker.store) {
+        Ok(done) if image.offset < done => {
+            tracing::debug!(
+                image = image.offset,
+                applied = done,
+                "skipping a metadata image older than the one applied here"
+            );
+            return;
+        }
+        Ok(done) if image.offset > done => {
+            if let Err(e) = crate::meta::set_mirrored_offset(&broker.store, image.offset) {
+                tracing::error!(error = %e, "cannot record the metadata offset; not applying");
+                return;
+            }
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the metadata offset; not applying");
+            return;
+        }
+    }
     let topics = &broker.topics;
     for t in image.topics.values() {
         let wanted = t.partitions.len() as i32;

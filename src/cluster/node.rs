@@ -182,6 +182,11 @@ impl ClusterNode {
         self.epoch.load(Ordering::Relaxed)
     }
 
+    /// Waits until this node has applied the entry at `index`; the image then.
+    pub async fn wait_applied(&self, index: u64, timeout: Duration) -> Option<Arc<Image>> {
+        self.quorum.wait_applied(index, timeout).await
+    }
+
     /// Proposes a decision and waits until this node has applied it, so that what the caller
     /// answers next already reflects it.
     pub async fn commit(&self, records: Vec<MetadataRecord>) -> Result<Arc<Image>, ChangeError> {

@@ -37,6 +37,26 @@ pub fn cluster_membership(store: &Store) -> anyhow::Result<(bool, Option<String>
     Ok((joined, id))
 }
 
+/// The offset of the newest metadata image this node has begun to apply to its local topics
+/// (0 before any). The local state must never go back to an older image: a node that
+/// restarts and first hears from a voter that lags would otherwise delete topics it created
+/// from a newer one.
+pub fn mirrored_offset(store: &Store) -> anyhow::Result<u64> {
+    let tree = store.meta_tree("cluster")?;
+    Ok(tree
+        .get("mirrored.offset")?
+        .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+        .map_or(0, u64::from_be_bytes))
+}
+
+/// Records (durably) that the image at `offset` is being applied to the local topics.
+pub fn set_mirrored_offset(store: &Store, offset: u64) -> anyhow::Result<()> {
+    let tree = store.meta_tree("cluster")?;
+    tree.insert("mirrored.offset", &offset.to_be_bytes()[..])?;
+    tree.flush()?;
+    Ok(())
+}
+
 /// Records that this data dir belongs to cluster `id` from now on.
 pub fn join_cluster(store: &Store, id: &str) -> anyhow::Result<()> {
     let tree = store.meta_tree("cluster")?;
