@@ -22,8 +22,10 @@ use super::{Forwarded, Heartbeat, NodeId, ProposeError, QuorumStatus, Raft, fini
 use crate::cluster::image::{Image, apply_batch};
 use crate::cluster::records::RecordBatch;
 
-/// Committed entries a voter keeps in memory for observers.
+/// Committed entries a voter keeps in memory for observers, and the most records they may
+/// hold together (a topic with many partitions is one large batch).
 const RECENT_ENTRIES: usize = 4096;
+const RECENT_RECORDS: usize = 100_000;
 /// How long a voter holds an observer's fetch when nothing new is committed.
 const FETCH_WAIT: Duration = Duration::from_millis(1000);
 /// An observer not heard from for this long is no longer listed by DescribeQuorum.
@@ -32,29 +34,46 @@ const OBSERVER_FORGOTTEN: Duration = Duration::from_secs(30);
 /// The last committed entries (index, records; None for openraft's own entries), in order.
 #[derive(Default)]
 pub struct Recent {
-    entries: Mutex<VecDeque<(u64, Option<RecordBatch>)>>,
+    entries: Mutex<Window>,
+}
+
+#[derive(Default)]
+struct Window {
+    entries: VecDeque<(u64, Option<RecordBatch>)>,
+    records: usize,
+}
+
+fn records_in(b: &Option<RecordBatch>) -> usize {
+    b.as_ref().map_or(0, |b| b.0.len())
 }
 
 impl Recent {
     pub fn push(&self, index: u64, batch: Option<RecordBatch>) {
-        let mut q = self.entries.lock().unwrap();
-        if q.back().is_some_and(|(last, _)| *last + 1 != index) {
+        let mut w = self.entries.lock().unwrap();
+        if w.entries.back().is_some_and(|(last, _)| *last + 1 != index) {
             // Not contiguous (a snapshot was installed): start again from here.
-            q.clear();
+            w.entries.clear();
+            w.records = 0;
         }
-        q.push_back((index, batch));
-        while q.len() > RECENT_ENTRIES {
-            q.pop_front();
+        w.records += records_in(&batch);
+        w.entries.push_back((index, batch));
+        while w.entries.len() > RECENT_ENTRIES
+            || (w.records > RECENT_RECORDS && w.entries.len() > 1)
+        {
+            let (_, gone) = w.entries.pop_front().expect("not empty");
+            w.records -= records_in(&gone);
         }
     }
 
     pub fn clear(&self) {
-        self.entries.lock().unwrap().clear();
+        let mut w = self.entries.lock().unwrap();
+        w.entries.clear();
+        w.records = 0;
     }
 
     /// The entries after `after` up to `upto`, if every one of them is still held.
     fn between(&self, after: u64, upto: u64) -> Option<Vec<(u64, Option<RecordBatch>)>> {
-        let q = self.entries.lock().unwrap();
+        let q = &self.entries.lock().unwrap().entries;
         let first = q.front()?.0;
         let last = q.back()?.0;
         if first > after + 1 || last < upto {
@@ -398,6 +417,17 @@ mod tests {
         r.push(20, None);
         assert!(r.between(8, 20).is_none());
         assert_eq!(r.between(19, 20).unwrap().len(), 1);
+        // Large batches push old ones out by their records.
+        let big = Some(RecordBatch(vec![
+            MetadataRecord::ClusterId(ClusterId {
+                cluster_id: "c".into()
+            });
+            RECENT_RECORDS / 2 + 1
+        ]));
+        r.push(21, big.clone());
+        r.push(22, big);
+        assert!(r.between(20, 22).is_none());
+        assert_eq!(r.between(21, 22).unwrap().len(), 1);
     }
 
     #[test]
