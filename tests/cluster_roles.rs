@@ -1,6 +1,7 @@
 //! Dedicated roles: three controllers (`process.roles=controller`) and two brokers
-//! (`process.roles=broker`) as separate processes. The brokers follow the metadata log as
-//! observers; the controllers serve no clients.
+//! (`process.roles=broker`, one given the voters, one only the controllers' addresses in
+//! `controller.quorum.bootstrap.servers`) as separate processes. The brokers follow the
+//! metadata log as observers; the controllers serve no clients.
 
 mod cluster_common;
 mod common;
@@ -31,7 +32,14 @@ async fn quorum(c: &mut Client) -> (i32, Vec<i32>, Vec<i32>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dedicated_controllers_and_brokers() {
-    let roles = ["controller", "controller", "controller", "broker", "broker"];
+    // Broker 5 finds the controllers through controller.quorum.bootstrap.servers.
+    let roles = [
+        "controller",
+        "controller",
+        "controller",
+        "broker",
+        "broker/bootstrap",
+    ];
     let mut cl = Cluster::start_roles(&roles);
     // Only the brokers are brokers; each names itself as the controller clients reach.
     let v = agreed(&cl, |v| v.0 == vec![4, 5], Duration::from_secs(20)).await;

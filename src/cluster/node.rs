@@ -87,7 +87,7 @@ impl ClusterNode {
         } else {
             Member::Observer(MetadataObserver::start(
                 node_id,
-                settings.voters.clone(),
+                settings.bootstrap_servers.clone(),
                 propose_timeout,
             ))
         };
@@ -135,7 +135,7 @@ impl ClusterNode {
                 Ok(Err(_)) => std::future::pending::<()>().await,
                 Err(_) => tracing::info!(
                     waited_s = started.elapsed().as_secs(),
-                    voters = ?self.settings.voters,
+                    controllers = ?self.settings.bootstrap_servers,
                     "waiting for the metadata quorum (a majority of the voters must be up)"
                 ),
             }
@@ -172,10 +172,9 @@ impl ClusterNode {
         self.quorum.status()
     }
 
-    /// The quorum's state as its leader sees it (DescribeQuorum), and the voters' addresses.
-    pub async fn leader_status(&self) -> Option<(QuorumStatus, BTreeMap<u64, String>)> {
-        let s = self.quorum.leader_status(Duration::from_secs(2)).await?;
-        Some((s, self.quorum.voter_addresses()))
+    /// The quorum's state as its leader sees it (DescribeQuorum), with the voters' addresses.
+    pub async fn leader_status(&self) -> Option<QuorumStatus> {
+        self.quorum.leader_status(Duration::from_secs(2)).await
     }
 
     pub fn broker_epoch(&self) -> i64 {

@@ -159,6 +159,9 @@ pub struct QuorumStatus {
     /// last entry each had applied.
     #[serde(default)]
     pub observers: BTreeMap<i32, u64>,
+    /// The voters' quorum addresses.
+    #[serde(default)]
+    pub addresses: BTreeMap<NodeId, String>,
 }
 
 /// The heartbeats the active controller has received: per broker, the last one and when.
@@ -456,6 +459,12 @@ fn status_of(raft: &Raft, observers: &ForObservers) -> QuorumStatus {
                 .map(|(id, l)| (id, l.map(|l| l.index)))
                 .collect()
         }),
+        addresses: m
+            .membership_config
+            .membership()
+            .nodes()
+            .map(|(id, n)| (*id, n.addr.clone()))
+            .collect(),
         observers: if m.current_leader == Some(m.id) {
             observers.observers()
         } else {

@@ -26,7 +26,11 @@ pub struct ClusterSettings {
     /// broker that is not one follows the quorum's log as an observer.
     pub controller: bool,
     /// Every voter of the metadata quorum: node id to its quorum address (`host:port`).
+    /// Empty on a broker given only `controller.quorum.bootstrap.servers`.
     pub voters: BTreeMap<u64, String>,
+    /// The quorum addresses a broker that is not a controller asks for the metadata log:
+    /// the voters', or `controller.quorum.bootstrap.servers`.
+    pub bootstrap_servers: Vec<String>,
     /// The listener other brokers use to reach this one (empty on a controller only).
     pub inter_broker_listener: String,
     /// Without a heartbeat for this long, the active controller fences a broker.
@@ -57,7 +61,23 @@ pub fn parse(
             )));
         }
     }
-    let Some(voters_text) = get("controller.quorum.voters") else {
+    let voters_text = get("controller.quorum.voters");
+    if voters_text.is_none()
+        && roles == ["broker"]
+        && let Some(servers) = get("controller.quorum.bootstrap.servers")
+    {
+        // A broker only needs to reach the controllers: it follows the log as an observer.
+        let bootstrap_servers = parse_bootstrap_servers(&servers)?;
+        return finish(
+            &get,
+            broker_listeners,
+            true,
+            false,
+            BTreeMap::new(),
+            bootstrap_servers,
+        );
+    }
+    let Some(voters_text) = voters_text else {
         // Kafka's shipped server.properties names a dynamic quorum
         // (`controller.quorum.bootstrap.servers`) and no voters: that is a single node here,
         // and the setting is reported at startup as not built.
@@ -96,6 +116,26 @@ pub fn parse(
              and must not be one of the voters (its node.id must differ from every controller's)"
         )));
     }
+    let bootstrap_servers = voters.values().cloned().collect();
+    finish(
+        &get,
+        broker_listeners,
+        broker,
+        controller,
+        voters,
+        bootstrap_servers,
+    )
+}
+
+/// The settings every cluster node has, checked, with its roles and quorum addresses.
+fn finish(
+    get: &dyn Fn(&str) -> Option<String>,
+    broker_listeners: &[String],
+    broker: bool,
+    controller: bool,
+    voters: BTreeMap<u64, String>,
+    bootstrap_servers: Vec<String>,
+) -> Result<Option<ClusterSettings>, ConfigError> {
     if broker && broker_listeners.is_empty() {
         return Err(ConfigError(
             "setting `listeners`: a broker needs a listener that is not a controller listener"
@@ -148,10 +188,37 @@ pub fn parse(
         broker,
         controller,
         voters,
+        bootstrap_servers,
         inter_broker_listener,
         session_timeout_ms,
         heartbeat_interval_ms,
     }))
+}
+
+/// `host:port,host:port`: Kafka's `controller.quorum.bootstrap.servers`.
+pub fn parse_bootstrap_servers(text: &str) -> Result<Vec<String>, ConfigError> {
+    let servers: Vec<String> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    for a in &servers {
+        let ok = a
+            .rsplit_once(':')
+            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+        if !ok {
+            return Err(ConfigError(format!(
+                "setting `controller.quorum.bootstrap.servers`: {a:?} is not host:port"
+            )));
+        }
+    }
+    if servers.is_empty() {
+        return Err(ConfigError(
+            "setting `controller.quorum.bootstrap.servers`: no address".into(),
+        ));
+    }
+    Ok(servers)
 }
 
 /// `1@host:port,2@host:port`: Kafka's static voter list.
@@ -252,5 +319,27 @@ mod tests {
         assert!(parse(&k, 5, &[]).is_err(), "not a voter");
         // Voters without any role.
         assert!(parse(&values(&[voters]), 1, &["PLAINTEXT".into()]).is_err());
+        // A broker may find the controllers through bootstrap servers instead (Kafka 4's
+        // way); a combined node with them alone is still a single node.
+        let bs = (
+            "controller.quorum.bootstrap.servers",
+            "127.0.0.1:9193, 127.0.0.1:9194",
+        );
+        let c = parse(
+            &values(&[("process.roles", "broker"), bs]),
+            5,
+            &["PLAINTEXT".into()],
+        )
+        .unwrap()
+        .unwrap();
+        assert!(c.broker && !c.controller && c.voters.is_empty());
+        assert_eq!(c.bootstrap_servers, ["127.0.0.1:9193", "127.0.0.1:9194"]);
+        let v = values(&[("process.roles", "broker,controller"), bs]);
+        assert_eq!(parse(&v, 1, &["PLAINTEXT".into()]).unwrap(), None);
+        let v = values(&[
+            ("process.roles", "broker"),
+            ("controller.quorum.bootstrap.servers", "nohost"),
+        ]);
+        assert!(parse(&v, 5, &["PLAINTEXT".into()]).is_err());
     }
 }

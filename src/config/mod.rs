@@ -609,6 +609,11 @@ impl Config {
                     && !matches!(k.as_str(), "log.retention.minutes" | "log.retention.hours")
                     && !cluster::CLUSTER_SETTINGS.contains(&k.as_str())
             })
+            // A broker that is not a controller finds the quorum through it.
+            .filter(|(k, _)| {
+                k.as_str() != "controller.quorum.bootstrap.servers"
+                    || self.cluster.as_ref().is_none_or(|c| c.controller)
+            })
             .filter_map(|(k, _)| {
                 let why = accept::classify(k);
                 // Broker defaults of topic configs take effect, unless their feature is

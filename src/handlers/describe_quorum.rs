@@ -67,7 +67,7 @@ pub async fn handle(
                     .with_high_watermark(-1);
                 (p, Vec::new())
             }
-            Some((s, addrs)) => {
+            Some(s) => {
                 let leo = s.last_log_index.map_or(0, |i| i as i64 + 1);
                 let voters = s
                     .voters
@@ -99,7 +99,8 @@ pub async fn handle(
                     .with_high_watermark(s.last_applied.map_or(0, |i| i as i64 + 1))
                     .with_current_voters(voters)
                     .with_observers(observers);
-                let nodes = addrs
+                let nodes = s
+                    .addresses
                     .iter()
                     .filter_map(|(id, addr)| {
                         let (host, port) = addr.rsplit_once(':')?;

@@ -67,16 +67,31 @@ pub fn spawn_node(
     voters: &str,
     dir: &Path,
 ) -> (Child, Arc<Mutex<String>>) {
+    // "broker/bootstrap": a broker that finds the controllers through
+    // `controller.quorum.bootstrap.servers` (their addresses) instead of the voters.
+    let (roles, by_bootstrap) = match roles.split_once('/') {
+        Some((r, _)) => (r, true),
+        None => (roles, false),
+    };
     let listeners = match roles {
         "controller" => format!("CONTROLLER://127.0.0.1:{quorum_port}"),
         "broker" => format!("PLAINTEXT://127.0.0.1:{port}"),
         _ => format!("PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{quorum_port}"),
     };
+    let quorum = if by_bootstrap {
+        let addrs: Vec<&str> = voters
+            .split(',')
+            .map(|v| v.split_once('@').unwrap().1)
+            .collect();
+        format!("controller.quorum.bootstrap.servers={}", addrs.join(","))
+    } else {
+        format!("controller.quorum.voters={voters}")
+    };
     let mut child = fjord()
         .args(["--log-dirs", dir.to_str().unwrap()])
         .args(["-o", &format!("node.id={id}")])
         .args(["-o", &format!("process.roles={roles}")])
-        .args(["-o", &format!("controller.quorum.voters={voters}")])
+        .args(["-o", &quorum])
         .args(["-o", "controller.listener.names=CONTROLLER"])
         .args(["-o", &format!("listeners={listeners}")])
         .args(["-o", "broker.session.timeout.ms=2000"])

@@ -1,7 +1,6 @@
 //! This node's place in the metadata quorum: a voter (a controller, alone or combined with a
 //! broker) or an observer (a broker only). The node's duties see one interface either way.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -90,13 +89,6 @@ impl Member {
         match self {
             Member::Voter(q) => q.leader_status(timeout).await,
             Member::Observer(o) => o.leader_status(timeout).await,
-        }
-    }
-
-    pub fn voter_addresses(&self) -> BTreeMap<NodeId, String> {
-        match self {
-            Member::Voter(q) => q.voter_addresses(),
-            Member::Observer(o) => o.voter_addresses(),
         }
     }
 

@@ -208,7 +208,6 @@ pub fn apply_update(current: &Image, update: Update) -> Option<Image> {
 /// A broker's view of the metadata quorum it is not a member of.
 pub struct MetadataObserver {
     node_id: i32,
-    voters: BTreeMap<NodeId, String>,
     image: watch::Receiver<Arc<Image>>,
     leader: Arc<Mutex<Option<(NodeId, String)>>>,
     heartbeat_conn: tokio::sync::Mutex<Option<(NodeId, Connection)>>,
@@ -217,18 +216,19 @@ pub struct MetadataObserver {
 }
 
 impl MetadataObserver {
-    /// Starts following the quorum of `voters` (id to quorum address).
+    /// Starts following the quorum whose voters listen on some of `servers` (the voters'
+    /// addresses, or `controller.quorum.bootstrap.servers`).
     pub fn start(
         node_id: i32,
-        voters: BTreeMap<NodeId, String>,
+        servers: Vec<String>,
         propose_timeout: Duration,
     ) -> MetadataObserver {
+        assert!(!servers.is_empty(), "an observer needs a quorum address");
         let (publish, image) = watch::channel(Arc::new(Image::default()));
         let leader = Arc::new(Mutex::new(None));
-        let task = tokio::spawn(follow(node_id, voters.clone(), publish, leader.clone()));
+        let task = tokio::spawn(follow(node_id, servers, publish, leader.clone()));
         MetadataObserver {
             node_id,
-            voters,
             image,
             leader,
             heartbeat_conn: tokio::sync::Mutex::new(None),
@@ -253,10 +253,6 @@ impl MetadataObserver {
         self.leader.lock().unwrap().clone()
     }
 
-    pub fn voter_addresses(&self) -> BTreeMap<NodeId, String> {
-        self.voters.clone()
-    }
-
     /// This observer's own state (it has no log of its own: what it applied).
     pub fn status(&self) -> QuorumStatus {
         let applied = self.image.borrow().offset;
@@ -266,9 +262,10 @@ impl MetadataObserver {
             term: 0,
             last_log_index: Some(applied),
             last_applied: Some(applied),
-            voters: self.voters.keys().copied().collect(),
+            voters: Default::default(),
             replication: None,
             observers: BTreeMap::new(),
+            addresses: BTreeMap::new(),
         }
     }
 
@@ -338,11 +335,10 @@ impl Drop for MetadataObserver {
 /// The observer's fetch loop: from the leader when known, otherwise from each voter in turn.
 async fn follow(
     node_id: i32,
-    voters: BTreeMap<NodeId, String>,
+    addrs: Vec<String>,
     publish: watch::Sender<Arc<Image>>,
     leader: Arc<Mutex<Option<(NodeId, String)>>>,
 ) {
-    let addrs: Vec<String> = voters.values().cloned().collect();
     let mut next = node_id.unsigned_abs() as usize;
     let mut conn: Option<Connection> = None;
     let mut conn_addr = String::new();

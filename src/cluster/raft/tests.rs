@@ -338,8 +338,13 @@ async fn an_observer_follows_proposes_and_survives_the_leader() {
         let mut c = Cluster::start(small_snapshots).await;
         let leader = c.agreed_leader(None).await;
         // An observer from the start follows entry by entry; it proposes through the leader.
-        let early = MetadataObserver::start(7, c.voters.clone(), Duration::from_secs(8));
+        let early = MetadataObserver::start(
+            7,
+            c.voters.values().cloned().collect(),
+            Duration::from_secs(8),
+        );
         let mut last = join_broker(&c.nodes[&leader], 1).await;
+        observed(&early, last).await;
         for i in 0..12 {
             let records = controller::create_topic(
                 &early.image(),
@@ -367,7 +372,11 @@ async fn an_observer_follows_proposes_and_survives_the_leader() {
             c.restart(id).await;
         }
         let leader = c.agreed_leader(None).await;
-        let late = MetadataObserver::start(8, c.voters.clone(), Duration::from_secs(8));
+        let late = MetadataObserver::start(
+            8,
+            c.voters.values().cloned().collect(),
+            Duration::from_secs(8),
+        );
         let seen = observed(&late, last).await;
         assert_eq!(seen.topics, img.topics);
 
