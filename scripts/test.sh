@@ -56,8 +56,8 @@ section "robustness: soak (1 minute)"
 bash scripts/soak.sh --minutes 1 || failed+=("soak")
 section "robustness: id-churn soak (90 s)"
 bash scripts/soak.sh --ids --minutes 1.5 || failed+=("soak-ids")
-section "robustness: fuzzing (60 s per target)"
-bash scripts/fuzz.sh 60 || failed+=("fuzz")
+section "robustness: fuzzing (30 s per target)"
+bash scripts/fuzz.sh 30 || failed+=("fuzz")
 
 echo
 if [ ${#failed[@]} -ne 0 ]; then
