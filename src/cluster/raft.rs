@@ -358,63 +358,26 @@ impl MetadataQuorum {
     /// Sends a broker heartbeat to the active controller (recorded here when this node is
     /// it). True when the active controller took it.
     pub async fn heartbeat(&self, hb: Heartbeat, timeout: Duration) -> bool {
-        let (leader, addr) = {
-            let m = self.raft.metrics().borrow().clone();
-            let Some(leader) = m.current_leader else {
-                return false;
-            };
-            let addr = m
-                .membership_config
-                .membership()
-                .get_node(&leader)
-                .map(|n| n.addr.clone());
-            (leader, addr)
-        };
-        if leader == self.node_id {
+        if self.is_leader() {
             self.liveness.record(hb);
             return true;
         }
-        let Some(addr) = addr else { return false };
-        let mut slot = self.heartbeat_conn.lock().await;
-        if slot.as_ref().is_none_or(|(id, _)| *id != leader) {
-            *slot = Some((leader, Connection::new(addr)));
+        match leader_of(&self.raft) {
+            Some((leader, addr)) if leader != self.node_id => {
+                network::heartbeat_to(&self.heartbeat_conn, leader, addr, hb, timeout).await
+            }
+            _ => false,
         }
-        let (_, conn) = slot.as_mut().expect("set above");
-        matches!(
-            conn.call(&Request::Heartbeat(hb), timeout).await,
-            Ok(Reply::Heartbeat(true))
-        )
     }
 
     /// The quorum's state as the leader sees it (asked of the leader when this node is not
     /// it), for DescribeQuorum; None when no leader answers.
     pub async fn leader_status(&self, timeout: Duration) -> Option<QuorumStatus> {
-        let m = self.raft.metrics().borrow().clone();
-        let leader = m.current_leader?;
+        let (leader, addr) = leader_of(&self.raft)?;
         if leader == self.node_id {
             return Some(self.status());
         }
-        let addr = m
-            .membership_config
-            .membership()
-            .get_node(&leader)?
-            .addr
-            .clone();
-        let mut conn = Connection::new(addr);
-        match conn.call(&Request::Status, timeout).await {
-            Ok(Reply::Status(s)) => Some(s),
-            _ => None,
-        }
-    }
-
-    /// The quorum addresses of the voters.
-    pub fn voter_addresses(&self) -> BTreeMap<NodeId, String> {
-        let m = self.raft.metrics().borrow().clone();
-        m.membership_config
-            .membership()
-            .nodes()
-            .map(|(id, n)| (*id, n.addr.clone()))
-            .collect()
+        network::status_from(addr, timeout).await
     }
 
     /// Stops Raft and the quorum's server without giving up the handle (for owners that
@@ -443,6 +406,19 @@ impl Drop for MetadataQuorum {
     fn drop(&mut self) {
         self.server.abort();
     }
+}
+
+/// The leader as `raft` knows it, with its quorum address.
+fn leader_of(raft: &Raft) -> Option<(NodeId, String)> {
+    let m = raft.metrics().borrow().clone();
+    let leader = m.current_leader?;
+    let addr = m
+        .membership_config
+        .membership()
+        .get_node(&leader)?
+        .addr
+        .clone();
+    Some((leader, addr))
 }
 
 fn status_of(raft: &Raft, observers: &ForObservers) -> QuorumStatus {

@@ -262,6 +262,34 @@ impl Connection {
     }
 }
 
+/// Sends a broker heartbeat to the active controller `leader` at `addr` over the connection
+/// kept in `slot` (opened anew when the leader changed). True when the leader took it.
+pub(super) async fn heartbeat_to(
+    slot: &tokio::sync::Mutex<Option<(NodeId, Connection)>>,
+    leader: NodeId,
+    addr: String,
+    hb: Heartbeat,
+    timeout: Duration,
+) -> bool {
+    let mut slot = slot.lock().await;
+    if slot.as_ref().is_none_or(|(id, _)| *id != leader) {
+        *slot = Some((leader, Connection::new(addr)));
+    }
+    let (_, conn) = slot.as_mut().expect("set above");
+    matches!(
+        conn.call(&Request::Heartbeat(hb), timeout).await,
+        Ok(Reply::Heartbeat(true))
+    )
+}
+
+/// The quorum's state as the node at `addr` (the leader) reports it.
+pub(super) async fn status_from(addr: String, timeout: Duration) -> Option<QuorumStatus> {
+    match Connection::new(addr).call(&Request::Status, timeout).await {
+        Ok(Reply::Status(s)) => Some(s),
+        _ => None,
+    }
+}
+
 /// Makes a `Connection` per peer for openraft.
 pub(super) struct Network;
 

@@ -18,7 +18,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use super::network::{Connection, Reply, Request};
-use super::{Forwarded, Heartbeat, NodeId, ProposeError, QuorumStatus, Raft, finish, forward};
+use super::{
+    Forwarded, Heartbeat, NodeId, ProposeError, QuorumStatus, Raft, finish, forward, leader_of,
+};
 use crate::cluster::image::{Image, apply_batch};
 use crate::cluster::records::RecordBatch;
 
@@ -140,19 +142,6 @@ impl ForObservers {
             .map(|(id, (offset, _))| (*id, *offset))
             .collect()
     }
-}
-
-/// The leader as `raft` knows it, with its quorum address.
-pub(super) fn leader_of(raft: &Raft) -> Option<(NodeId, String)> {
-    let m = raft.metrics().borrow().clone();
-    let leader = m.current_leader?;
-    let addr = m
-        .membership_config
-        .membership()
-        .get_node(&leader)?
-        .addr
-        .clone();
-    Some((leader, addr))
 }
 
 /// A voter's answer to an observer: waits up to `FETCH_WAIT` for an entry after `after`.
@@ -293,15 +282,8 @@ impl MetadataObserver {
         let Some((leader, addr)) = self.leader_addr() else {
             return false;
         };
-        let mut slot = self.heartbeat_conn.lock().await;
-        if slot.as_ref().is_none_or(|(id, _)| *id != leader) {
-            *slot = Some((leader, Connection::new(addr)));
-        }
-        let (_, conn) = slot.as_mut().expect("set above");
-        let taken = matches!(
-            conn.call(&Request::Heartbeat(hb), timeout).await,
-            Ok(Reply::Heartbeat(true))
-        );
+        let taken =
+            super::network::heartbeat_to(&self.heartbeat_conn, leader, addr, hb, timeout).await;
         if !taken {
             // Ask anew who leads rather than heartbeating a former leader.
             let mut l = self.leader.lock().unwrap();
@@ -315,10 +297,7 @@ impl MetadataObserver {
     /// The quorum's state as its leader reports it.
     pub async fn leader_status(&self, timeout: Duration) -> Option<QuorumStatus> {
         let (_, addr) = self.leader_addr()?;
-        match Connection::new(addr).call(&Request::Status, timeout).await {
-            Ok(Reply::Status(s)) => Some(s),
-            _ => None,
-        }
+        super::network::status_from(addr, timeout).await
     }
 
     pub fn stop(&self) {
