@@ -20,19 +20,8 @@ fn incremental(
 }
 
 async fn describe(c: &mut Client, resource_type: i8, name: &str, key: &str) -> (String, i8) {
-    let d = c
-        .call(
-            4,
-            &DescribeConfigsRequest::default().with_resources(vec![
-                describe_configs_request::DescribeConfigsResource::default()
-                    .with_resource_type(resource_type)
-                    .with_resource_name(sb(name))
-                    .with_configuration_keys(Some(vec![sb(key)])),
-            ]),
-        )
-        .await;
-    let e = &d.results[0].configs[0];
-    (e.value.as_ref().unwrap().to_string(), e.config_source)
+    let (value, source) = described(c, resource_type, name, key).await;
+    (value.unwrap(), source)
 }
 
 #[tokio::test]

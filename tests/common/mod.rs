@@ -109,6 +109,28 @@ pub fn incremental_alter(
         ])
 }
 
+/// One config's value and source as DescribeConfigs gives it.
+pub async fn described(
+    c: &mut Client,
+    resource_type: i8,
+    name: &str,
+    key: &str,
+) -> (Option<String>, i8) {
+    let d = c
+        .call(
+            4,
+            &DescribeConfigsRequest::default().with_resources(vec![
+                describe_configs_request::DescribeConfigsResource::default()
+                    .with_resource_type(resource_type)
+                    .with_resource_name(sb(name))
+                    .with_configuration_keys(Some(vec![sb(key)])),
+            ]),
+        )
+        .await;
+    let c = &d.results[0].configs[0];
+    (c.value.as_ref().map(|v| v.to_string()), c.config_source)
+}
+
 pub fn sb(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
 }
