@@ -74,11 +74,17 @@ fn validate_and_walk(data: &[u8]) {
         let keyless = records::has_keyless_record(b);
         // Compaction of the stored batch.
         let Ok(section) = records::records_section(b) else {
-            assert!(keyless.is_err(), "has_keyless_record succeeded where records_section failed");
+            assert!(
+                keyless.is_err(),
+                "has_keyless_record succeeded where records_section failed"
+            );
             continue;
         };
         let Ok(recs) = records::parse_records(&section, h.records_count) else {
-            assert!(keyless.is_err(), "has_keyless_record succeeded where parse_records failed");
+            assert!(
+                keyless.is_err(),
+                "has_keyless_record succeeded where parse_records failed"
+            );
             continue;
         };
         assert_eq!(recs.len(), h.records_count as usize);
@@ -91,13 +97,21 @@ fn validate_and_walk(data: &[u8]) {
         let keep: Vec<bool> = (0..recs.len()).map(|i| i % 2 == 0).collect();
         if let Ok(Some(rebuilt)) = records::rebuild(b, &section, &recs, &keep) {
             let h2 = BatchHeader::parse(&rebuilt).expect("a rebuilt batch has a full header");
-            let kept: Vec<_> = recs.iter().zip(&keep).filter(|(_, k)| **k).map(|(r, _)| r).collect();
+            let kept: Vec<_> = recs
+                .iter()
+                .zip(&keep)
+                .filter(|(_, k)| **k)
+                .map(|(r, _)| r)
+                .collect();
             assert_eq!(h2.records_count as usize, kept.len());
             let s2 = records::records_section(&rebuilt).expect("a rebuilt batch decompresses");
             let r2 = records::parse_records(&s2, h2.records_count).expect("a rebuilt batch parses");
             for (a, b) in kept.iter().zip(&r2) {
                 assert_eq!(a.key, b.key, "compaction changed a record key");
-                assert_eq!(a.offset_delta, b.offset_delta, "compaction changed an offset delta");
+                assert_eq!(
+                    a.offset_delta, b.offset_delta,
+                    "compaction changed an offset delta"
+                );
             }
         }
     }

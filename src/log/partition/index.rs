@@ -6,6 +6,14 @@ pub(super) const BATCH_PREFIX: u8 = b'b';
 pub(super) const INDEX_PREFIX: u8 = b'i';
 pub(super) const PRODUCER_PREFIX: u8 = b'p';
 pub(super) const STATE_KEY: &[u8] = b"s";
+pub(super) const EPOCH_PREFIX: u8 = b'e';
+
+/// The leader-epoch cache entry of `epoch` (value: its start offset).
+pub(super) fn epoch_key(epoch: i32) -> [u8; 5] {
+    let mut k = [EPOCH_PREFIX; 5];
+    k[1..].copy_from_slice(&(epoch as u32).to_be_bytes());
+    k
+}
 
 pub(super) fn batch_key(offset: i64) -> [u8; 9] {
     let mut k = [BATCH_PREFIX; 9];

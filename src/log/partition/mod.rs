@@ -28,11 +28,13 @@ mod index;
 mod maintenance;
 mod read;
 mod recovery;
+mod replica;
 pub mod segment;
 mod txn;
 
 pub use maintenance::{CompactPolicy, CompactStats};
 pub use read::ReadPlan;
+pub use replica::{EpochEnd, UNDEFINED_EPOCH};
 pub use segment::DirtyFiles;
 pub use txn::AbortedTxn;
 
@@ -45,8 +47,11 @@ use tokio::sync::Notify;
 
 use crate::log::batch::{self, BatchHeader, NO_PRODUCER_ID};
 use crate::log::producer::{ProducerEntry, SequenceCheck};
+use index::{
+    EPOCH_PREFIX, PRODUCER_PREFIX, STATE_KEY, batch_key, epoch_key, index_key, key_offset,
+    producer_key,
+};
 pub use index::{IndexEntry, Loc};
-use index::{PRODUCER_PREFIX, STATE_KEY, batch_key, index_key, key_offset, producer_key};
 use segment::Segments;
 
 /// Errors an append can end in; the produce handler maps each to its Kafka code.
@@ -106,8 +111,16 @@ pub struct ReadResult {
 }
 
 struct State {
-    /// Offset the next record gets: the log end offset, and on a single node the high watermark.
+    /// Offset the next record gets: the log end offset (LEO).
     next_offset: i64,
+    /// Offsets below it are committed: on every replica of the ISR. Consumers read up to
+    /// here. Equal to the LEO while `hw_follows_leo` (a single node, or a leader alone in
+    /// its ISR); otherwise the replication layer moves it (`set_high_watermark`).
+    high_watermark: i64,
+    hw_follows_leo: bool,
+    /// The leader-epoch cache (Kafka's leader-epoch-checkpoint): (epoch, first offset
+    /// written in it), ascending in both. Kept in the tree under `e` + epoch.
+    epochs: Vec<(i32, i64)>,
     log_start_offset: i64,
     leader_epoch: i32,
     /// Compaction has cleaned every offset below this one.
@@ -196,6 +209,8 @@ impl State {
 /// applied to the in-memory state after it succeeded.
 struct Effects {
     entry: IndexEntry,
+    /// The batch opens a new leader epoch in the epoch cache.
+    new_epoch: Option<i32>,
     /// A transactional producer's first batch here opens its transaction.
     opens_txn: Option<i64>,
     /// A marker closes (producer id, first offset, commit?).
@@ -214,6 +229,8 @@ pub struct PartitionLog {
     maintenance: Mutex<()>,
     /// Fetches parked on this partition, woken by the next append.
     waiters: Mutex<Vec<Weak<Notify>>>,
+    /// The high watermark as it moves (acks=all waits on it).
+    hw: tokio::sync::watch::Sender<i64>,
 }
 
 impl PartitionLog {
@@ -239,6 +256,9 @@ impl PartitionLog {
         }
         let mut st = State {
             next_offset: log_start_offset,
+            high_watermark: log_start_offset,
+            hw_follows_leo: true,
+            epochs: Vec::new(),
             log_start_offset,
             leader_epoch: epoch,
             cleaned_upto,
@@ -274,13 +294,21 @@ impl PartitionLog {
             }
         }
         txn::load(&tree, &mut st)?;
+        replica::load_epochs(&tree, &mut st)?;
         recovery::recover(&tree, &mut st, entries)?;
+        // Whatever is in the log when it opens counts as committed until the replication
+        // layer says otherwise (a follower takes the leader's high watermark at its first
+        // fetch, before it may join the ISR).
+        st.high_watermark = st.next_offset;
+        replica::seed_epochs(&tree, &mut st)?;
+        let hw = st.high_watermark;
         let log = PartitionLog {
             tree,
             state: Mutex::new(st),
             segment_bytes: AtomicU64::new(segment::DEFAULT_SEGMENT_BYTES),
             maintenance: Mutex::new(()),
             waiters: Mutex::new(Vec::new()),
+            hw: tokio::sync::watch::channel(hw).0,
         };
         log.delete_dead_segments()?;
         Ok(log)
@@ -294,7 +322,13 @@ impl PartitionLog {
         s
     }
 
+    /// The high watermark: consumers read below it.
     pub fn high_watermark(&self) -> i64 {
+        self.state.lock().unwrap().high_watermark
+    }
+
+    /// The log end offset: the offset the next record gets.
+    pub fn log_end_offset(&self) -> i64 {
         self.state.lock().unwrap().next_offset
     }
 
@@ -392,9 +426,10 @@ impl PartitionLog {
         }
 
         let base = st.next_offset;
+        let epoch = st.leader_epoch;
         let mut stored = h;
         stored.base_offset = base;
-        let epoch = st.leader_epoch;
+        stored.leader_epoch = epoch;
         match log_append_time {
             // The timestamp type and max timestamp are inside the CRC: rewrite a copy.
             Some(now) => {
@@ -419,8 +454,9 @@ impl PartitionLog {
             log_start_offset: st.log_start_offset,
             duplicate: false,
         };
+        let hw = st.high_watermark;
         drop(st);
-        self.wake_waiters();
+        self.wake_waiters(hw);
         Ok(info)
     }
 
@@ -523,7 +559,14 @@ impl PartitionLog {
         }
     }
 
-    fn wake_waiters(&self) {
+    /// Publishes the high watermark `hw` and wakes the parked fetches (after an append, or
+    /// when the high watermark moved).
+    fn wake_waiters(&self, hw: i64) {
+        self.hw.send_if_modified(|h| {
+            let changed = *h != hw;
+            *h = hw;
+            changed
+        });
         let mut w = self.waiters.lock().unwrap();
         if w.is_empty() {
             return;
@@ -533,6 +576,11 @@ impl PartitionLog {
                 n.notify_one();
             }
         }
+    }
+
+    /// The high watermark as it moves.
+    pub fn watch_high_watermark(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.hw.subscribe()
     }
 
     /// Registers a fetch to be woken by the next append to this partition.
@@ -620,11 +668,16 @@ fn plan_effects(
 ) -> Effects {
     let mut eff = Effects {
         entry,
+        new_epoch: None,
         opens_txn: None,
         closes_txn: None,
         producer: None,
     };
     w.insert(&index_key(h.base_offset), &entry.encode()[..]);
+    if h.leader_epoch >= 0 && st.epochs.last().is_none_or(|(e, _)| h.leader_epoch > *e) {
+        w.insert(&epoch_key(h.leader_epoch), &h.base_offset.to_be_bytes());
+        eff.new_epoch = Some(h.leader_epoch);
+    }
     if let Some(before) = producer {
         let after = ProducerEntry::record(before, h);
         w.insert(&producer_key(h.producer_id), after.encode());
@@ -651,6 +704,12 @@ fn apply_effects(st: &mut State, eff: Effects) {
         st.producer_seen_ms.insert(pid, crate::handlers::now_ms());
     }
     st.next_offset = eff.entry.last_offset + 1;
+    if st.hw_follows_leo {
+        st.high_watermark = st.next_offset;
+    }
+    if let Some(e) = eff.new_epoch {
+        st.epochs.push((e, eff.entry.base_offset));
+    }
     st.push(eff.entry);
     if let Some(pid) = eff.opens_txn {
         st.ongoing.insert(pid, eff.entry.base_offset);

@@ -57,8 +57,9 @@ impl PartitionLog {
         self.read_planned(plan)
     }
 
-    /// Chooses the batches a read of up to `max_bytes` from `offset` returns, under the lock;
-    /// reads nothing.
+    /// Chooses the batches a consumer's read of up to `max_bytes` from `offset` returns,
+    /// under the lock; reads nothing. Consumers read below the high watermark
+    /// (read_committed ones below the last stable offset).
     pub fn plan_read(
         &self,
         offset: i64,
@@ -66,16 +67,43 @@ impl PartitionLog {
         min_one: bool,
         read_committed: bool,
     ) -> Result<ReadPlan, ReadError> {
+        self.plan(offset, max_bytes, min_one, read_committed, false)
+    }
+
+    /// [`plan_read`](Self::plan_read) for a follower: up to the log end offset.
+    pub fn plan_replica_read(&self, offset: i64, max_bytes: usize) -> Result<ReadPlan, ReadError> {
+        self.plan(offset, max_bytes, true, false, true)
+    }
+
+    fn plan(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+        read_committed: bool,
+        replica: bool,
+    ) -> Result<ReadPlan, ReadError> {
         let st = self.state.lock().unwrap();
-        let (hw, lso, log_start) = (st.next_offset, st.last_stable_offset(), st.log_start_offset);
-        if offset < log_start || offset > hw {
+        let (hw, lso, log_start) = (
+            st.high_watermark,
+            st.last_stable_offset(),
+            st.log_start_offset,
+        );
+        // In range up to the log end (Kafka's check): between the high watermark and the
+        // log end a consumer gets nothing yet.
+        if offset < log_start || offset > st.next_offset {
             return Err(ReadError::OffsetOutOfRange {
                 log_start,
                 high_watermark: hw,
             });
         }
-        // read_committed consumers stop at the last stable offset.
-        let upper = if read_committed { lso } else { hw };
+        let upper = if replica {
+            st.next_offset
+        } else if read_committed {
+            lso
+        } else {
+            hw
+        };
         let mut plan: Vec<IndexEntry> = Vec::new();
         let mut total = 0usize;
         if let Some(start) = st.position(offset) {

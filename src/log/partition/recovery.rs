@@ -8,8 +8,8 @@
 //! loss without the flush setting) an index entry may point past the end of its file; such
 //! entries, and everything after them, are dropped.
 
-use super::{IndexEntry, Loc, State, apply_effects, plan_effects, txn};
-use crate::log::batch::{self, BatchHeader, HEADER_LEN, NO_PRODUCER_ID};
+use super::{IndexEntry, Loc, State, apply_effects, plan_effects, replica, txn};
+use crate::log::batch::{self, BatchHeader, HEADER_LEN};
 
 pub(super) fn recover(
     tree: &sled::Tree,
@@ -99,16 +99,8 @@ pub(super) fn recover(
             } else {
                 None
             };
-            let producer = if h.producer_id != NO_PRODUCER_ID && !h.is_control() {
-                let before = st.producers.get(&h.producer_id).cloned();
-                // A batch from an epoch already fenced does not roll the state back.
-                match &before {
-                    Some(b) if b.epoch > h.producer_epoch => None,
-                    _ => Some(before),
-                }
-            } else {
-                None
-            };
+            // A batch from an epoch already fenced does not roll the state back.
+            let producer = replica::replayed_producer(st, &h);
             let entry =
                 IndexEntry::from_header(&h, size as usize, Loc::File { segment: base, pos });
             let eff = plan_effects(st, &h, entry, producer, marker, &mut w);

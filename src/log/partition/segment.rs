@@ -293,6 +293,13 @@ impl Segments {
         }
     }
 
+    /// Forgets every live count (the index is being rebuilt, entry by entry).
+    pub fn clear_live(&mut self) {
+        for s in self.segs.values_mut() {
+            s.live = 0;
+        }
+    }
+
     pub fn drop_live(&mut self, base: i64) {
         if let Some(s) = self.segs.get_mut(&base) {
             s.live = s.live.saturating_sub(1);

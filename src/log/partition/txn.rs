@@ -68,8 +68,8 @@ impl State {
             .values()
             .copied()
             .min()
-            .unwrap_or(self.next_offset)
-            .min(self.next_offset)
+            .unwrap_or(self.high_watermark)
+            .min(self.high_watermark)
     }
 }
 
@@ -205,8 +205,9 @@ impl PartitionLog {
         batch::stamp(&mut bytes, base, st.leader_epoch);
         let h = batch::stored_header(&bytes);
         self.store(&mut st, &[&bytes], &h, None, Some(commit))?;
+        let hw = st.high_watermark;
         drop(st);
-        self.wake_waiters();
+        self.wake_waiters(hw);
         Ok(Some(base))
     }
 
