@@ -16,6 +16,7 @@ pub mod group;
 pub mod handlers;
 pub mod log;
 pub mod meta;
+pub mod replication;
 pub mod server;
 pub mod supervise;
 pub mod txn;
@@ -43,6 +44,9 @@ pub struct Broker {
     pub fetch_memory: Option<Arc<handlers::fetch::MemoryBudget>>,
     /// This node's part in a cluster; None for a single node.
     pub cluster: Option<Arc<cluster::node::ClusterNode>>,
+    /// Partition replication (leaders' follower tracking, followers' fetchers); None for a
+    /// single node.
+    pub replication: Option<Arc<replication::Replication>>,
     /// The Arc this broker lives in, so handlers (which see `&Broker`) can hand it to the
     /// blocking pool.
     me: Weak<Broker>,
@@ -104,6 +108,9 @@ impl Broker {
                 node.image()
             }
         };
+        if let Some(r) = &broker.replication {
+            r.start(broker.weak());
+        }
         let b = broker.clone();
         tokio::task::spawn_blocking(move || cluster::mirror::mirror(&b, &img)).await?;
         let wait = std::time::Duration::from_millis(node.settings.session_timeout_ms);
@@ -147,6 +154,9 @@ impl Broker {
                 config.queued_max_fetch_bytes as usize,
             ))
         });
+        let replication = cluster
+            .as_ref()
+            .map(|_| replication::Replication::new(config.node_id));
         Ok(Arc::new_cyclic(|me| Broker {
             config,
             store,
@@ -157,8 +167,14 @@ impl Broker {
             cluster_id,
             fetch_memory,
             cluster,
+            replication,
             me: me.clone(),
         }))
+    }
+
+    /// This broker, for tasks that must end with it.
+    pub fn weak(&self) -> Weak<Broker> {
+        self.me.clone()
     }
 
     /// This broker as an `Arc`, for work moved to the blocking pool (`spawn_blocking`).

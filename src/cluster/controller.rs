@@ -69,6 +69,7 @@ fn leave_partitions(image: &Image, broker: i32) -> Vec<MetadataRecord> {
                 isr: (isr != p.isr).then_some(isr),
                 leader: (leader != p.leader).then_some(leader),
                 replicas: None,
+                expected_partition_epoch: None,
             }))
         })
         .collect()
@@ -113,6 +114,7 @@ pub fn unfence_broker(image: &Image, broker: i32) -> Option<Vec<MetadataRecord>>
             isr: None,
             leader: Some(leader),
             replicas: None,
+            expected_partition_epoch: None,
         }));
     }
     Some(records)

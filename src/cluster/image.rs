@@ -454,6 +454,30 @@ fn change_partition(image: &mut Image, r: &PartitionChange) -> Result<(), ApplyE
             topic: r.topic_id,
             partition: r.partition_id,
         })?;
+    if let Some(e) = r.expected_partition_epoch
+        && e != old.partition_epoch
+    {
+        return Err(ApplyError::InvalidPartition {
+            topic: r.topic_id,
+            partition: r.partition_id,
+            reason: format!(
+                "stale partition epoch {e} (current {})",
+                old.partition_epoch
+            ),
+        });
+    }
+    // A fenced broker never joins an ISR (Kafka's controller refuses it too).
+    if let Some(isr) = &r.isr
+        && let Some(b) = isr
+            .iter()
+            .find(|b| !old.isr.contains(b) && !image.is_live(**b))
+    {
+        return Err(ApplyError::InvalidPartition {
+            topic: r.topic_id,
+            partition: r.partition_id,
+            reason: format!("broker {b} is fenced and cannot join the ISR"),
+        });
+    }
     let mut new = old.clone();
     if let Some(replicas) = &r.replicas {
         new.replicas = replicas.clone();

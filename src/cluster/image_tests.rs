@@ -68,6 +68,7 @@ fn change(isr: Option<Vec<i32>>, leader: Option<i32>) -> MetadataRecord {
         isr,
         leader,
         replicas: None,
+        expected_partition_epoch: None,
     })
 }
 
@@ -197,6 +198,7 @@ fn invalid_partition_changes_are_refused() {
         isr: None,
         leader: Some(2),
         replicas: None,
+        expected_partition_epoch: None,
     });
     assert_eq!(
         apply(&mut img, &unknown),

@@ -1,8 +1,8 @@
 //! Keeps this node's topic registry and partition logs in step with the metadata image:
 //! topics the image has are created here under the image's ids, topics it no longer has are
 //! deleted (with their committed offsets), partitions are added and topic configs replaced as
-//! the image says, the partitions this node leads adopt the image's leader epochs, and the
-//! dynamic broker and group configs are the image's.
+//! the image says, the dynamic broker and group configs are the image's, and replication
+//! takes the roles the image gives this node (`replication::Replication::on_image`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -68,17 +68,6 @@ pub fn mirror(broker: &Broker, image: &Image) {
             tracing::error!(topic = %t.name, error = ?e, "cannot apply the topic's metadata locally");
             continue;
         }
-        let Some(local) = topics.get(&t.name) else {
-            continue;
-        };
-        for (i, p) in &t.partitions {
-            if p.leader == broker.node_id()
-                && let Some(log) = local.partition(*i)
-                && let Err(e) = log.set_leader_epoch(p.leader_epoch)
-            {
-                tracing::error!(topic = %t.name, partition = i, error = %e, "cannot store the leader epoch");
-            }
-        }
     }
     for l in topics.list() {
         if !image.topic_ids.contains_key(&l.name) {
@@ -86,6 +75,10 @@ pub fn mirror(broker: &Broker, image: &Image) {
         }
     }
     mirror_dynamic_configs(broker, image);
+    // Leaders and followers: epochs, high watermarks, fetchers.
+    if let Some(r) = &broker.replication {
+        r.on_image(broker, image);
+    }
 }
 
 /// The dynamic broker and group configs this node uses, as the image holds them.

@@ -90,6 +90,10 @@ pub struct PartitionChange {
     pub leader: Option<i32>,
     /// Reassignment (a later Kafka version's tagged field).
     pub replicas: Option<Vec<i32>>,
+    /// AlterPartition's guard: the change applies only to this partition epoch (a leader
+    /// changing its ISR on a state that has moved on is refused). None: unconditional.
+    #[serde(default)]
+    pub expected_partition_epoch: Option<i32>,
 }
 
 /// The kind of resource a `ConfigRecord` configures (Kafka's `ConfigResource.Type` ids in
@@ -180,6 +184,7 @@ mod tests {
                 isr: None,
                 leader: Some(NO_LEADER),
                 replicas: None,
+                expected_partition_epoch: None,
             }),
             MetadataRecord::Config(ConfigRecord {
                 resource_type: ConfigResource::Broker,

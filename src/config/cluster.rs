@@ -15,6 +15,8 @@ pub const CLUSTER_SETTINGS: &[&str] = &[
     "listener.security.protocol.map",
     "broker.session.timeout.ms",
     "broker.heartbeat.interval.ms",
+    "replica.lag.time.max.ms",
+    "replica.fetch.wait.max.ms",
 ];
 
 /// How this node takes part in a cluster.
@@ -36,6 +38,10 @@ pub struct ClusterSettings {
     /// Without a heartbeat for this long, the active controller fences a broker.
     pub session_timeout_ms: u64,
     pub heartbeat_interval_ms: u64,
+    /// A follower that has not caught up for this long leaves the ISR (Kafka: 30 s).
+    pub replica_lag_time_max_ms: u64,
+    /// How long a follower's fetch waits at the leader for new data (Kafka: 500 ms).
+    pub replica_fetch_wait_max_ms: u64,
 }
 
 /// Reads the cluster settings from the resolved values; None for a single node.
@@ -184,6 +190,8 @@ fn finish(
              `broker.session.timeout.ms` ({session_timeout_ms})"
         )));
     }
+    let replica_lag_time_max_ms = ms("replica.lag.time.max.ms", 30_000)?;
+    let replica_fetch_wait_max_ms = ms("replica.fetch.wait.max.ms", 500)?;
     Ok(Some(ClusterSettings {
         broker,
         controller,
@@ -192,6 +200,8 @@ fn finish(
         inter_broker_listener,
         session_timeout_ms,
         heartbeat_interval_ms,
+        replica_lag_time_max_ms,
+        replica_fetch_wait_max_ms,
     }))
 }
 

@@ -114,6 +114,28 @@ async fn serve(
             }
         })
         .collect();
+    // A follower's fetch (KIP-903 moved the replica id into ReplicaState in v15): its fetch
+    // offsets are its log ends, which move the leader's high watermark and ISR, and it
+    // reads up to the log end rather than the high watermark.
+    let replica_id = if v >= 15 {
+        req.replica_state.replica_id.0
+    } else {
+        req.replica_id.0
+    };
+    let replica = replica_id >= 0;
+    if replica && let Some(repl) = &broker.replication {
+        for (t, topic) in req.topics.iter().zip(&topics) {
+            let Some(topic) = topic else { continue };
+            for p in &t.partitions {
+                if broker.check_leader(topic, p.partition).is_ok()
+                    && let Some(log) = topic.partition(p.partition)
+                    && check_epoch(p.current_leader_epoch, log.leader_epoch()).is_ok()
+                {
+                    repl.on_follower_fetch(topic.id, p.partition, replica_id, p.fetch_offset, log);
+                }
+            }
+        }
+    }
     let max_wait = Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let deadline = tokio::time::Instant::now() + max_wait;
     let min_bytes = req.min_bytes.max(0) as usize;
@@ -121,7 +143,7 @@ async fn serve(
     let mut registered = false;
     loop {
         let (resp, bytes, had_error, memory) =
-            read_all(broker, v, &ctx.listener, &req, &topics).await?;
+            read_all(broker, v, &ctx.listener, &req, &topics, replica).await?;
         let now = tokio::time::Instant::now();
         if bytes >= min_bytes.max(1) || had_error || now >= deadline || min_bytes == 0 {
             return Ok((resp, memory));
@@ -139,7 +161,8 @@ async fn serve(
             .await
             .is_err()
         {
-            let (resp, _, _, memory) = read_all(broker, v, &ctx.listener, &req, &topics).await?;
+            let (resp, _, _, memory) =
+                read_all(broker, v, &ctx.listener, &req, &topics, replica).await?;
             return Ok((resp, memory));
         }
         for_each_log(&req, &topics, |log| log.register_waiter(&notify));
@@ -176,6 +199,7 @@ async fn read_all(
     listener: &str,
     req: &FetchRequest,
     topics: &[Option<Arc<Topic>>],
+    replica: bool,
 ) -> anyhow::Result<(FetchResponse, usize, bool, Option<OwnedSemaphorePermit>)> {
     let mut budget = (req.max_bytes.max(0) as usize).min(broker.config.fetch_max_bytes);
     if v < 3 || req.max_bytes <= 0 {
@@ -244,7 +268,12 @@ async fn read_all(
                     pd.records = Some(bytes::Bytes::new());
                     let limit = (p.partition_max_bytes.max(0) as usize).min(budget);
                     // Only the first partition with data may exceed the limits (KIP-74).
-                    match log.plan_read(p.fetch_offset, limit, planned == 0, read_committed) {
+                    let plan = if replica {
+                        log.plan_replica_read(p.fetch_offset, limit)
+                    } else {
+                        log.plan_read(p.fetch_offset, limit, planned == 0, read_committed)
+                    };
+                    match plan {
                         Ok(plan) => {
                             let n = plan.bytes();
                             planned += n;

@@ -1,7 +1,7 @@
-//! OffsetForLeaderEpoch: consumers use it after a leader change to detect log truncation.
-//! Each partition has had one leader epoch so far, starting at its log start, so the end
-//! offset of the current epoch is the log end offset, and an older epoch ends where the
-//! current one began (the log start).
+//! OffsetForLeaderEpoch: followers use it after a leadership change to find where their log
+//! and the leader's part (KIP-101/279), consumers to detect truncation. Answered from the
+//! partition's leader-epoch cache: the largest epoch at or below the requested one and the
+//! offset where it ended (the log end offset for the current epoch).
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::offset_for_leader_epoch_response::{
@@ -47,15 +47,11 @@ pub async fn handle(
                         r.error_code = e.code();
                         return r;
                     }
-                    if p.leader_epoch == ours {
-                        r.leader_epoch = ours;
-                        r.end_offset = log.high_watermark();
-                    } else if p.leader_epoch < ours {
-                        // Kafka answers with the largest epoch <= the requested one; none
-                        // exists before ours, so the answer is "undefined" (-1, -1).
-                    } else {
-                        // A requested epoch newer than ours: also undefined.
-                    }
+                    // From the leader-epoch cache: the largest epoch at or below the
+                    // requested one and where it ended (KIP-101/279).
+                    let end = log.end_offset_for_epoch(p.leader_epoch);
+                    r.leader_epoch = end.epoch;
+                    r.end_offset = end.end_offset;
                     r
                 })
                 .collect();

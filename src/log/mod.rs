@@ -16,7 +16,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use partition::{
-    AppendError, AppendInfo, DirtyFiles, PartitionLog, ReadError, ReadPlan, ReadResult,
+    AppendError, AppendInfo, DirtyFiles, EpochEnd, PartitionLog, ReadError, ReadPlan, ReadResult,
+    UNDEFINED_EPOCH,
 };
 
 /// sled's page cache; its default (1 GiB) would dwarf the broker's own footprint. Batch

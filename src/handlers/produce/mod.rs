@@ -29,6 +29,10 @@ pub async fn handle(
     let mut responses = Vec::with_capacity(req.topic_data.len());
     // Leaders named in NOT_LEADER_OR_FOLLOWER answers, with their addresses (KIP-951, v10+).
     let mut leaders = std::collections::BTreeSet::new();
+    // acks=all appends on replicated partitions, answered once the ISR has them:
+    // (topic response, partition response, topic, partition, offset the high watermark
+    // must pass, min.insync.replicas).
+    let mut waits: Vec<(usize, usize, std::sync::Arc<Topic>, i32, i64, usize)> = Vec::new();
     for td in &req.topic_data {
         // v13+ names topics by id only (KIP-516).
         let topic = if v >= 13 {
@@ -74,6 +78,21 @@ pub async fn handle(
                     // worker. Awaited before the next partition, and a connection handles
                     // one request at a time, so an idempotent producer's pipelined batches
                     // are still appended in the order sent.
+                    // acks=all needs min.insync.replicas in the ISR before the append.
+                    Some(t)
+                        if req.acks == -1 && isr_size(broker, t, pd.index) < min_isr(broker, t) =>
+                    {
+                        Err(Refusal::new(
+                            ResponseError::NotEnoughReplicas,
+                            format!(
+                                "The size of the current ISR {} is insufficient to satisfy the min.isr requirement of {} for partition {}-{}",
+                                isr_size(broker, t, pd.index),
+                                min_isr(broker, t),
+                                t.name,
+                                pd.index
+                            ),
+                        ))
+                    }
                     Some(t) => {
                         let (broker, t, records) = (broker.arc(), t.clone(), pd.records.clone());
                         let (index, tid) = (pd.index, req.transactional_id.clone());
@@ -93,6 +112,19 @@ pub async fn handle(
             };
             match outcome {
                 Ok((info, log_append_time)) => {
+                    if req.acks == -1
+                        && broker.replication.is_some()
+                        && let Some(t) = &topic
+                    {
+                        waits.push((
+                            responses.len(),
+                            tr.partition_responses.len(),
+                            t.clone(),
+                            pd.index,
+                            info.last_offset + 1,
+                            min_isr(broker, t),
+                        ));
+                    }
                     pr.base_offset = info.base_offset;
                     pr.log_start_offset = info.log_start_offset;
                     pr.log_append_time_ms = log_append_time.unwrap_or(-1);
@@ -124,6 +156,18 @@ pub async fn handle(
     if any_appended && req.acks != 0 && broker.config.flush_on_ack() {
         broker.store.flush().await?;
     }
+    // acks=all: each partition's answer waits until its high watermark passes the batch
+    // (every ISR member has it), bounded by the request's timeout.
+    let deadline = tokio::time::Instant::now()
+        + std::time::Duration::from_millis(req.timeout_ms.max(0) as u64);
+    for (ti, pi, t, index, target, min) in waits {
+        if let Err(e) = await_isr(broker, &t, index, target, min, deadline).await {
+            let pr = &mut responses[ti].partition_responses[pi];
+            pr.error_code = e.code();
+            pr.base_offset = -1;
+            pr.log_append_time_ms = -1;
+        }
+    }
     let node_endpoints = leaders
         .into_iter()
         .filter_map(|id| broker.broker_address(id, &ctx.listener))
@@ -138,6 +182,54 @@ pub async fn handle(
     Ok(ProduceResponse::default()
         .with_responses(responses)
         .with_node_endpoints(node_endpoints))
+}
+
+/// The partition's ISR size as the metadata has it (1 on a single node).
+fn isr_size(broker: &Broker, topic: &Topic, partition: i32) -> usize {
+    broker.partition_view(topic, partition).isr.len()
+}
+
+/// The topic's `min.insync.replicas` (the broker's default when it has none).
+fn min_isr(broker: &Broker, topic: &Topic) -> usize {
+    broker
+        .topic_config(topic, "min.insync.replicas")
+        .parse::<usize>()
+        .unwrap_or(1)
+        .max(1)
+}
+
+/// Waits until the partition's high watermark reaches `target`: every ISR member holds the
+/// batch. NOT_ENOUGH_REPLICAS_AFTER_APPEND when the ISR shrinks below `min` meanwhile,
+/// NOT_LEADER_OR_FOLLOWER when this broker stops leading, REQUEST_TIMED_OUT at `deadline`.
+async fn await_isr(
+    broker: &Broker,
+    topic: &Topic,
+    partition: i32,
+    target: i64,
+    min: usize,
+    deadline: tokio::time::Instant,
+) -> Result<(), ResponseError> {
+    let Some(log) = topic.partition(partition) else {
+        return Err(ResponseError::UnknownTopicOrPartition);
+    };
+    let mut hw = log.watch_high_watermark();
+    loop {
+        if *hw.borrow_and_update() >= target {
+            return Ok(());
+        }
+        if broker.check_leader(topic, partition).is_err() {
+            return Err(ResponseError::NotLeaderOrFollower);
+        }
+        if isr_size(broker, topic, partition) < min {
+            return Err(ResponseError::NotEnoughReplicasAfterAppend);
+        }
+        tokio::select! {
+            r = hw.changed() => if r.is_err() { return Err(ResponseError::NotLeaderOrFollower) },
+            // The ISR and the leadership change without a high watermark move.
+            _ = tokio::time::sleep(std::time::Duration::from_millis(50)) => {}
+            _ = tokio::time::sleep_until(deadline) => return Err(ResponseError::RequestTimedOut),
+        }
+    }
 }
 
 /// A transactional write that cannot join its transaction: Produce v11+ clients understand
