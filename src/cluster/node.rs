@@ -296,9 +296,11 @@ async fn controller_duties(node: Arc<ClusterNode>, bootstrap_id: String) {
     let mut halt = node.halt.subscribe();
     let session = Duration::from_millis(node.settings.session_timeout_ms);
     let mut leader_since: Option<Instant> = None;
+    let mut probed_term = false;
     while tick(&mut halt, TICK).await {
         if !node.quorum.is_leader() {
             leader_since = None;
+            probed_term = false;
             continue;
         }
         let since = *leader_since.get_or_insert_with(|| {
@@ -311,6 +313,47 @@ async fn controller_duties(node: Arc<ClusterNode>, bootstrap_id: String) {
             Instant::now()
         });
         let img = node.quorum.image();
+        // Brokers whose process may be gone: their heartbeat connection closed, or (at the
+        // start of a term) every other live broker. A refused connection settles it.
+        let mut suspects: Vec<(i32, i64, u32)> = node
+            .quorum
+            .liveness()
+            .map(|l| l.take_closed())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(b, e)| (b, e, 3))
+            .collect();
+        if !probed_term {
+            probed_term = true;
+            suspects.extend(
+                img.brokers
+                    .values()
+                    .filter(|b| !b.fenced && b.id != node.node_id)
+                    .map(|b| (b.id, b.epoch, 1)),
+            );
+        }
+        for (id, epoch, tries) in suspects {
+            let Some(b) = img
+                .brokers
+                .get(&id)
+                .filter(|b| !b.fenced && b.epoch == epoch)
+            else {
+                continue;
+            };
+            if !process_gone(b, &node.settings.inter_broker_listener, tries).await {
+                continue;
+            }
+            tracing::warn!(
+                broker = id,
+                "the broker's process is gone (connection refused): fencing it"
+            );
+            if let Some(records) = controller::fence_broker(&img, id)
+                && let Err(e) = node.quorum.propose(records).await
+            {
+                tracing::warn!(error = %e, "controller: the fence was not committed");
+            }
+        }
+        let img = node.quorum.image();
         let Some(records) = duty(&img, &node, since, session, &bootstrap_id) else {
             continue;
         };
@@ -321,6 +364,39 @@ async fn controller_duties(node: Arc<ClusterNode>, bootstrap_id: String) {
             }
         }
     }
+}
+
+/// Whether broker `b`'s process is gone: its listener refuses connections (a killed
+/// process's listening socket is closed by the kernel at once; a paused or unreachable one
+/// still accepts, or times out, and is left to the session timeout). Up to `tries` tries
+/// 100 ms apart (after a closed connection, for the moment between a killed process's
+/// connections closing and its listener closing).
+async fn process_gone(b: &super::image::BrokerRegistration, listener: &str, tries: u32) -> bool {
+    let Some(e) = b
+        .endpoints
+        .iter()
+        .find(|e| e.name == listener)
+        .or_else(|| b.endpoints.first())
+    else {
+        return false;
+    };
+    let addr = format!("{}:{}", e.host, e.port);
+    for i in 0..tries {
+        if i > 0 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let attempt = tokio::time::timeout(
+            Duration::from_millis(300),
+            tokio::net::TcpStream::connect(&addr),
+        )
+        .await;
+        if let Ok(Err(e)) = attempt
+            && e.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            return true;
+        }
+    }
+    false
 }
 
 /// The next thing the active controller must do, if any: set the cluster id, fence a broker

@@ -164,13 +164,25 @@ pub struct QuorumStatus {
     pub addresses: BTreeMap<NodeId, String>,
 }
 
-/// The heartbeats the active controller has received: per broker, the last one and when.
+/// The heartbeats the active controller has received: per broker, the last one and when;
+/// and the brokers whose heartbeat connection closed (a killed process closes its sockets).
 #[derive(Default)]
 pub struct Liveness {
     seen: std::sync::Mutex<std::collections::HashMap<i32, (Heartbeat, Instant)>>,
+    closed: std::sync::Mutex<Vec<(i32, i64)>>,
 }
 
 impl Liveness {
+    /// The connection that carried `broker`'s heartbeats (at `epoch`) closed.
+    pub(crate) fn connection_closed(&self, broker: i32, epoch: i64) {
+        self.closed.lock().unwrap().push((broker, epoch));
+    }
+
+    /// The (broker, epoch) pairs whose heartbeat connection closed since the last call.
+    pub fn take_closed(&self) -> Vec<(i32, i64)> {
+        std::mem::take(&mut *self.closed.lock().unwrap())
+    }
+
     fn record(&self, hb: Heartbeat) {
         self.seen
             .lock()

@@ -149,6 +149,29 @@ async fn serve_conn(
     liveness: Arc<Liveness>,
     observers: Arc<ForObservers>,
 ) {
+    let mut heartbeats_of = None;
+    serve_requests(
+        stream,
+        raft,
+        liveness.clone(),
+        observers,
+        &mut heartbeats_of,
+    )
+    .await;
+    // The connection a broker heartbeats on closed: the controller checks at once whether
+    // its process is gone, instead of waiting out the session timeout.
+    if let Some((broker, epoch)) = heartbeats_of {
+        liveness.connection_closed(broker, epoch);
+    }
+}
+
+async fn serve_requests(
+    stream: TcpStream,
+    raft: Raft,
+    liveness: Arc<Liveness>,
+    observers: Arc<ForObservers>,
+    heartbeats_of: &mut Option<(i32, i64)>,
+) {
     let (r, w) = stream.into_split();
     let (mut r, mut w) = (BufReader::new(r), BufWriter::new(w));
     loop {
@@ -172,6 +195,7 @@ async fn serve_conn(
             Request::Heartbeat(hb) => {
                 let leads = raft.metrics().borrow().current_leader == Some(raft_id(&raft));
                 if leads {
+                    *heartbeats_of = Some((hb.broker_id, hb.broker_epoch));
                     liveness.record(hb);
                 }
                 Reply::Heartbeat(leads)
