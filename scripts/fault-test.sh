@@ -24,6 +24,14 @@ finish() {
     kill -CONT "$pid" 2>/dev/null || true
     kill -KILL "$pid" 2>/dev/null || true
   done
+  # The namespaces, veth pairs and bridge of this run (named after FAULT_NET_TAG).
+  tag="$(printf %04d $(( $$ % 10000 )))"
+  for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^fjn$tag-" || true); do
+    ip netns del "$ns" 2>/dev/null || true
+  done
+  for l in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep -E "^fj(v${tag}[0-9]a|br$tag)$" || true); do
+    ip link del "$l" 2>/dev/null || true
+  done
   if [ "$rc" -ne 0 ] || [ "${KEEP_WORK:-0}" = 1 ]; then
     echo "fault-test: node logs and data kept in $WORK"
     for l in "$WORK"/node*.log; do
@@ -38,7 +46,7 @@ finish() {
 trap finish EXIT
 
 set +e
-timeout "${FAULT_TEST_TIMEOUT:-600}" "$VENV/bin/python" "$ROOT/scripts/fault_harness.py" \
+FAULT_NET_TAG=$$ timeout "${FAULT_TEST_TIMEOUT:-600}" "$VENV/bin/python" "$ROOT/scripts/fault_harness.py" \
   --binary "$FJORD_BIN" --work "$WORK" "$@"
 rc=$?
 set -e

@@ -8,6 +8,14 @@ consumer group running while faults are injected one at a time:
   kill-controller  SIGKILL of the active controller, restarted 2 s later
   pause            SIGSTOP of partition 0's leader for the session timeout + 2 s, then SIGCONT
   rolling-restart  every node in turn stopped with SIGTERM and started again
+  partition        partition 0's leader cut off from every other node and client for the
+                   session timeout + 2 s, then reconnected
+
+Each node runs in a network namespace the harness makes (`ip netns`, a veth pair per node on
+a bridge in the root namespace, a random 10.77.x.0/24 subnet); a partition takes the node's
+veth link down, so it can reach nobody and nobody it (no RST: connections hang, as across a
+real partition). Without the permission to make namespaces (not root), the nodes run on
+loopback and the partition fault is refused with exit 2.
 
 Before each fault the cluster must be whole again (every node up, every ISR full). After
 the run an independent reader (no group, each partition from offset 0) checks that every
@@ -15,7 +23,6 @@ acknowledged record is present exactly once and in the order produced; the group
 consumer's committed offsets must never go back, and no high watermark it saw may go back.
 Reported per fault: records acknowledged while it ran, lost, duplicated, and the time from
 the fault to the first acknowledged write to partition 0 (median and max over rounds).
-Network partitions are not injected yet.
 
 Exit 0 when nothing was lost, duplicated or reordered and no offset or high watermark went
 back; 1 otherwise; 2 when the harness could not run.
@@ -30,13 +37,11 @@ import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import harness  # noqa: E402
-
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
-FAULTS = ["kill-leader", "kill-follower", "kill-controller", "pause", "rolling-restart"]
+FAULTS = ["kill-leader", "kill-follower", "kill-controller", "pause", "rolling-restart",
+          "partition"]
 TOPIC = "faults"
 
 
@@ -44,9 +49,57 @@ def log(msg):
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
+def sh(*cmd):
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+class Net:
+    """A bridge in the root namespace and one namespace per node, joined by veth pairs."""
+
+    def __init__(self, nodes):
+        # The wrapper passes its pid so it can clean up after a timeout.
+        seed = int(os.environ.get("FAULT_NET_TAG", os.getpid()))
+        tag = f"{seed % 10000:04d}"
+        self.subnet = 10 + seed % 240
+        self.bridge = f"fjbr{tag}"
+        self.ns = [f"fjn{tag}-{i}" for i in range(1, nodes + 1)]
+        self.outer = [f"fjv{tag}{i}a" for i in range(1, nodes + 1)]
+        self.hosts = [f"10.77.{self.subnet}.{10 + i}" for i in range(1, nodes + 1)]
+        self.made = False
+
+    def setup(self):
+        self.made = True
+        sh("ip", "link", "add", self.bridge, "type", "bridge")
+        sh("ip", "addr", "add", f"10.77.{self.subnet}.1/24", "dev", self.bridge)
+        sh("ip", "link", "set", self.bridge, "up")
+        for i, ns in enumerate(self.ns):
+            inner = self.outer[i][:-1] + "b"
+            sh("ip", "netns", "add", ns)
+            sh("ip", "link", "add", self.outer[i], "type", "veth", "peer", "name", inner)
+            sh("ip", "link", "set", inner, "netns", ns)
+            sh("ip", "link", "set", self.outer[i], "master", self.bridge)
+            sh("ip", "link", "set", self.outer[i], "up")
+            sh("ip", "netns", "exec", ns, "ip", "addr", "add", f"{self.hosts[i]}/24", "dev", inner)
+            sh("ip", "netns", "exec", ns, "ip", "link", "set", inner, "up")
+            sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
+
+    def cut(self, i, down):
+        sh("ip", "link", "set", self.outer[i], "down" if down else "up")
+
+    def teardown(self):
+        if not self.made:
+            return
+        for i, ns in enumerate(self.ns):
+            subprocess.run(["ip", "link", "del", self.outer[i]], stderr=subprocess.DEVNULL)
+            subprocess.run(["ip", "netns", "del", ns], stderr=subprocess.DEVNULL)
+        subprocess.run(["ip", "link", "del", self.bridge], stderr=subprocess.DEVNULL)
+
+
 class Node:
-    def __init__(self, binary, work, nid, port, qport, voters, session_ms, heartbeat_ms):
+    def __init__(self, binary, work, nid, host, port, qport, voters, session_ms, heartbeat_ms,
+                 netns=None):
         self.binary, self.nid, self.port, self.qport = binary, nid, port, qport
+        self.host, self.netns = host, netns
         self.dir = os.path.join(work, f"node{nid}")
         self.log_path = self.dir + ".log"
         self.voters = voters
@@ -61,15 +114,18 @@ class Node:
         overrides = [
             f"node.id={self.nid}", "process.roles=broker,controller",
             f"controller.quorum.voters={self.voters}", "controller.listener.names=CONTROLLER",
-            f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.qport}",
+            f"listeners=PLAINTEXT://{self.host}:{self.port},CONTROLLER://{self.host}:{self.qport}",
             f"broker.session.timeout.ms={self.session_ms}",
             f"broker.heartbeat.interval.ms={self.heartbeat_ms}",
         ]
         cmd = [self.binary, "--log-dirs", self.dir]
+        if self.netns:
+            cmd = ["ip", "netns", "exec", self.netns] + cmd
         for o in overrides:
             cmd += ["--override", o]
         with open(self.log_path, "ab") as f:
             f.write(f"=== harness: node {self.nid} started {time.strftime('%H:%M:%S')}\n".encode())
+            self.log_mark = f.tell()
             self.proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env,
                                          stdin=subprocess.DEVNULL)
         with open(self.dir + ".pid", "w") as f:
@@ -83,12 +139,10 @@ class Node:
         while time.monotonic() < deadline:
             if not self.alive():
                 raise RuntimeError(f"node {self.nid} exited with {self.proc.returncode}")
-            try:
-                md = harness.metadata(self.port, None, timeout=1.0)
-                if md["brokers"]:
+            with open(self.log_path, "rb") as f:
+                f.seek(self.log_mark)
+                if b"fjord started" in f.read():
                     return
-            except (OSError, ValueError, Exception):  # noqa: BLE001 - not up yet
-                pass
             time.sleep(0.05)
         raise RuntimeError(f"node {self.nid} not ready within {timeout}s")
 
@@ -125,7 +179,8 @@ class Workload:
     def __init__(self, bootstrap, partitions, rate):
         self.bootstrap, self.partitions, self.rate = bootstrap, partitions, rate
         self.lock = threading.Lock()
-        self.acked = {p: [] for p in range(partitions)}  # (seq, offset, monotonic time)
+        # (seq, offset, ack time, produce time), times from time.monotonic()
+        self.acked = {p: [] for p in range(partitions)}
         self.failed = []
         self.next_seq = {p: 0 for p in range(partitions)}
         self.stop_producing = threading.Event()
@@ -145,11 +200,11 @@ class Workload:
             "log_level": 2,
         })
 
-        def delivered(err, msg, seq):
+        def delivered(err, msg, seq, sent):
             now = time.monotonic()
             with self.lock:
                 if err is None:
-                    self.acked[msg.partition()].append((seq, msg.offset(), now))
+                    self.acked[msg.partition()].append((seq, msg.offset(), now, sent))
                 else:
                     self.failed.append((msg.partition(), seq, str(err)))
 
@@ -161,9 +216,10 @@ class Workload:
                 self.next_seq[part] += 1
                 while True:
                     try:
+                        sent = time.monotonic()
                         p.produce(TOPIC, key=str(part).encode(), value=f"{part}:{seq}".encode(),
                                   partition=part,
-                                  on_delivery=lambda e, m, s=seq: delivered(e, m, s))
+                                  on_delivery=lambda e, m, s=seq, t=sent: delivered(e, m, s, t))
                         break
                     except BufferError:
                         p.poll(0.05)
@@ -230,8 +286,10 @@ class Workload:
             return sum(len(v) for v in self.acked.values())
 
     def first_ack_after(self, partition, t):
+        """When the first record produced after `t` was acknowledged (a delivery report runs
+        at the producer's next poll, so an ack from before `t` may be reported after it)."""
         with self.lock:
-            times = [a[2] for a in self.acked[partition] if a[2] > t]
+            times = [a[2] for a in self.acked[partition] if a[3] > t]
         return min(times) if times else None
 
 
@@ -297,7 +355,7 @@ def wait_ack(work, partition, after, timeout=60):
     return None
 
 
-def inject(fault, nodes, admin, work, session_ms):
+def inject(fault, nodes, admin, work, session_ms, net):
     """Runs one fault; returns the seconds from the fault to the first acknowledged write
     to partition 0 (a list: one per stop for the rolling restart)."""
     by_id = {n.nid: n for n in nodes}
@@ -308,7 +366,7 @@ def inject(fault, nodes, admin, work, session_ms):
         victim = by_id[next(r for r in isr if r != leader)]
     elif fault == "kill-controller":
         victim = by_id[controller_of(admin)]
-    elif fault == "pause":
+    elif fault in ("pause", "partition"):
         victim = by_id[leader]
     else:
         times = []
@@ -322,6 +380,16 @@ def inject(fault, nodes, admin, work, session_ms):
         return times
     log(f"{fault}: node {victim.nid} (partition 0 leader {leader}, ISR {isr})")
     t0 = time.monotonic()
+    if fault == "partition":
+        net.cut(victim.nid - 1, True)
+        try:
+            took = wait_ack(work, 0, t0)
+            rest = session_ms / 1000 + 2 - (time.monotonic() - t0)
+            if rest > 0:
+                time.sleep(rest)
+        finally:
+            net.cut(victim.nid - 1, False)
+        return [took]
     if fault == "pause":
         victim.signal(signal.SIGSTOP)
         took = wait_ack(work, 0, t0)
@@ -360,11 +428,24 @@ def main():
             print(f"unknown fault {f}; known: {', '.join(FAULTS)}")
             return 2
 
-    ports = free_ports(6)
-    voters = ",".join(f"{i + 1}@127.0.0.1:{ports[2 * i + 1]}" for i in range(3))
-    nodes = [Node(args.binary, args.work, i + 1, ports[2 * i], ports[2 * i + 1], voters,
-                  args.session_ms, args.heartbeat_ms) for i in range(3)]
-    bootstrap = ",".join(f"127.0.0.1:{n.port}" for n in nodes)
+    net = Net(3)
+    try:
+        net.setup()
+        hosts, ports, namespaces = net.hosts, [9092, 9093] * 3, net.ns
+        log(f"nodes in network namespaces {', '.join(net.ns)} ({', '.join(hosts)})")
+    except (subprocess.CalledProcessError, FileNotFoundError) as e:
+        net.teardown()
+        net = None
+        if "partition" in faults:
+            err = getattr(e, "stderr", b"") or b""
+            print(f"cannot make network namespaces ({err.decode().strip() or e}); the "
+                  "partition fault needs them (run as root)")
+            return 2
+        hosts, ports, namespaces = ["127.0.0.1"] * 3, free_ports(6), [None] * 3
+    voters = ",".join(f"{i + 1}@{hosts[i]}:{ports[2 * i + 1]}" for i in range(3))
+    nodes = [Node(args.binary, args.work, i + 1, hosts[i], ports[2 * i], ports[2 * i + 1],
+                  voters, args.session_ms, args.heartbeat_ms, namespaces[i]) for i in range(3)]
+    bootstrap = ",".join(f"{n.host}:{n.port}" for n in nodes)
     for n in nodes:
         n.start()
     try:
@@ -386,7 +467,7 @@ def main():
             for f in faults:
                 wait_whole(admin, nodes, args.partitions)
                 before = work.acked_count()
-                took = inject(f, nodes, admin, work, args.session_ms)
+                took = inject(f, nodes, admin, work, args.session_ms, net)
                 for t in took:
                     if t is None:
                         results[f]["no_ack"] += 1
@@ -434,7 +515,7 @@ def main():
                     log(f"partition {p}: committed {off}, now {work.final_committed.get(p)}")
 
         print()
-        print(f"fault harness: 3 nodes, topic {TOPIC} ({args.partitions} partitions, RF 3, "
+        print(f"fault harness: 3 nodes ({'network namespaces' if net else 'loopback'}), topic {TOPIC} ({args.partitions} partitions, RF 3, "
               f"min.insync.replicas 2), idempotent acks=all librdkafka producer "
               f"({args.rate:g} loops/s), read_committed group consumer, "
               f"broker.session.timeout.ms={args.session_ms}, {args.rounds} round(s)")
@@ -470,6 +551,8 @@ def main():
                     n.stop()
                 except Exception:  # noqa: BLE001 - cleanup
                     n.kill()
+        if net:
+            net.teardown()
 
 
 if __name__ == "__main__":
