@@ -269,3 +269,138 @@ fn segment_files(dir: &std::path::Path, part: &str) -> Vec<(String, Vec<u8>)> {
     out.sort();
     out
 }
+
+fn elect_req(kind: i8, topic: &str) -> ElectLeadersRequest {
+    ElectLeadersRequest::default()
+        .with_election_type(kind)
+        .with_topic_partitions(Some(vec![
+            elect_leaders_request::TopicPartitions::default()
+                .with_topic(tn(topic))
+                .with_partitions(vec![0]),
+        ]))
+        .with_timeout_ms(10000)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preferred_leaders_come_back_and_unclean_elections_need_consent() {
+    // Three controllers and two brokers, so that both brokers can be down with the quorum
+    // still up; preferred leaders are checked every second.
+    let roles = [
+        "broker,controller",
+        "broker,controller",
+        "broker,controller",
+        "broker",
+        "broker",
+    ];
+    let mut cl = Cluster::start_roles_with(&roles, &["leader.imbalance.check.interval.seconds=1"]);
+    agreed(&cl, |v| v.0 == vec![1, 2, 3, 4, 5], Duration::from_secs(20)).await;
+    let mut c = cl.client(0).await;
+
+    // Preferred leader: a controlled shutdown moves the leadership away, the restarted
+    // broker catches up, rejoins the ISR and takes it back by itself.
+    let r = c.call(7, &create_req("pref", 1, 3)).await;
+    assert_eq!(r.topics[0].error_code, 0);
+    let (preferred, ..) =
+        wait_partition(&cl, 0, "pref", |p| p.2.len() == 3, Duration::from_secs(10)).await;
+    let pi = (preferred - 1) as usize;
+    cl.terminate(pi);
+    let other = if pi == 0 { 1 } else { 0 };
+    wait_partition(
+        &cl,
+        other,
+        "pref",
+        |p| p.0 > 0 && p.0 != preferred,
+        Duration::from_secs(10),
+    )
+    .await;
+    cl.restart(pi);
+    wait_partition(
+        &cl,
+        other,
+        "pref",
+        |p| p.0 == preferred && p.2.len() == 3,
+        Duration::from_secs(20),
+    )
+    .await;
+    let mut c = cl.client(other).await;
+    let r = c.call(2, &elect_req(0, "pref")).await;
+    let p = &r.replica_election_results[0].partition_result[0];
+    assert_eq!(p.error_code, ResponseError::ElectionNotNeeded.code());
+
+    // Unclean: a partition on brokers 4 and 5 only.
+    let mut req = create_req("dirty", -1, -1);
+    req.topics[0].assignments = vec![
+        create_topics_request::CreatableReplicaAssignment::default()
+            .with_partition_index(0)
+            .with_broker_ids(vec![BrokerId(4), BrokerId(5)]),
+    ];
+    let r = c.call(7, &req).await;
+    assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message);
+    wait_partition(
+        &cl,
+        0,
+        "dirty",
+        |p| p.0 == 4 && p.2 == vec![4, 5],
+        Duration::from_secs(10),
+    )
+    .await;
+    // 5 dies, 4 takes writes alone, then dies too: the partition is offline with ISR [4].
+    cl.kill(4);
+    wait_partition(&cl, 0, "dirty", |p| p.2 == vec![4], Duration::from_secs(10)).await;
+    let mut c4 = cl.client(3).await;
+    let (err, _) = c4
+        .produce("dirty", 0, batch(3, -1, -1, -1, Compression::None), 1)
+        .await;
+    assert_eq!(err, 0);
+    cl.kill(3);
+    cl.restart(4);
+    wait_partition(
+        &cl,
+        0,
+        "dirty",
+        |p| p.0 == -1 && p.2 == vec![4],
+        Duration::from_secs(10),
+    )
+    .await;
+    // 5 is live but out of sync: not elected without consent.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(partition0(&cl, 0, "dirty").await.unwrap().0, -1);
+    assert_eq!(
+        c.call(2, &elect_req(0, "dirty"))
+            .await
+            .replica_election_results[0]
+            .partition_result[0]
+            .error_code,
+        ResponseError::PreferredLeaderNotAvailable.code()
+    );
+    // ElectLeaders UNCLEAN: 5 leads, alone in the ISR, with what it has.
+    let r = c.call(2, &elect_req(1, "dirty")).await;
+    assert_eq!(
+        r.replica_election_results[0].partition_result[0].error_code,
+        0
+    );
+    let (l, ..) = wait_partition(
+        &cl,
+        0,
+        "dirty",
+        |p| p.0 == 5 && p.2 == vec![5],
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(l, 5);
+    // And by config: 5 dies, 4 comes back out of sync; the topic allows unclean elections.
+    cl.kill(4);
+    wait_partition(&cl, 0, "dirty", |p| p.0 == -1, Duration::from_secs(10)).await;
+    cl.restart(3);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(partition0(&cl, 0, "dirty").await.unwrap().0, -1);
+    alter_ok(&mut c, 2, "dirty", "unclean.leader.election.enable", "true").await;
+    wait_partition(
+        &cl,
+        0,
+        "dirty",
+        |p| p.0 == 4 && p.2 == vec![4],
+        Duration::from_secs(10),
+    )
+    .await;
+}

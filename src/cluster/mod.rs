@@ -16,6 +16,7 @@
 
 pub mod controller;
 pub mod controller_node;
+pub mod election;
 pub mod image;
 pub mod mirror;
 pub mod node;

@@ -13,12 +13,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use super::controller;
 use super::image::{ApplyError, Image};
 use super::raft::{
     Heartbeat, Member, MetadataObserver, MetadataQuorum, ProposeError, QuorumConfig, QuorumStatus,
 };
 use super::records::*;
+use super::{controller, election};
 use crate::config::Config;
 use crate::config::cluster::ClusterSettings;
 
@@ -297,6 +297,7 @@ async fn controller_duties(node: Arc<ClusterNode>, bootstrap_id: String) {
     let session = Duration::from_millis(node.settings.session_timeout_ms);
     let mut leader_since: Option<Instant> = None;
     let mut probed_term = false;
+    let mut last_rebalance = Instant::now();
     while tick(&mut halt, TICK).await {
         if !node.quorum.is_leader() {
             leader_since = None;
@@ -354,7 +355,37 @@ async fn controller_duties(node: Arc<ClusterNode>, bootstrap_id: String) {
             }
         }
         let img = node.quorum.image();
-        let Some(records) = duty(&img, &node, since, session, &bootstrap_id) else {
+        let mut records = duty(&img, &node, since, session, &bootstrap_id);
+        // Offline partitions of topics that allow an unclean election.
+        if records.is_none() && img.cluster_id.is_some() {
+            let recs =
+                election::unclean_recoveries(&img, |t| unclean_allowed(&img, &node.settings, t));
+            if !recs.is_empty() {
+                tracing::warn!(
+                    partitions = recs.len(),
+                    "unclean leader election for offline partitions"
+                );
+                records = Some(recs);
+            }
+        }
+        // Preferred replicas take their leaderships back.
+        if records.is_none()
+            && node.settings.auto_leader_rebalance
+            && last_rebalance.elapsed()
+                >= Duration::from_millis(node.settings.leader_imbalance_check_interval_ms)
+        {
+            last_rebalance = Instant::now();
+            let recs =
+                election::rebalance(&img, node.settings.leader_imbalance_per_broker_percentage);
+            if !recs.is_empty() {
+                tracing::info!(
+                    partitions = recs.len(),
+                    "preferred replicas take their leaderships back"
+                );
+                records = Some(recs);
+            }
+        }
+        let Some(records) = records else {
             continue;
         };
         if let Err(e) = node.quorum.propose(records).await {
@@ -364,6 +395,16 @@ async fn controller_duties(node: Arc<ClusterNode>, bootstrap_id: String) {
             }
         }
     }
+}
+
+/// `unclean.leader.election.enable` for `topic`: its own config, else the dynamic cluster
+/// default, else the static one.
+fn unclean_allowed(img: &Image, settings: &ClusterSettings, topic: &str) -> bool {
+    const KEY: &str = "unclean.leader.election.enable";
+    img.topic_by_name(topic)
+        .and_then(|t| t.configs.get(KEY))
+        .or_else(|| img.broker_configs.get("").and_then(|c| c.get(KEY)))
+        .map_or(settings.unclean_leader_election, |v| v == "true")
 }
 
 /// Whether broker `b`'s process is gone: its listener refuses connections (a killed

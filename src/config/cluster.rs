@@ -17,6 +17,10 @@ pub const CLUSTER_SETTINGS: &[&str] = &[
     "broker.heartbeat.interval.ms",
     "replica.lag.time.max.ms",
     "replica.fetch.wait.max.ms",
+    "unclean.leader.election.enable",
+    "auto.leader.rebalance.enable",
+    "leader.imbalance.check.interval.seconds",
+    "leader.imbalance.per.broker.percentage",
 ];
 
 /// How this node takes part in a cluster.
@@ -42,6 +46,15 @@ pub struct ClusterSettings {
     pub replica_lag_time_max_ms: u64,
     /// How long a follower's fetch waits at the leader for new data (Kafka: 500 ms).
     pub replica_fetch_wait_max_ms: u64,
+    /// The static default of `unclean.leader.election.enable` (topics and the dynamic
+    /// cluster default override it).
+    pub unclean_leader_election: bool,
+    /// Preferred replicas take their leaderships back (Kafka: true), checked every
+    /// `leader.imbalance.check.interval.seconds` (300) for brokers whose share of
+    /// preferred leaderships they do not hold is above the percentage (10).
+    pub auto_leader_rebalance: bool,
+    pub leader_imbalance_check_interval_ms: u64,
+    pub leader_imbalance_per_broker_percentage: u64,
 }
 
 /// Reads the cluster settings from the resolved values; None for a single node.
@@ -190,6 +203,29 @@ fn finish(
              `broker.session.timeout.ms` ({session_timeout_ms})"
         )));
     }
+    let flag = |k: &str, default: bool| -> Result<bool, ConfigError> {
+        match get(k).as_deref() {
+            None => Ok(default),
+            Some("true") => Ok(true),
+            Some("false") => Ok(false),
+            Some(v) => Err(ConfigError(format!(
+                "setting `{k}`: {v:?} is not true or false"
+            ))),
+        }
+    };
+    let unclean_leader_election = flag("unclean.leader.election.enable", false)?;
+    let auto_leader_rebalance = flag("auto.leader.rebalance.enable", true)?;
+    let leader_imbalance_check_interval_ms =
+        ms("leader.imbalance.check.interval.seconds", 300)?.saturating_mul(1000);
+    let leader_imbalance_per_broker_percentage = match get("leader.imbalance.per.broker.percentage")
+    {
+        None => 10,
+        Some(v) => v.parse::<u64>().map_err(|_| {
+            ConfigError(format!(
+                "setting `leader.imbalance.per.broker.percentage`: {v:?} is not a number"
+            ))
+        })?,
+    };
     let replica_lag_time_max_ms = ms("replica.lag.time.max.ms", 30_000)?;
     let replica_fetch_wait_max_ms = ms("replica.fetch.wait.max.ms", 500)?;
     Ok(Some(ClusterSettings {
@@ -202,6 +238,10 @@ fn finish(
         heartbeat_interval_ms,
         replica_lag_time_max_ms,
         replica_fetch_wait_max_ms,
+        unclean_leader_election,
+        auto_leader_rebalance,
+        leader_imbalance_check_interval_ms,
+        leader_imbalance_per_broker_percentage,
     }))
 }
 

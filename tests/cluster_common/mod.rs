@@ -42,6 +42,8 @@ impl Node {
 
 pub struct Cluster {
     pub nodes: Vec<Node>,
+    /// `-o key=value` settings every node gets.
+    pub extra: Vec<String>,
     pub voters: String,
     pub quorum_ports: Vec<u16>,
     pub _tmp: tempfile::TempDir,
@@ -67,6 +69,19 @@ pub fn spawn_node(
     voters: &str,
     dir: &Path,
 ) -> (Child, Arc<Mutex<String>>) {
+    spawn_node_with(id, roles, port, quorum_port, voters, dir, &[])
+}
+
+/// [`spawn_node`] with more `-o key=value` settings.
+pub fn spawn_node_with(
+    id: i32,
+    roles: &str,
+    port: u16,
+    quorum_port: u16,
+    voters: &str,
+    dir: &Path,
+    extra: &[String],
+) -> (Child, Arc<Mutex<String>>) {
     // "broker/bootstrap": a broker that finds the controllers through
     // `controller.quorum.bootstrap.servers` (their addresses) instead of the voters.
     let (roles, by_bootstrap) = match roles.split_once('/') {
@@ -87,7 +102,11 @@ pub fn spawn_node(
     } else {
         format!("controller.quorum.voters={voters}")
     };
-    let mut child = fjord()
+    let mut cmd = fjord();
+    for o in extra {
+        cmd.args(["-o", o]);
+    }
+    let mut child = cmd
         .args(["--log-dirs", dir.to_str().unwrap()])
         .args(["-o", &format!("node.id={id}")])
         .args(["-o", &format!("process.roles={roles}")])
@@ -127,6 +146,16 @@ impl Cluster {
 
     /// Node i+1 with `roles[i]`; the nodes with the controller role are the voters.
     pub fn start_roles(roles: &[&'static str]) -> Cluster {
+        Cluster::start_roles_with(roles, &[])
+    }
+
+    /// `n` combined nodes with more settings.
+    pub fn start_with(n: usize, extra: &[&str]) -> Cluster {
+        Cluster::start_roles_with(&vec!["broker,controller"; n], extra)
+    }
+
+    pub fn start_roles_with(roles: &[&'static str], extra: &[&str]) -> Cluster {
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         let n = roles.len();
         let tmp = tempfile::tempdir().unwrap();
         let ports = free_ports(2 * n);
@@ -139,13 +168,14 @@ impl Cluster {
         let nodes = (0..n)
             .map(|i| {
                 let dir = tmp.path().join(format!("node-{}", i + 1));
-                let (child, log) = spawn_node(
+                let (child, log) = spawn_node_with(
                     i as i32 + 1,
                     roles[i],
                     client_ports[i],
                     quorum_ports[i],
                     &voters,
                     &dir,
+                    &extra,
                 );
                 Node {
                     id: i as i32 + 1,
@@ -159,6 +189,7 @@ impl Cluster {
             .collect();
         let c = Cluster {
             nodes,
+            extra,
             voters,
             quorum_ports: quorum_ports.to_vec(),
             _tmp: tmp,
@@ -209,13 +240,14 @@ impl Cluster {
 
     pub fn restart(&mut self, i: usize) {
         let n = &self.nodes[i];
-        let (child, log) = spawn_node(
+        let (child, log) = spawn_node_with(
             n.id,
             n.roles,
             n.port,
             self.quorum_ports[i],
             &self.voters,
             &n.dir.clone(),
+            &self.extra,
         );
         self.nodes[i].child = Some(child);
         self.nodes[i].log = log;
