@@ -71,6 +71,8 @@ api_table! {
     DescribeTopicPartitions: DescribeTopicPartitionsRequest [0 ..= 0] => handlers::describe_topic_partitions::handle,
     DescribeQuorum: DescribeQuorumRequest [0 ..= 2] => handlers::describe_quorum::handle,
     ElectLeaders: ElectLeadersRequest [0 ..= 2] => handlers::elect_leaders::handle,
+    AlterPartitionReassignments: AlterPartitionReassignmentsRequest [0 ..= 1] => handlers::alter_partition_reassignments::handle,
+    ListPartitionReassignments: ListPartitionReassignmentsRequest [0 ..= 0] => handlers::list_partition_reassignments::handle,
     // Group coordinator. OffsetCommit/OffsetFetch v10 (topic ids) are unstable in 4.1.
     OffsetCommit: OffsetCommitRequest [2 ..= 9] => handlers::offset_commit::handle,
     OffsetFetch: OffsetFetchRequest [1 ..= 9] => handlers::offset_fetch::handle,

@@ -404,3 +404,143 @@ async fn preferred_leaders_come_back_and_unclean_elections_need_consent() {
     )
     .await;
 }
+
+fn reassign_req(topic: &str, replicas: Option<Vec<i32>>) -> AlterPartitionReassignmentsRequest {
+    AlterPartitionReassignmentsRequest::default()
+        .with_timeout_ms(10000)
+        .with_allow_replication_factor_change(true)
+        .with_topics(vec![
+            alter_partition_reassignments_request::ReassignableTopic::default()
+                .with_name(tn(topic))
+                .with_partitions(vec![
+                    alter_partition_reassignments_request::ReassignablePartition::default()
+                        .with_partition_index(0)
+                        .with_replicas(replicas.map(|r| r.into_iter().map(BrokerId).collect())),
+                ]),
+        ])
+}
+
+/// Replicas of partition 0 of `topic` as node `i` sees them.
+async fn replicas0(cl: &Cluster, i: usize, topic: &str) -> Vec<i32> {
+    let mut c = cl.client(i).await;
+    let r = c
+        .call(
+            12,
+            &MetadataRequest::default().with_topics(Some(vec![
+                metadata_request::MetadataRequestTopic::default().with_name(Some(tn(topic))),
+            ])),
+        )
+        .await;
+    r.topics[0].partitions[0]
+        .replica_nodes
+        .iter()
+        .map(|b| b.0)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reassignment_copies_the_data_and_removes_the_old_copy() {
+    let mut cl = Cluster::start(3);
+    agreed(&cl, |v| v.0 == vec![1, 2, 3], Duration::from_secs(20)).await;
+    let mut c = cl.client(1).await;
+    let mut req = create_req("move", -1, -1);
+    req.topics[0].assignments = vec![
+        create_topics_request::CreatableReplicaAssignment::default()
+            .with_partition_index(0)
+            .with_broker_ids(vec![BrokerId(1), BrokerId(2)]),
+    ];
+    assert_eq!(c.call(7, &req).await.topics[0].error_code, 0);
+    let (leader, ..) = wait_partition(
+        &cl,
+        1,
+        "move",
+        |p| p.0 == 1 && p.2 == vec![1, 2],
+        Duration::from_secs(10),
+    )
+    .await;
+    let mut lc = cl.client((leader - 1) as usize).await;
+    for _ in 0..10 {
+        let (err, _) = lc
+            .produce("move", 0, batch(3, -1, -1, -1, Compression::None), -1)
+            .await;
+        assert_eq!(err, 0);
+    }
+    // [1, 2] -> [2, 3]: 3 copies the data from the leader, 1 lets go of it.
+    let r = c.call(1, &reassign_req("move", Some(vec![2, 3]))).await;
+    assert_eq!(r.error_code, 0);
+    assert_eq!(
+        r.responses[0].partitions[0].error_code, 0,
+        "{:?}",
+        r.responses[0].partitions[0].error_message
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let ongoing = c
+            .call(0, &ListPartitionReassignmentsRequest::default())
+            .await;
+        if ongoing.topics.is_empty() && replicas0(&cl, 1, "move").await == vec![2, 3] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "reassignment did not complete: {ongoing:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (leader, _, isr) = wait_partition(
+        &cl,
+        1,
+        "move",
+        |p| p.0 > 1 && p.2 == vec![2, 3],
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(read_all(&cl, (leader - 1) as usize, "move").await.len(), 30);
+    assert_eq!(isr, vec![2, 3]);
+    // Nothing to cancel now.
+    let r = c.call(1, &reassign_req("move", None)).await;
+    assert_eq!(
+        r.responses[0].partitions[0].error_code,
+        ResponseError::NoReassignmentInProgress.code()
+    );
+    // A reassignment to a broker that is down stays in progress, is listed, and can be
+    // cancelled.
+    cl.kill(0);
+    let r = c.call(1, &reassign_req("move", Some(vec![2, 3, 1]))).await;
+    assert_eq!(r.responses[0].partitions[0].error_code, 0);
+    let ongoing = c
+        .call(0, &ListPartitionReassignmentsRequest::default())
+        .await;
+    let p = &ongoing.topics[0].partitions[0];
+    assert_eq!(p.adding_replicas, vec![BrokerId(1)]);
+    let r = c.call(1, &reassign_req("move", None)).await;
+    assert_eq!(r.responses[0].partitions[0].error_code, 0);
+    assert!(
+        c.call(0, &ListPartitionReassignmentsRequest::default())
+            .await
+            .topics
+            .is_empty()
+    );
+    assert_eq!(replicas0(&cl, 1, "move").await, vec![2, 3]);
+    // Node 1 comes back and deletes what it held; 2 and 3 hold the same bytes.
+    cl.restart(0);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let md = c
+        .call(
+            12,
+            &MetadataRequest::default().with_topics(Some(vec![
+                metadata_request::MetadataRequestTopic::default().with_name(Some(tn("move"))),
+            ])),
+        )
+        .await;
+    let part = format!("{}-0", md.topics[0].topic_id.simple());
+    let dirs: Vec<_> = cl.nodes.iter().map(|n| n.dir.clone()).collect();
+    for i in 0..3 {
+        cl.terminate(i);
+    }
+    let segs: Vec<_> = dirs.iter().map(|d| segment_files(d, &part)).collect();
+    let bytes = |s: &Vec<(String, Vec<u8>)>| s.iter().map(|(_, b)| b.len()).sum::<usize>();
+    assert_eq!(bytes(&segs[0]), 0, "node 1 still holds the partition");
+    assert!(bytes(&segs[1]) > 0);
+    assert_eq!(segs[1], segs[2]);
+}

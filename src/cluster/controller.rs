@@ -70,6 +70,8 @@ fn leave_partitions(image: &Image, broker: i32) -> Vec<MetadataRecord> {
                 leader: (leader != p.leader).then_some(leader),
                 replicas: None,
                 expected_partition_epoch: None,
+                adding_replicas: None,
+                removing_replicas: None,
             }))
         })
         .collect()
@@ -115,6 +117,8 @@ pub fn unfence_broker(image: &Image, broker: i32) -> Option<Vec<MetadataRecord>>
             leader: Some(leader),
             replicas: None,
             expected_partition_epoch: None,
+            adding_replicas: None,
+            removing_replicas: None,
         }));
     }
     Some(records)

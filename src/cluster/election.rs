@@ -58,6 +58,8 @@ fn change(
         leader: Some(leader),
         replicas: None,
         expected_partition_epoch: Some(p.partition_epoch),
+        adding_replicas: None,
+        removing_replicas: None,
     })
 }
 
@@ -180,6 +182,8 @@ mod tests {
                 leader,
                 leader_epoch: 4,
                 partition_epoch: 7,
+                adding: vec![],
+                removing: vec![],
             },
         );
         img.topics.insert(

@@ -33,6 +33,12 @@ pub struct PartitionState {
     pub leader_epoch: i32,
     /// Bumped on every change of this partition.
     pub partition_epoch: i32,
+    /// An ongoing reassignment: replicas being added (catching up, not yet in the target's
+    /// place) and being removed once they are (both within `replicas`).
+    #[serde(default)]
+    pub adding: Vec<i32>,
+    #[serde(default)]
+    pub removing: Vec<i32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -407,6 +413,17 @@ fn check_partition_state(
             return Err(bad(format!("leader {} is fenced", p.leader)));
         }
     }
+    if p.adding
+        .iter()
+        .chain(&p.removing)
+        .any(|b| !replicas.contains(b))
+        || p.adding.iter().any(|b| p.removing.contains(b))
+    {
+        return Err(bad(format!(
+            "adding {:?} and removing {:?} must be distinct replicas of {:?}",
+            p.adding, p.removing, p.replicas
+        )));
+    }
     if p.leader_epoch < 0 || p.partition_epoch < 0 {
         return Err(bad("negative epoch".into()));
     }
@@ -436,6 +453,8 @@ fn add_partition(image: &mut Image, r: &PartitionRecord) -> Result<(), ApplyErro
         leader: r.leader,
         leader_epoch: r.leader_epoch,
         partition_epoch: r.partition_epoch,
+        adding: Vec::new(),
+        removing: Vec::new(),
     };
     check_partition_state(image, r.topic_id, r.partition_id, &state)?;
     image
@@ -487,6 +506,12 @@ fn change_partition(image: &mut Image, r: &PartitionChange) -> Result<(), ApplyE
     }
     if let Some(leader) = r.leader {
         new.leader = leader;
+    }
+    if let Some(a) = &r.adding_replicas {
+        new.adding = a.clone();
+    }
+    if let Some(x) = &r.removing_replicas {
+        new.removing = x.clone();
     }
     // Kafka's rule: any change bumps the partition epoch, a new leader (or none) also the
     // leader epoch.

@@ -69,6 +69,8 @@ fn change(isr: Option<Vec<i32>>, leader: Option<i32>) -> MetadataRecord {
         leader,
         replicas: None,
         expected_partition_epoch: None,
+        adding_replicas: None,
+        removing_replicas: None,
     })
 }
 
@@ -199,6 +201,8 @@ fn invalid_partition_changes_are_refused() {
         leader: Some(2),
         replicas: None,
         expected_partition_epoch: None,
+        adding_replicas: None,
+        removing_replicas: None,
     });
     assert_eq!(
         apply(&mut img, &unknown),

@@ -22,5 +22,6 @@ pub mod mirror;
 pub mod node;
 pub mod placement;
 pub mod raft;
+pub mod reassign;
 pub mod records;
 pub mod view;

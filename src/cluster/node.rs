@@ -368,6 +368,17 @@ async fn controller_duties(node: Arc<ClusterNode>, bootstrap_id: String) {
                 records = Some(recs);
             }
         }
+        // Reassignments whose added replicas are in sync complete.
+        if records.is_none() {
+            let recs = super::reassign::completions(&img);
+            if !recs.is_empty() {
+                tracing::info!(
+                    partitions = recs.len(),
+                    "completing partition reassignments"
+                );
+                records = Some(recs);
+            }
+        }
         // Preferred replicas take their leaderships back.
         if records.is_none()
             && node.settings.auto_leader_rebalance

@@ -115,6 +115,8 @@ fn state(replicas: Vec<i32>, isr: Vec<i32>, leader: i32) -> PartitionState {
         leader,
         leader_epoch: 0,
         partition_epoch: 0,
+        adding: vec![],
+        removing: vec![],
     }
 }
 

@@ -94,6 +94,12 @@ pub struct PartitionChange {
     /// changing its ISR on a state that has moved on is refused). None: unconditional.
     #[serde(default)]
     pub expected_partition_epoch: Option<i32>,
+    /// A reassignment's replicas being added and removed (Kafka's `AddingReplicas` and
+    /// `RemovingReplicas`); `Some(vec![])` ends it.
+    #[serde(default)]
+    pub adding_replicas: Option<Vec<i32>>,
+    #[serde(default)]
+    pub removing_replicas: Option<Vec<i32>>,
 }
 
 /// The kind of resource a `ConfigRecord` configures (Kafka's `ConfigResource.Type` ids in
@@ -185,6 +191,8 @@ mod tests {
                 leader: Some(NO_LEADER),
                 replicas: None,
                 expected_partition_epoch: None,
+                adding_replicas: None,
+                removing_replicas: None,
             }),
             MetadataRecord::Config(ConfigRecord {
                 resource_type: ConfigResource::Broker,

@@ -280,7 +280,17 @@ async fn read_all(
                             budget = budget.saturating_sub(n);
                             reads.push((ti, pi, log.clone(), plan));
                         }
-                        Err(e) => had_error |= read_error(&mut pd, t.topic.as_str(), e),
+                        Err(e) => {
+                            // A follower below the log start is told where it starts.
+                            let start = match (&e, replica) {
+                                (ReadError::OffsetOutOfRange { log_start, .. }, true) => *log_start,
+                                _ => -1,
+                            };
+                            had_error |= read_error(&mut pd, t.topic.as_str(), e);
+                            if start >= 0 {
+                                pd.log_start_offset = start;
+                            }
+                        }
                     }
                 }
             }

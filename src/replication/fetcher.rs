@@ -296,6 +296,17 @@ fn apply(logs: &HashMap<Key, Arc<PartitionLog>>, resp: FetchResponse) -> Vec<Key
             let Some(log) = logs.get(&key) else {
                 continue;
             };
+            // Our log ends below the leader's log start (a new replica of a partition whose
+            // beginning retention removed): start where the leader's log starts.
+            if p.error_code == ResponseError::OffsetOutOfRange.code()
+                && p.log_start_offset > log.log_end_offset()
+            {
+                if let Err(e) = log.reset_to(p.log_start_offset) {
+                    tracing::warn!(error = %e, "cannot restart the log at the leader's log start");
+                    failed.push(key);
+                }
+                continue;
+            }
             if p.error_code != 0 {
                 let e = ResponseError::try_from_code(p.error_code);
                 tracing::debug!(topic = %t.topic_id, partition = p.partition_index, error = ?e, "the leader refused a partition");

@@ -78,15 +78,22 @@ impl Replication {
         let mut follows = FollowMap::new();
         let mut led = std::collections::HashSet::new();
         for (t, id, p) in img.partitions() {
-            if !p.replicas.contains(&self.me) {
-                continue;
-            }
             let Some(topic) = broker.topics.get(&t.name).filter(|l| l.id == t.id) else {
                 continue;
             };
             let Some(log) = topic.partition(id) else {
                 continue;
             };
+            if !p.replicas.contains(&self.me) {
+                // No longer a replica (a reassignment moved it): its copy goes.
+                if log.log_end_offset() > log.log_start_offset() {
+                    tracing::info!(topic = %t.name, partition = id, "no longer a replica: deleting the local copy");
+                    if let Err(e) = log.truncate_to(log.log_start_offset()) {
+                        tracing::error!(topic = %t.name, partition = id, error = %e, "cannot delete the local copy");
+                    }
+                }
+                continue;
+            }
             let key = (t.id, id);
             if p.leader == self.me {
                 led.insert(key);
@@ -232,6 +239,8 @@ impl Replication {
                     leader: None,
                     replicas: None,
                     expected_partition_epoch: Some(s.partition_epoch),
+                    adding_replicas: None,
+                    removing_replicas: None,
                 });
             }
         }

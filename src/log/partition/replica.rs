@@ -352,6 +352,41 @@ impl PartitionLog {
         Ok(())
     }
 
+    /// Empties the log and starts it again at `offset` (a follower whose log ends below the
+    /// leader's log start: what it lacks is gone from the leader too).
+    pub fn reset_to(&self, offset: i64) -> anyhow::Result<()> {
+        let start = self.log_start_offset();
+        self.truncate_to(start)?;
+        let _m = self.maintenance.lock().unwrap_or_else(|p| p.into_inner());
+        let mut st = self.state.lock().unwrap();
+        if st.next_offset != start || !st.index.is_empty() {
+            anyhow::bail!("the log changed while it was being reset");
+        }
+        // Every segment file is empty or gone; the next append starts one at `offset`.
+        for base in st.segs.bases() {
+            st.segs.delete(base)?;
+        }
+        let mut w = sled::Batch::default();
+        for (e, _) in std::mem::take(&mut st.epochs) {
+            w.remove(&epoch_key(e));
+        }
+        st.log_start_offset = offset;
+        st.next_offset = offset;
+        st.high_watermark = offset;
+        st.cleaned_upto = offset;
+        w.insert(
+            STATE_KEY,
+            Self::encode_state(offset, st.leader_epoch, offset).to_vec(),
+        );
+        self.tree.apply_batch(w)?;
+        self.tree.flush()?;
+        tracing::info!(
+            offset,
+            "log emptied and restarted at the leader's log start"
+        );
+        Ok(())
+    }
+
     /// Rebuilds the index's derived state (sizes, timestamps, live counts) and the producer
     /// and transaction state by replaying the remaining batches, as recovery does.
     fn rebuild_derived(&self, st: &mut State, w: &mut sled::Batch) -> anyhow::Result<()> {
