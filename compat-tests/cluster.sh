@@ -15,6 +15,8 @@
 #   f. the same for a node that is not the controller;
 #   g. a node that is not the controller SIGKILLed and restarted at once, before its session
 #      times out: the same checks after its restart;
+#   i. Kafka's kafka-reassign-partitions moves a partition from nodes 1,2 to 2,3 (execute with a
+#      throttle, verify until completed), the records are all there; kafka-leader-election;
 #   h. `fjord dev-cluster --nodes 5 --controllers 3`: three dedicated controllers and two
 #      brokers; kcat lists only the brokers, kafka-metadata-quorum shows voters 1-3 and
 #      observers 4-5, kcat round-trips records, Ctrl-C stops it cleanly.
@@ -328,6 +330,40 @@ if [ -n "$CTL_ID" ]; then
   echo "killing node $victim, not the controller, and restarting it before its session times out"
   failover "g (quick restart of $victim)" "$victim" "" quick
 fi
+
+step "i. Kafka's kafka-reassign-partitions and kafka-leader-election"
+# A partition on nodes 1 and 2 moves to 2 and 3 with Kafka 4.3's own tool (a throttle set and
+# cleared on the way, as the tool does): node 3 copies the data, node 1 lets go of it.
+ktool() { KAFKA_TOOL_TIMEOUT=60 bash "$ROOT/scripts/kafka-tool.sh" "$@" 2>&1; }
+out="$(ktool kafka-topics --bootstrap-server "$BOOTSTRAP_ALL" --create --topic moved --replica-assignment 1:2)"
+grep -q "Created topic moved" <<<"$out" || fail "i: kafka-topics --create --replica-assignment 1:2: $out"
+seq 1 30 | sed 's/^/moved-/' | kc -b "$BOOTSTRAP_ALL" -P -t moved -X request.required.acks=-1 2>&1
+echo '{"version":1,"partitions":[{"topic":"moved","partition":0,"replicas":[2,3]}]}' >"$CWORK/reassign.json"
+out="$(ktool kafka-reassign-partitions --bootstrap-server "$BOOTSTRAP_ALL" \
+  --reassignment-json-file "$CWORK/reassign.json" --execute --throttle 50000000)"
+if grep -q "Successfully started partition reassignment for moved-0" <<<"$out"; then
+  pass "i: kafka-reassign-partitions --execute started moving moved-0 to [2, 3]"
+else
+  fail "i: kafka-reassign-partitions --execute: $out"
+fi
+done_=""
+for _ in $(seq 1 30); do
+  out="$(ktool kafka-reassign-partitions --bootstrap-server "$BOOTSTRAP_ALL" \
+    --reassignment-json-file "$CWORK/reassign.json" --verify)"
+  grep -q "Reassignment of partition moved-0 is completed" <<<"$out" && { done_=1; break; }
+  sleep 1
+done
+if [ -n "$done_" ]; then pass "i: kafka-reassign-partitions --verify: completed, throttles cleared"
+else fail "i: kafka-reassign-partitions --verify: $out"; fi
+out="$(ktool kafka-topics --bootstrap-server "$BOOTSTRAP_ALL" --describe --topic moved)"
+if grep -q "Replicas: 2,3" <<<"$out"; then pass "i: kafka-topics --describe shows replicas 2,3"
+else fail "i: kafka-topics --describe: $out"; fi
+got="$(kc -b "$BOOTSTRAP_ALL" -C -t moved -o beginning -e 2>/dev/null | grep -c '^moved-')"
+if [ "$got" = 30 ]; then pass "i: the 30 records are read back after the move"
+else fail "i: read back $got of 30 records after the move"; fi
+out="$(ktool kafka-leader-election --bootstrap-server "$BOOTSTRAP_ALL" --election-type PREFERRED --all-topic-partitions)"
+if [ $? -eq 0 ]; then pass "i: kafka-leader-election --election-type PREFERRED --all-topic-partitions"
+else fail "i: kafka-leader-election: $out"; fi
 
 step "h. dedicated roles: fjord dev-cluster --nodes 5 --controllers 3"
 # Three controllers (process.roles=controller) and two brokers (process.roles=broker) that

@@ -348,6 +348,9 @@ async fn controller_duties(node: Arc<ClusterNode>, bootstrap_id: String) {
                 broker = id,
                 "the broker's process is gone (connection refused): fencing it"
             );
+            if let Some(l) = node.quorum.liveness() {
+                l.forget(id);
+            }
             if let Some(records) = controller::fence_broker(&img, id)
                 && let Err(e) = node.quorum.propose(records).await
             {

@@ -178,6 +178,12 @@ impl Liveness {
         self.closed.lock().unwrap().push((broker, epoch));
     }
 
+    /// Forgets `broker`'s last heartbeat (it was fenced for being gone: a heartbeat it sent
+    /// before dying must not unfence it again).
+    pub fn forget(&self, broker: i32) {
+        self.seen.lock().unwrap().remove(&broker);
+    }
+
     /// The (broker, epoch) pairs whose heartbeat connection closed since the last call.
     pub fn take_closed(&self) -> Vec<(i32, i64)> {
         std::mem::take(&mut *self.closed.lock().unwrap())

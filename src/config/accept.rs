@@ -41,6 +41,8 @@ const NOT_BUILT: &[(&str, &str)] = &[
         "security protocols other than PLAINTEXT",
     ),
     ("replica.", "replication"),
+    ("leader.replication.throttled", "replication throttling"),
+    ("follower.replication.throttled", "replication throttling"),
     ("num.replica", "replication"),
     ("offsets.topic.", "replicated internal topics"),
     ("transaction.state.log.", "replicated internal topics"),
