@@ -67,6 +67,9 @@ fn write_all(broker: &Broker, req: &WriteTxnMarkersRequest) -> Vec<WritableTxnMa
                                                 tracing::error!(topic = %t.name.as_str(), partition = p, error = %e, "cannot write transaction marker");
                                                 ResponseError::KafkaStorageError.code()
                                             }
+                                            Err(AppendError::NotLeader) => {
+                                                ResponseError::NotLeaderOrFollower.code()
+                                            }
                                             Err(e) => {
                                                 tracing::warn!(topic = %t.name.as_str(), partition = p, error = ?e, "transaction marker refused");
                                                 ResponseError::UnknownServerError.code()

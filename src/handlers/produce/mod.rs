@@ -446,6 +446,7 @@ fn append_partition(
             "the transaction ended before this write could join it".into(),
         )
         .at(log)),
+        Err(AppendError::NotLeader) => Err(Refusal::of(ResponseError::NotLeaderOrFollower, None)),
         Err(AppendError::Storage(e)) => {
             tracing::error!(topic = %topic.name, partition = index, error = %e, "append failed");
             Err(Refusal::of(

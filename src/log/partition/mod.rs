@@ -68,6 +68,8 @@ pub enum AppendError {
     /// A transactional batch that would open a transaction here lost its verification: a
     /// marker closed the producer's transaction after the coordinator checked it.
     TxnNotVerified,
+    /// This replica follows: only the leader's batches (`append_replica`) are appended here.
+    NotLeader,
     Storage(String),
 }
 
@@ -118,6 +120,9 @@ struct State {
     /// its ISR); otherwise the replication layer moves it (`set_high_watermark`).
     high_watermark: i64,
     hw_follows_leo: bool,
+    /// Whether this replica leads (always on a single node). A follower refuses produce
+    /// appends and markers; a leader refuses a fetched batch that arrives late.
+    leading: bool,
     /// The leader-epoch cache (Kafka's leader-epoch-checkpoint): (epoch, first offset
     /// written in it), ascending in both. Kept in the tree under `e` + epoch.
     epochs: Vec<(i32, i64)>,
@@ -258,6 +263,7 @@ impl PartitionLog {
             next_offset: log_start_offset,
             high_watermark: log_start_offset,
             hw_follows_leo: true,
+            leading: true,
             epochs: Vec::new(),
             log_start_offset,
             leader_epoch: epoch,
@@ -394,6 +400,9 @@ impl PartitionLog {
     ) -> Result<AppendInfo, AppendError> {
         let h = BatchHeader::parse(batch).expect("validated by the caller");
         let mut st = self.state.lock().unwrap();
+        if !st.leading {
+            return Err(AppendError::NotLeader);
+        }
         let mut producer = None;
         if h.producer_id != NO_PRODUCER_ID {
             let entry = st.producers.get(&h.producer_id).cloned();

@@ -202,6 +202,7 @@ impl PartitionLog {
             st.epochs.push((epoch, start));
         }
         st.hw_follows_leo = alone;
+        st.leading = true;
         let hw = if alone {
             st.high_watermark = st.next_offset;
             Some(st.high_watermark)
@@ -218,7 +219,9 @@ impl PartitionLog {
     /// This replica follows: its high watermark comes from the leader from now on.
     pub fn become_follower(&self, epoch: i32) -> anyhow::Result<()> {
         self.set_leader_epoch(epoch)?;
-        self.state.lock().unwrap().hw_follows_leo = false;
+        let mut st = self.state.lock().unwrap();
+        st.hw_follows_leo = false;
+        st.leading = false;
         Ok(())
     }
 
@@ -266,6 +269,11 @@ impl PartitionLog {
         let batches = batch::split_and_validate(records, usize::MAX)
             .map_err(|e| AppendError::Storage(format!("corrupt batch from the leader: {e:?}")))?;
         let mut st = self.state.lock().unwrap();
+        // A fetch response that arrives after this replica became the leader is stale: its
+        // batches would land after the new epoch's start in the cache.
+        if st.leading {
+            return Err(AppendError::NotLeader);
+        }
         for b in &batches {
             let h = BatchHeader::parse(b).expect("validated");
             if h.last_offset() < st.next_offset {

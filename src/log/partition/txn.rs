@@ -194,6 +194,9 @@ impl PartitionLog {
         now_ms: i64,
     ) -> Result<Option<i64>, AppendError> {
         let mut st = self.state.lock().unwrap();
+        if !st.leading {
+            return Err(AppendError::NotLeader);
+        }
         st.verifying.remove(&pid);
         let known_epoch = st.producers.get(&pid).map(|e| e.epoch);
         if !st.ongoing.contains_key(&pid) && known_epoch.is_some_and(|e| e >= epoch) {
