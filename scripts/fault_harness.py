@@ -1,4 +1,4 @@
-"""Replication fault harness (issue 12): three Fjord nodes on loopback (each a combined
+"""Replication fault harness (issue 12): three Fjord nodes (each a combined
 broker+controller), a topic with replication factor 3 and min.insync.replicas=2, an
 idempotent acks=all producer (librdkafka, through confluent-kafka) and a read_committed
 consumer group running while faults are injected one at a time:
@@ -10,6 +10,10 @@ consumer group running while faults are injected one at a time:
   rolling-restart  every node in turn stopped with SIGTERM and started again
   partition        partition 0's leader cut off from every other node and client for the
                    session timeout + 2 s, then reconnected
+
+With --java-cp, a second producer runs beside librdkafka's: Java kafka-clients, idempotent
+acks=all (compat-tests/java/FaultProducer.java, its values `j<partition>:<seq>`), checked the
+same way.
 
 Each node runs in a network namespace the harness makes (`ip netns`, a veth pair per node on
 a bridge in the root namespace, a random 10.77.x.0/24 subnet); a partition takes the node's
@@ -281,6 +285,39 @@ class Workload:
             self.final_committed = None
         c.close()
 
+    def java(self, cp):
+        """Runs the Java producer; its acks go to self.java_acked."""
+        self.java_acked = {p: [] for p in range(self.partitions)}
+        self.java_failed = []
+        self.java_proc = subprocess.Popen(
+            ["java", "-Xmx256m", "-cp", cp, "FaultProducer", self.bootstrap, TOPIC,
+             str(self.partitions), str(self.rate)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+        def read():
+            for line in self.java_proc.stdout:
+                f = line.split()
+                if f and f[0] == "ACK":
+                    with self.lock:
+                        self.java_acked[int(f[1])].append((int(f[2]), int(f[3])))
+                elif f and f[0] == "FAIL":
+                    with self.lock:
+                        self.java_failed.append(tuple(f[1:]))
+        self.java_reader = threading.Thread(target=read, daemon=True)
+        self.java_reader.start()
+
+    def stop_java(self):
+        try:
+            self.java_proc.stdin.write("stop\n")
+            self.java_proc.stdin.flush()
+            self.java_proc.stdin.close()
+            self.java_proc.wait(timeout=180)
+        except (subprocess.TimeoutExpired, BrokenPipeError, OSError):
+            log("java producer: did not stop in time; killed")
+            self.java_proc.kill()
+            self.java_proc.wait()
+        self.java_reader.join(10)
+
     def acked_count(self):
         with self.lock:
             return sum(len(v) for v in self.acked.values())
@@ -417,6 +454,8 @@ def main():
     ap.add_argument("--rate", type=float, default=100, help="produce loops per second")
     ap.add_argument("--session-ms", type=int, default=3000)
     ap.add_argument("--heartbeat-ms", type=int, default=500)
+    ap.add_argument("--java-cp", default="",
+                    help="classpath of kafka-clients and FaultProducer: also run the Java producer")
     ap.add_argument("--offsets", choices=["fail", "report"], default="fail",
                     help="whether committed offsets going back fail the run (default) or are "
                          "only reported: group offsets live on the coordinating node until "
@@ -461,6 +500,8 @@ def main():
         consumer = threading.Thread(target=work.consume, daemon=True)
         producer.start()
         consumer.start()
+        if args.java_cp:
+            work.java(args.java_cp)
         time.sleep(3)
         results = {f: {"acked": 0, "times": [], "no_ack": 0} for f in faults}
         for r in range(args.rounds):
@@ -480,6 +521,8 @@ def main():
         time.sleep(2)
         work.stop_producing.set()
         producer.join(180)
+        if args.java_cp:
+            work.stop_java()
         # Let the group consumer catch up before it stops and commits.
         total = work.acked_count()
         deadline = time.monotonic() + 60
@@ -488,20 +531,28 @@ def main():
         work.stop_consuming.set()
         consumer.join(60)
 
-        ends = {p: (max(a[1] for a in work.acked[p]) + 1 if work.acked[p] else 0)
+        java_acked = getattr(work, "java_acked", {p: [] for p in range(args.partitions)})
+        ends = {p: max([a[1] + 1 for a in work.acked[p]] + [a[1] + 1 for a in java_acked[p]]
+                       + [0])
                 for p in range(args.partitions)}
         got = read_everything(bootstrap, args.partitions, ends)
         lost = dup = disorder = 0
+        java_lost = java_dup = 0
         for p in range(args.partitions):
-            acked_vals = {f"{p}:{a[0]}" for a in work.acked[p]}
             counts = {}
             for v in got[p]:
                 counts[v] = counts.get(v, 0) + 1
-            lost += sum(1 for v in acked_vals if v not in counts)
-            dup += sum(c - 1 for v, c in counts.items() if c > 1 and v in acked_vals)
-            seqs = [int(v.split(":")[1]) for v in got[p]]
-            disorder += sum(1 for a, b in zip(seqs, seqs[1:]) if b <= a)
-            offsets = [a[1] for a in work.acked[p]]
+            for prefix, acked, is_java in ((f"{p}:", work.acked[p], False),
+                                           (f"j{p}:", java_acked[p], True)):
+                acked_vals = {f"{prefix}{a[0]}" for a in acked}
+                n_lost = sum(1 for v in acked_vals if v not in counts)
+                n_dup = sum(c - 1 for v, c in counts.items() if c > 1 and v in acked_vals)
+                seqs = [int(v.split(":")[1]) for v in got[p] if v.startswith(prefix)]
+                disorder += sum(1 for a, b in zip(seqs, seqs[1:]) if b <= a)
+                if is_java:
+                    java_lost, java_dup = java_lost + n_lost, java_dup + n_dup
+                lost, dup = lost + n_lost, dup + n_dup
+            offsets = [a[1] for a in work.acked[p]] + [a[1] for a in java_acked[p]]
             if len(set(offsets)) != len(offsets):
                 log(f"partition {p}: two acknowledged records share an offset")
                 dup += len(offsets) - len(set(offsets))
@@ -526,9 +577,14 @@ def main():
             mx = f"{max(ts):.2f}s" if ts else "-"
             print(f"{f:<17} {results[f]['acked']:>7} {results[f]['no_ack']:>6} {med:>17} {mx:>7}")
         total_acked = work.acked_count()
-        print(f"total acknowledged {total_acked}, lost {lost}, duplicated {dup}, out of order "
-              f"{disorder}, delivery failures {len(work.failed)}, undelivered "
+        print(f"librdkafka: acknowledged {total_acked}; all producers: lost {lost}, duplicated "
+              f"{dup}, out of order {disorder}; librdkafka delivery failures {len(work.failed)}, "
+              f"undelivered "
               f"{getattr(work, 'undelivered', '?')}")
+        if args.java_cp:
+            n = sum(len(v) for v in java_acked.values())
+            print(f"java producer (kafka-clients): acknowledged {n}, lost {java_lost}, "
+                  f"duplicated {java_dup}, delivery failures {len(work.java_failed)}")
         print(f"consumer: {work.consumed} records, {len(work.commits)} partitions committed, "
               f"committed offsets gone back {commit_lost}, high watermark regressions "
               f"{len(work.hw_regressions)} {work.hw_regressions[:5]}, commit failures "

@@ -78,6 +78,19 @@ async fn read_all(cl: &Cluster, i: usize, topic: &str) -> Vec<(i64, Option<Bytes
     }
 }
 
+/// [`read_all`] until it returns at least `n` records (a new leader's high watermark
+/// moves up once its followers have fetched), up to 10 s.
+async fn read_at_least(cl: &Cluster, i: usize, topic: &str, n: usize) -> Vec<(i64, Option<Bytes>)> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = read_all(cl, i, topic).await;
+        if got.len() >= n || Instant::now() > deadline {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn create_rf3(name: &str, min_isr: &str) -> CreateTopicsRequest {
     let mut r = create_req(name, 1, 3);
     r.topics[0].configs = vec![
@@ -128,7 +141,7 @@ async fn acks_all_survives_the_leaders_death() {
     .await;
     assert!(new_epoch > epoch);
     let ni = (new_leader - 1) as usize;
-    let got = read_all(&cl, ni, "r3").await;
+    let got = read_at_least(&cl, ni, "r3", acked as usize).await;
     assert_eq!(got.len(), acked as usize, "acknowledged records lost");
     for (i, (off, _)) in got.iter().enumerate() {
         assert_eq!(*off, i as i64);
@@ -495,7 +508,12 @@ async fn a_reassignment_copies_the_data_and_removes_the_old_copy() {
         Duration::from_secs(10),
     )
     .await;
-    assert_eq!(read_all(&cl, (leader - 1) as usize, "move").await.len(), 30);
+    assert_eq!(
+        read_at_least(&cl, (leader - 1) as usize, "move", 30)
+            .await
+            .len(),
+        30
+    );
     assert_eq!(isr, vec![2, 3]);
     // Nothing to cancel now.
     let r = c.call(1, &reassign_req("move", None)).await;

@@ -130,8 +130,8 @@ pub async fn run(broker: Weak<Broker>, leader: i32, follows: watch::Receiver<Arc
         let Some(b) = broker.upgrade() else {
             return;
         };
-        let logs: HashMap<Key, Arc<PartitionLog>> =
-            fetchable.into_iter().map(|(k, l, _)| (k, l)).collect();
+        let logs: HashMap<Key, (Arc<PartitionLog>, i32)> =
+            fetchable.into_iter().map(|(k, l, e)| (k, (l, e))).collect();
         drop(b);
         let failed = tokio::task::spawn_blocking(move || apply(&logs, resp))
             .await
@@ -214,23 +214,25 @@ async fn reconcile(
                 tracing::debug!(topic = %t.topic.as_str(), partition = p.partition, error = p.error_code, "leader refused OffsetForLeaderEpoch");
                 continue;
             }
-            let to = log.truncation_offset(EpochEnd {
+            let (to, settled) = log.truncation_offset(EpochEnd {
                 epoch: p.leader_epoch,
                 end_offset: p.end_offset,
             });
-            cut.push((*k, log.clone(), to, *epoch));
+            cut.push((*k, log.clone(), to, *epoch, settled));
         }
     }
     let truncated = tokio::task::spawn_blocking(move || {
         cut.into_iter()
-            .filter_map(|(k, log, to, epoch)| {
+            .filter_map(|(k, log, to, epoch, settled)| {
                 if to < log.log_end_offset()
-                    && let Err(e) = log.truncate_to(to)
+                    && let Err(e) = log.truncate_following(to, epoch)
                 {
-                    tracing::error!(error = %e, "truncation failed");
+                    tracing::warn!(error = %e, "truncation not done");
                     return None;
                 }
-                Some((k, epoch))
+                // An intermediate point (the leader answered with an epoch we lack): ask
+                // again with what is now our latest epoch.
+                settled.then_some((k, epoch))
             })
             .collect::<Vec<_>>()
     })
@@ -284,7 +286,7 @@ fn fetch_request(
 /// Appends what the leader sent and takes its high watermark and log start. Returns the
 /// partitions that must be reconciled again (the leader refused them or their data did not
 /// fit this log).
-fn apply(logs: &HashMap<Key, Arc<PartitionLog>>, resp: FetchResponse) -> Vec<Key> {
+fn apply(logs: &HashMap<Key, (Arc<PartitionLog>, i32)>, resp: FetchResponse) -> Vec<Key> {
     let mut failed = Vec::new();
     if resp.error_code != 0 {
         tracing::debug!(error = resp.error_code, "the leader refused the fetch");
@@ -293,15 +295,18 @@ fn apply(logs: &HashMap<Key, Arc<PartitionLog>>, resp: FetchResponse) -> Vec<Key
     for t in resp.responses {
         for p in t.partitions {
             let key = (t.topic_id, p.partition_index);
-            let Some(log) = logs.get(&key) else {
+            // Every change below is made only while this replica still follows in the
+            // epoch the fetch was sent in: a late answer of a former leader changes nothing.
+            let Some((log, epoch)) = logs.get(&key) else {
                 continue;
             };
+            let epoch = *epoch;
             // Our log ends below the leader's log start (a new replica of a partition whose
             // beginning retention removed): start where the leader's log starts.
             if p.error_code == ResponseError::OffsetOutOfRange.code()
                 && p.log_start_offset > log.log_end_offset()
             {
-                if let Err(e) = log.reset_to(p.log_start_offset) {
+                if let Err(e) = log.reset_to(p.log_start_offset, epoch) {
                     tracing::warn!(error = %e, "cannot restart the log at the leader's log start");
                     failed.push(key);
                 }
@@ -315,14 +320,15 @@ fn apply(logs: &HashMap<Key, Arc<PartitionLog>>, resp: FetchResponse) -> Vec<Key
             }
             if let Some(records) = &p.records
                 && !records.is_empty()
-                && let Err(e) = log.append_replica(records)
+                && let Err(e) = log.append_replica(records, epoch)
             {
                 tracing::warn!(topic = %t.topic_id, partition = p.partition_index, error = ?e, "cannot append the leader's batches");
                 failed.push(key);
                 continue;
             }
-            log.set_follower_high_watermark(p.high_watermark);
+            log.set_follower_high_watermark(p.high_watermark, epoch);
             if p.log_start_offset > log.log_start_offset()
+                && log.follows(epoch)
                 && let Err(e) = log.advance_log_start(p.log_start_offset)
             {
                 tracing::warn!(error = %e, "cannot move the log start as the leader did");

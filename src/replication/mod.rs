@@ -42,8 +42,10 @@ pub type FollowMap = BTreeMap<(Uuid, i32), Follow>;
 
 /// How often the leader looks at its followers for ISR changes.
 const ISR_CHECK: Duration = Duration::from_millis(200);
-/// An ISR change not seen in the metadata after this long is proposed again.
-const ISR_RETRY_MS: i64 = 2000;
+/// An ISR change not seen in the metadata after this long is proposed again. A proposal the
+/// controller refuses or does not take is forgotten at once (`proposal_failed`); this only
+/// bounds one whose outcome never arrives.
+const ISR_RETRY_MS: i64 = 30_000;
 
 pub struct Replication {
     me: i32,
@@ -97,11 +99,6 @@ impl Replication {
             let key = (t.id, id);
             if p.leader == self.me {
                 led.insert(key);
-                let alone = p.isr.iter().all(|r| *r == self.me);
-                if let Err(e) = log.become_leader(p.leader_epoch, alone) {
-                    tracing::error!(topic = %t.name, partition = id, error = %e, "cannot take the leadership");
-                    continue;
-                }
                 let mut leaders = self.leaders.lock().unwrap();
                 match leaders.get_mut(&key) {
                     Some(s) if s.leader_epoch == p.leader_epoch => {
@@ -124,6 +121,13 @@ impl Replication {
                     }
                 }
                 let s = &leaders[&key];
+                // The high watermark follows the log end only while no other replica is (or
+                // is being made) a member of the ISR.
+                if let Err(e) = log.become_leader(p.leader_epoch, s.alone()) {
+                    tracing::error!(topic = %t.name, partition = id, error = %e, "cannot take the leadership");
+                    leaders.remove(&key);
+                    continue;
+                }
                 if !s.alone() {
                     let hw = s.high_watermark(log.log_end_offset());
                     if hw >= 0 {
@@ -207,6 +211,17 @@ impl Replication {
         true
     }
 
+    /// A proposed ISR change was not committed: forget it (the high watermark is computed
+    /// over the ISR alone again), so the next check decides afresh.
+    fn proposal_failed(&self, topic_id: Uuid, partition: i32, isr: &[i32]) {
+        let mut leaders = self.leaders.lock().unwrap();
+        if let Some(s) = leaders.get_mut(&(topic_id, partition))
+            && s.pending.as_ref().is_some_and(|(p, _)| p == isr)
+        {
+            s.pending = None;
+        }
+    }
+
     /// The ISR changes the leader should propose now (with the partition epoch they apply
     /// to), marking them pending.
     fn isr_proposals(&self, broker: &Broker, img: &Image) -> Vec<PartitionChange> {
@@ -228,9 +243,32 @@ impl Replication {
             else {
                 continue;
             };
-            let hw = log.high_watermark();
-            if let Some(isr) = s.isr_change(now, lag_max, hw, ISR_RETRY_MS, |b| img.is_live(b)) {
+            // Alone again (a proposal to add a replica failed): the log end is committed.
+            if s.alone() {
+                log.set_hw_follows_leo(true);
+            }
+            let live = |b| img.is_live(b);
+            let Some(mut isr) =
+                s.isr_change(now, lag_max, log.high_watermark(), ISR_RETRY_MS, live)
+            else {
+                continue;
+            };
+            if isr.iter().any(|r| !s.isr.contains(r)) {
+                // A replica is to join: freeze the high watermark first (a leader alone in
+                // its ISR moves it with every append), then check the joiner against it
+                // again, so that it holds everything committed when it joins.
+                log.set_hw_follows_leo(false);
+                match s.isr_change(now, lag_max, log.high_watermark(), ISR_RETRY_MS, live) {
+                    Some(again) => isr = again,
+                    None => {
+                        log.set_hw_follows_leo(s.alone());
+                        continue;
+                    }
+                }
+            }
+            {
                 tracing::info!(topic = %topic.name, partition = id, from = ?s.isr, to = ?isr, "proposing an ISR change");
+                // From now on the high watermark is computed over the maximal ISR.
                 s.pending = Some((isr.clone(), now));
                 out.push(PartitionChange {
                     partition_id: *id,
@@ -262,13 +300,16 @@ async fn isr_duty(broker: Weak<Broker>) {
         };
         let img = node.image();
         for change in repl.isr_proposals(&b, &img) {
-            let node = node.clone();
+            let (node, repl) = (node.clone(), repl.clone());
             tokio::spawn(async move {
+                let (tid, id) = (change.topic_id, change.partition_id);
+                let isr = change.isr.clone().unwrap_or_default();
                 if let Err(e) = node
                     .commit(vec![MetadataRecord::PartitionChange(change)])
                     .await
                 {
                     tracing::debug!(error = ?e, "ISR change not taken");
+                    repl.proposal_failed(tid, id, &isr);
                 }
             });
         }

@@ -95,9 +95,20 @@ impl LeaderState {
         self.isr = isr;
     }
 
-    /// Alone in the ISR: the high watermark is the leader's own log end.
+    /// The "maximal ISR" (Kafka's): the ISR plus the replicas a pending change adds. The
+    /// high watermark is computed over it, so that a replica the controller may record as
+    /// in sync any moment holds everything below the high watermark.
+    pub fn maximal_isr(&self) -> Vec<i32> {
+        let mut m = self.isr.clone();
+        if let Some((wanted, _)) = &self.pending {
+            m.extend(wanted.iter().filter(|r| !self.isr.contains(r)));
+        }
+        m
+    }
+
+    /// Alone in the maximal ISR: the high watermark is the leader's own log end.
     pub fn alone(&self) -> bool {
-        self.isr.iter().all(|r| *r == self.me)
+        self.maximal_isr().iter().all(|r| *r == self.me)
     }
 
     pub fn follower(&self, id: i32) -> Option<&FollowerState> {
@@ -127,10 +138,10 @@ impl LeaderState {
         true
     }
 
-    /// The lowest log end offset over the ISR (the leader's own is `leader_leo`); -1 while
-    /// an ISR member has not fetched yet.
+    /// The lowest log end offset over the maximal ISR (the leader's own is `leader_leo`); -1
+    /// while a member has not fetched yet.
     pub fn high_watermark(&self, leader_leo: i64) -> i64 {
-        self.isr
+        self.maximal_isr()
             .iter()
             .map(|r| {
                 if *r == self.me {
@@ -253,5 +264,20 @@ mod tests {
         assert!(l.isr_change(34_500, 30_000, 150, 2000, live).is_some());
         l.update(11, vec![1, 2, 3], vec![1, 2, 3], 34_600);
         assert_eq!(l.pending, None);
+    }
+
+    #[test]
+    fn a_replica_being_added_counts_for_the_high_watermark() {
+        let mut l = LeaderState::new(1, 0, 0, vec![1, 2], vec![1], 100, 0);
+        assert!(l.alone());
+        l.on_fetch(2, 100, 100, 10);
+        let isr = l.isr_change(10, 30_000, 100, 2000, |_| true).unwrap();
+        assert_eq!(isr, vec![1, 2]);
+        l.pending = Some((isr, 10));
+        // Until the controller records it, the leader's appends wait for 2 as well.
+        assert!(!l.alone());
+        assert_eq!(l.high_watermark(150), 100);
+        l.on_fetch(2, 150, 150, 20);
+        assert_eq!(l.high_watermark(150), 150);
     }
 }

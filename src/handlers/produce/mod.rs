@@ -31,8 +31,8 @@ pub async fn handle(
     let mut leaders = std::collections::BTreeSet::new();
     // acks=all appends on replicated partitions, answered once the ISR has them:
     // (topic response, partition response, topic, partition, offset the high watermark
-    // must pass, min.insync.replicas).
-    let mut waits: Vec<(usize, usize, std::sync::Arc<Topic>, i32, i64, usize)> = Vec::new();
+    // must pass, min.insync.replicas, the leader epoch of the append).
+    let mut waits: Vec<PendingAck> = Vec::new();
     for td in &req.topic_data {
         // v13+ names topics by id only (KIP-516).
         let topic = if v >= 13 {
@@ -123,6 +123,7 @@ pub async fn handle(
                             pd.index,
                             info.last_offset + 1,
                             min_isr(broker, t),
+                            info.leader_epoch,
                         ));
                     }
                     pr.base_offset = info.base_offset;
@@ -160,8 +161,8 @@ pub async fn handle(
     // (every ISR member has it), bounded by the request's timeout.
     let deadline = tokio::time::Instant::now()
         + std::time::Duration::from_millis(req.timeout_ms.max(0) as u64);
-    for (ti, pi, t, index, target, min) in waits {
-        if let Err(e) = await_isr(broker, &t, index, target, min, deadline).await {
+    for (ti, pi, t, index, target, min, epoch) in waits {
+        if let Err(e) = await_isr(broker, &t, index, target, min, epoch, deadline).await {
             let pr = &mut responses[ti].partition_responses[pi];
             pr.error_code = e.code();
             pr.base_offset = -1;
@@ -200,13 +201,15 @@ fn min_isr(broker: &Broker, topic: &Topic) -> usize {
 
 /// Waits until the partition's high watermark reaches `target`: every ISR member holds the
 /// batch. NOT_ENOUGH_REPLICAS_AFTER_APPEND when the ISR shrinks below `min` meanwhile,
-/// NOT_LEADER_OR_FOLLOWER when this broker stops leading, REQUEST_TIMED_OUT at `deadline`.
+/// NOT_LEADER_OR_FOLLOWER when this broker stops leading in `epoch` (the append's),
+/// REQUEST_TIMED_OUT at `deadline`.
 async fn await_isr(
     broker: &Broker,
     topic: &Topic,
     partition: i32,
     target: i64,
     min: usize,
+    epoch: i32,
     deadline: tokio::time::Instant,
 ) -> Result<(), ResponseError> {
     let Some(log) = topic.partition(partition) else {
@@ -214,8 +217,18 @@ async fn await_isr(
     };
     let mut hw = log.watch_high_watermark();
     loop {
+        // The high watermark passed the batch while this replica still led in the epoch it
+        // took it in: every ISR member of that leadership has it. (Once the leadership moved,
+        // the batch may have been truncated away, whatever the high watermark says now.)
         if *hw.borrow_and_update() >= target {
-            return Ok(());
+            return if log.leads_in(epoch) {
+                Ok(())
+            } else {
+                Err(ResponseError::NotLeaderOrFollower)
+            };
+        }
+        if !log.leads_in(epoch) {
+            return Err(ResponseError::NotLeaderOrFollower);
         }
         if broker.check_leader(topic, partition).is_err() {
             return Err(ResponseError::NotLeaderOrFollower);
@@ -231,6 +244,10 @@ async fn await_isr(
         }
     }
 }
+
+/// An acks=all append waiting for the ISR: (topic response, partition response, topic,
+/// partition, offset the high watermark must pass, min.insync.replicas, leader epoch).
+type PendingAck = (usize, usize, std::sync::Arc<Topic>, i32, i64, usize, i32);
 
 /// A transactional write that cannot join its transaction: Produce v11+ clients understand
 /// TRANSACTION_ABORTABLE (KIP-890), older ones get INVALID_TXN_STATE.

@@ -92,6 +92,9 @@ pub struct AppendInfo {
     pub log_start_offset: i64,
     /// True when the batch was a retry of one already stored.
     pub duplicate: bool,
+    /// The leader epoch this replica led in when it took the batch (acks=all answers only
+    /// if it still leads in it once the high watermark passes the batch).
+    pub leader_epoch: i32,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -414,6 +417,7 @@ impl PartitionLog {
                         last_offset: b.base_offset.saturating_add(b.last_offset_delta as i64),
                         log_start_offset: st.log_start_offset,
                         duplicate: true,
+                        leader_epoch: st.leader_epoch,
                     });
                 }
                 SequenceCheck::OutOfOrder { expected, got } => {
@@ -462,6 +466,7 @@ impl PartitionLog {
             last_offset: stored.last_offset(),
             log_start_offset: st.log_start_offset,
             duplicate: false,
+            leader_epoch: epoch,
         };
         let hw = st.high_watermark;
         drop(st);

@@ -182,10 +182,35 @@ impl PartitionLog {
         end_offset_for(&st.epochs, st.next_offset, epoch)
     }
 
-    /// The offset a follower truncates to, given the leader's answer for our latest epoch.
-    pub fn truncation_offset(&self, leader: EpochEnd) -> i64 {
+    /// The offset a follower truncates to, given the leader's answer for our latest epoch,
+    /// and whether that settles it: when the leader answered with an epoch this log does not
+    /// have, the cut is only an intermediate point and the follower asks again (KIP-279).
+    pub fn truncation_offset(&self, leader: EpochEnd) -> (i64, bool) {
         let st = self.state.lock().unwrap();
-        truncation_offset(&st.epochs, st.next_offset, st.high_watermark, leader)
+        let to = truncation_offset(&st.epochs, st.next_offset, st.high_watermark, leader);
+        let settled = leader.epoch == UNDEFINED_EPOCH
+            || st.epochs.iter().any(|(e, _)| *e == leader.epoch)
+            || st.epochs.first().is_none_or(|(e, _)| leader.epoch < *e);
+        (to, settled)
+    }
+
+    /// Whether this replica leads in `epoch` (what an acks=all answer requires).
+    pub fn leads_in(&self, epoch: i32) -> bool {
+        let st = self.state.lock().unwrap();
+        st.leading && st.leader_epoch == epoch
+    }
+
+    /// Whether this replica follows in `epoch`.
+    pub fn follows(&self, epoch: i32) -> bool {
+        Self::follows_in(&self.state.lock().unwrap(), epoch).is_ok()
+    }
+
+    /// Whether this replica follows in `epoch`: what the leader of `epoch` sent may change it.
+    fn follows_in(st: &State, epoch: i32) -> Result<(), AppendError> {
+        if st.leading || st.leader_epoch != epoch {
+            return Err(AppendError::NotLeader);
+        }
+        Ok(())
     }
 
     /// This replica leads from `epoch` on: the epoch starts at the log end offset (so
@@ -251,9 +276,13 @@ impl PartitionLog {
         hw
     }
 
-    /// A follower takes the leader's high watermark, bounded by its own log end.
-    pub fn set_follower_high_watermark(&self, leader_hw: i64) {
+    /// A follower takes the high watermark of the leader of `epoch`, bounded by its own log
+    /// end (ignored once this replica leads or follows in another epoch).
+    pub fn set_follower_high_watermark(&self, leader_hw: i64, epoch: i32) {
         let mut st = self.state.lock().unwrap();
+        if Self::follows_in(&st, epoch).is_err() {
+            return;
+        }
         let hw = leader_hw.min(st.next_offset).max(st.log_start_offset);
         if hw != st.high_watermark {
             st.high_watermark = hw;
@@ -265,17 +294,28 @@ impl PartitionLog {
     /// Appends batches fetched from the leader exactly as received (their offsets, epochs
     /// and bytes), skipping any this log already holds. Producer and transaction state
     /// follow from the batches as in recovery. Returns the log end offset after.
-    pub fn append_replica(&self, records: &Bytes) -> Result<i64, AppendError> {
+    pub fn append_replica(&self, records: &Bytes, epoch: i32) -> Result<i64, AppendError> {
         let batches = batch::split_and_validate(records, usize::MAX)
             .map_err(|e| AppendError::Storage(format!("corrupt batch from the leader: {e:?}")))?;
         let mut st = self.state.lock().unwrap();
-        // A fetch response that arrives after this replica became the leader is stale: its
-        // batches would land after the new epoch's start in the cache.
-        if st.leading {
-            return Err(AppendError::NotLeader);
-        }
+        // A fetch response of another epoch's leader (one that arrives after this replica
+        // became the leader, or after the leadership moved on) is stale: its batches could
+        // land after a newer epoch's start.
+        Self::follows_in(&st, epoch)?;
         for b in &batches {
             let h = BatchHeader::parse(b).expect("validated");
+            if h.last_offset_delta < 0
+                || h.base_offset < 0
+                || h.base_offset
+                    .checked_add(h.last_offset_delta as i64 + 1)
+                    .is_none()
+                || h.leader_epoch > epoch
+            {
+                return Err(AppendError::Storage(format!(
+                    "the leader sent a batch with impossible offsets or epoch (base {}, delta {}, epoch {})",
+                    h.base_offset, h.last_offset_delta, h.leader_epoch
+                )));
+            }
             if h.last_offset() < st.next_offset {
                 continue;
             }
@@ -304,12 +344,29 @@ impl PartitionLog {
     /// the index second: a crash in between leaves index entries past the end of their file,
     /// which opening drops.
     pub fn truncate_to(&self, offset: i64) -> anyhow::Result<()> {
+        self.truncate_in(offset, None)
+    }
+
+    /// [`truncate_to`](Self::truncate_to) by a follower of the leader of `epoch`: refused
+    /// once this replica leads or follows in another epoch.
+    pub fn truncate_following(&self, offset: i64, epoch: i32) -> anyhow::Result<()> {
+        self.truncate_in(offset, Some(epoch))
+    }
+
+    fn truncate_in(&self, offset: i64, epoch: Option<i32>) -> anyhow::Result<()> {
         let _m = self.maintenance.lock().unwrap_or_else(|p| p.into_inner());
         let mut st = self.state.lock().unwrap();
+        if let Some(e) = epoch {
+            Self::follows_in(&st, e)
+                .map_err(|_| anyhow::anyhow!("no longer following in epoch {e}"))?;
+        }
         if offset >= st.next_offset {
             return Ok(());
         }
         self.checkpoint_locked(&mut st);
+        if st.pending_appends > 0 {
+            anyhow::bail!("the index checkpoint failed; not truncating");
+        }
         let keep = st.index.partition_point(|e| e.last_offset < offset);
         let removed: Vec<IndexEntry> = st.index[keep..].to_vec();
         let new_end = removed
@@ -322,7 +379,17 @@ impl PartitionLog {
             batches = removed.len(),
             "truncating a diverged suffix of the log"
         );
-        // 1. The files: each segment cut where its first removed batch starts.
+        // 1. The epoch cache first, durably: a crash after the files are cut must not leave
+        //    entries for epochs whose batches are gone (too little truncation later), while
+        //    entries missing for batches that survive only cause more truncation (safe).
+        let mut gone = sled::Batch::default();
+        while st.epochs.last().is_some_and(|(_, start)| *start >= new_end) {
+            let (e, _) = st.epochs.pop().expect("checked");
+            gone.remove(&epoch_key(e));
+        }
+        self.tree.apply_batch(gone)?;
+        self.tree.flush()?;
+        // 2. The files: each segment cut where its first removed batch starts.
         let mut cut: std::collections::BTreeMap<i64, u64> = Default::default();
         for e in &removed {
             if let Loc::File { segment, pos } = e.loc {
@@ -337,14 +404,10 @@ impl PartitionLog {
                 st.segs.truncate(segment, pos)?;
             }
         }
-        // 2. The index, the epoch cache, and the state derived from the batches.
+        // 3. The index and the state derived from the batches.
         let mut w = sled::Batch::default();
         for e in &removed {
             e.remove(&mut w);
-        }
-        while st.epochs.last().is_some_and(|(_, start)| *start >= new_end) {
-            let (e, _) = st.epochs.pop().expect("checked");
-            w.remove(&epoch_key(e));
         }
         st.index.truncate(keep);
         st.cleaned_upto = st.cleaned_upto.min(new_end);
@@ -362,9 +425,9 @@ impl PartitionLog {
 
     /// Empties the log and starts it again at `offset` (a follower whose log ends below the
     /// leader's log start: what it lacks is gone from the leader too).
-    pub fn reset_to(&self, offset: i64) -> anyhow::Result<()> {
+    pub fn reset_to(&self, offset: i64, epoch: i32) -> anyhow::Result<()> {
         let start = self.log_start_offset();
-        self.truncate_to(start)?;
+        self.truncate_following(start, epoch)?;
         let _m = self.maintenance.lock().unwrap_or_else(|p| p.into_inner());
         let mut st = self.state.lock().unwrap();
         if st.next_offset != start || !st.index.is_empty() {

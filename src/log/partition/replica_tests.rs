@@ -41,10 +41,10 @@ fn a_follower_holds_the_leaders_bytes_and_state() {
             .is_empty()
     );
     let bytes = all(&leader);
-    assert_eq!(follower.append_replica(&bytes).unwrap(), 9);
+    assert_eq!(follower.append_replica(&bytes, 3).unwrap(), 9);
     assert_eq!(all(&follower), bytes);
     // A repeated fetch appends nothing twice.
-    assert_eq!(follower.append_replica(&bytes).unwrap(), 9);
+    assert_eq!(follower.append_replica(&bytes, 3).unwrap(), 9);
     assert_eq!(
         follower.end_offset_for_epoch(3),
         EpochEnd {
@@ -56,7 +56,7 @@ fn a_follower_holds_the_leaders_bytes_and_state() {
     assert_eq!(follower.producers(), leader.producers());
     assert_eq!(leader.advance_high_watermark(9), 9);
     assert_eq!(leader.advance_high_watermark(5), 9, "never back");
-    follower.set_follower_high_watermark(9);
+    follower.set_follower_high_watermark(9, 3);
     assert_eq!(follower.high_watermark(), 9);
     assert_eq!(leader.read(0, 1 << 20, true, false).unwrap().records, bytes);
     // Reopened, the follower has the same log and epochs.
@@ -76,7 +76,7 @@ fn a_diverged_suffix_is_truncated_and_state_rebuilt() {
     old.become_leader(1, false).unwrap();
     new.become_follower(1).unwrap();
     old.append(&make_batch(5, 7, 0, 0), None).unwrap();
-    new.append_replica(&all(&old)).unwrap();
+    new.append_replica(&all(&old), 1).unwrap();
     // The old leader takes 5..8 (producer 7, sequences 5..7) and one more producer's
     // transaction that nobody else saw, then loses its leadership.
     old.append(&make_batch(3, 7, 0, 5), None).unwrap();
@@ -94,19 +94,29 @@ fn a_diverged_suffix_is_truncated_and_state_rebuilt() {
             end_offset: 5
         }
     );
-    let to = old.truncation_offset(answer);
-    assert_eq!(to, 5);
+    let (to, settled) = old.truncation_offset(answer);
+    assert_eq!((to, settled), (5, true));
     old.become_follower(2).unwrap();
-    old.truncate_to(to).unwrap();
+    assert!(
+        old.truncate_following(to, 1).is_err(),
+        "not following in epoch 1"
+    );
+    old.truncate_following(to, 2).unwrap();
     assert_eq!(old.log_end_offset(), 5);
     // Producer 7's sequence is back to 5, producer 8 is forgotten.
     assert_eq!(old.producers().len(), 1);
-    old.append_replica(
-        &new.read_planned(new.plan_replica_read(5, 1 << 20).unwrap())
-            .unwrap()
-            .records,
-    )
-    .unwrap();
+    let from_new = new
+        .read_planned(new.plan_replica_read(5, 1 << 20).unwrap())
+        .unwrap()
+        .records;
+    assert!(
+        matches!(
+            old.append_replica(&from_new, 1),
+            Err(AppendError::NotLeader)
+        ),
+        "a response of an older epoch's leader is refused"
+    );
+    old.append_replica(&from_new, 2).unwrap();
     assert_eq!(all(&old), all(&new));
     assert_eq!(
         old.end_offset_for_epoch(1),
