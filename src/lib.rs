@@ -36,6 +36,9 @@ pub struct Broker {
     pub topics: Arc<meta::topics::Topics>,
     pub groups: Arc<group::GroupCoordinator>,
     pub txns: Arc<txn::coordinator::TxnCoordinator>,
+    /// Producer ids: the store's own on a single node, blocks from the controller in a
+    /// cluster.
+    pub pids: Arc<txn::producer_ids::ProducerIds>,
     /// Broker configs changed at runtime (AlterConfigs).
     pub dynamic: meta::configs::Dynamic,
     pub cluster_id: String,
@@ -135,10 +138,15 @@ impl Broker {
             topics.clone(),
             config.group.clone(),
         )?);
+        let pids = Arc::new(match &cluster {
+            Some(node) => txn::producer_ids::ProducerIds::cluster(node.clone(), &store)?,
+            None => txn::producer_ids::ProducerIds::local(store.clone()),
+        });
         let txns = Arc::new(txn::coordinator::TxnCoordinator::load(
             store.clone(),
             topics.clone(),
             groups.clone(),
+            pids.clone(),
             config.transaction_max_timeout_ms,
             config.transactional_id_expiration_ms,
         )?);
@@ -163,6 +171,7 @@ impl Broker {
             topics,
             groups,
             txns,
+            pids,
             dynamic,
             cluster_id,
             fetch_memory,

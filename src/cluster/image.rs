@@ -588,7 +588,9 @@ fn set_config(image: &mut Image, r: &ConfigRecord) -> Result<(), ApplyError> {
 
 fn producer_ids(image: &mut Image, r: &ProducerIds) -> Result<(), ApplyError> {
     check_broker_epoch(image, r.broker_id, r.broker_epoch)?;
-    if r.next_producer_id <= image.next_producer_id {
+    let first = r.first_producer_id.unwrap_or(image.next_producer_id);
+    // A block overlapping an earlier one, or empty, would hand an id out twice.
+    if first < image.next_producer_id || r.next_producer_id <= first {
         return Err(ApplyError::StaleProducerIds {
             current: image.next_producer_id,
             got: r.next_producer_id,

@@ -439,6 +439,7 @@ fn producer_id_blocks_only_move_forward() {
             broker_id: broker,
             broker_epoch: epoch,
             next_producer_id: next,
+            first_producer_id: None,
         })
     };
     apply(&mut img, &block(1, 1, 1000)).unwrap();
@@ -456,6 +457,23 @@ fn producer_id_blocks_only_move_forward() {
     ));
     apply(&mut img, &block(2, 2, 2000)).unwrap();
     assert_eq!(img.next_producer_id, 2000);
+    // A block says where it starts: one proposed from an older image (starting below the
+    // current end) is refused; one skipping ahead is taken.
+    let from = |first, next| {
+        MetadataRecord::ProducerIds(ProducerIds {
+            broker_id: 1,
+            broker_epoch: 1,
+            next_producer_id: next,
+            first_producer_id: Some(first),
+        })
+    };
+    assert!(apply(&mut img, &from(1500, 2500)).is_err());
+    assert!(
+        apply(&mut img, &from(2000, 2000)).is_err(),
+        "an empty block"
+    );
+    apply(&mut img, &from(5000, 6000)).unwrap();
+    assert_eq!(img.next_producer_id, 6000);
 }
 
 #[test]

@@ -198,6 +198,35 @@ impl ClusterNode {
             })
     }
 
+    /// A block of `size` producer ids for this broker, no id below `floor`: the block is
+    /// proposed after the image's last one and taken only if no other block got there first
+    /// (the image refuses overlapping blocks), so ids are unique across the cluster.
+    pub async fn allocate_producer_ids(
+        &self,
+        floor: i64,
+        size: i64,
+        timeout: Duration,
+    ) -> anyhow::Result<(i64, i64)> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let first = self.quorum.image().next_producer_id.max(floor);
+            let record = MetadataRecord::ProducerIds(ProducerIds {
+                broker_id: self.node_id,
+                broker_epoch: self.broker_epoch(),
+                next_producer_id: first + size,
+                first_producer_id: Some(first),
+            });
+            match self.commit(vec![record]).await {
+                Ok(_) => return Ok((first, first + size)),
+                Err(e) if Instant::now() < deadline => {
+                    tracing::debug!(error = ?e, "producer id block refused; retrying");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => anyhow::bail!("no producer id block: {e:?}"),
+            }
+        }
+    }
+
     /// Controlled shutdown: asks the active controller to fence this broker (its leaderships
     /// move first) and waits for it, up to 5 s. Heartbeats stop asking to be active.
     pub async fn controlled_shutdown(&self) {

@@ -123,14 +123,19 @@ pub struct ConfigRecord {
     pub value: Option<String>,
 }
 
-/// Kafka's `ProducerIdsRecord`: a block of producer ids handed to a broker; the next block
-/// starts at `next_producer_id`.
+/// Kafka's `ProducerIdsRecord`: the block `[first_producer_id, next_producer_id)` of
+/// producer ids handed to a broker; the next block starts at `next_producer_id` or later.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProducerIds {
     pub broker_id: i32,
     pub broker_epoch: i64,
     /// The first producer id not yet handed out (Kafka's `ProducerIdsEnd`).
     pub next_producer_id: i64,
+    /// The block's first id, which the image checks is not below any earlier block's end
+    /// (a broker may skip ahead, past ids its data dir handed out before it joined the
+    /// cluster's allocation). `None` in records that carried only the end.
+    #[serde(default)]
+    pub first_producer_id: Option<i64>,
 }
 
 /// The cluster's id, chosen once by the first active controller of a fresh quorum (Kafka

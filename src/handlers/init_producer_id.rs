@@ -22,6 +22,10 @@ pub async fn handle(
             if (pid == -1) != (epoch == -1) {
                 Err(ResponseError::InvalidRequest)
             } else {
+                // The coordinator takes ids under its locks, without waiting: have a block.
+                if let Err(e) = broker.pids.ready().await {
+                    tracing::warn!(error = %e, "no producer id block");
+                }
                 let txns = broker.txns.clone();
                 let tid = tid.to_string();
                 let timeout = req.transaction_timeout_ms;
@@ -33,12 +37,16 @@ pub async fn handle(
             }
         }
         Some(_) => Err(ResponseError::InvalidRequest),
-        None => crate::txn::next_producer_id(&broker.store)
-            .map(|id| (id, 0))
-            .map_err(|e| {
-                tracing::error!(error = %e, "cannot allocate producer id");
+        None => broker.pids.next().await.map(|id| (id, 0)).map_err(|e| {
+            tracing::error!(error = %e, "cannot allocate producer id");
+            // In a cluster the block comes from the controller: retriable, as Kafka's
+            // broker answers while it waits for one.
+            if broker.cluster.is_some() {
+                ResponseError::CoordinatorLoadInProgress
+            } else {
                 ResponseError::KafkaStorageError
-            }),
+            }
+        }),
     };
     let result = match result {
         Ok(r) => super::durable(broker).await.map(|()| r),

@@ -49,6 +49,7 @@ pub struct BrokerBackend {
     pub store: Arc<Store>,
     pub topics: Arc<Topics>,
     pub groups: Arc<GroupCoordinator>,
+    pub pids: Arc<super::producer_ids::ProducerIds>,
 }
 
 impl TxnBackend for BrokerBackend {
@@ -77,7 +78,9 @@ impl TxnBackend for BrokerBackend {
     }
 
     fn new_producer_id(&self) -> anyhow::Result<i64> {
-        super::next_producer_id(&self.store)
+        self.pids
+            .try_next()?
+            .ok_or_else(|| anyhow::anyhow!("no producer id block at hand yet"))
     }
 
     fn write_marker(

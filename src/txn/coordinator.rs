@@ -166,6 +166,7 @@ impl TxnCoordinator {
         store: Arc<Store>,
         topics: Arc<Topics>,
         groups: Arc<GroupCoordinator>,
+        pids: Arc<super::producer_ids::ProducerIds>,
         max_timeout_ms: i64,
         id_expiration_ms: i64,
     ) -> anyhow::Result<Self> {
@@ -174,6 +175,7 @@ impl TxnCoordinator {
             store,
             topics,
             groups,
+            pids,
         };
         Self::with_backend(Box::new(backend), max_timeout_ms, id_expiration_ms)
     }
