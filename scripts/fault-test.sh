@@ -5,7 +5,7 @@
 # the controller are SIGKILLed, a leader is SIGSTOPped past the session timeout, and every
 # node is restarted in turn. The logic and the checks are in scripts/fault_harness.py.
 #
-# Usage: scripts/fault-test.sh [--java] [--rounds N] [--faults a,b,...] [--rate R] [--session-ms MS]
+# Usage: scripts/fault-test.sh [--java] [--eos] [--rounds N] [--faults a,b,...] [--rate R] [--session-ms MS]
 #   default (the test command's short form): 1 round of every fault;
 #   the long form by hand: --rounds 10 (or more).
 # Env: FAULT_TEST_TIMEOUT bounds the whole run (seconds, default 600); KEEP_WORK=1 keeps the
@@ -19,9 +19,9 @@ if [ ! -x "$VENV/bin/python" ]; then echo "no venv at $VENV: run scripts/setup-p
 if [ ! -x "$FJORD_BIN" ]; then echo "broker binary $FJORD_BIN not built"; exit 2; fi
 
 # --java: the Java producer (compat-tests/java/FaultProducer.java) runs beside librdkafka's.
-# Not in the test command yet: two idempotent producers on different brokers get the same
-# producer id until ids are allocated through the controller (issue 13), and the broker then
-# fences one of them (INVALID_PRODUCER_EPOCH).
+# --eos (with --java): a Java exactly-once consume-transform-produce application
+# (compat-tests/java/FaultEos.java) runs too, with faults that kill its transaction coordinator
+# and an output partition leader.
 java_args=()
 args=()
 for a in "$@"; do

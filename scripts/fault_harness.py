@@ -44,9 +44,15 @@ import time
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
-FAULTS = ["kill-leader", "kill-follower", "kill-controller", "pause", "rolling-restart",
-          "partition"]
+FAULTS = ["kill-leader", "kill-follower", "kill-controller", "kill-coordinator", "pause",
+          "rolling-restart", "partition"]
 TOPIC = "faults"
+# --eos: a Java consume-transform-produce application (compat-tests/java/FaultEos.java) reads
+# TOPIC and writes OUT_TOPIC transactionally; these faults kill its transaction coordinator
+# and the leader of OUT_TOPIC's partition 0.
+OUT_TOPIC = "faults-out"
+EOS_TXN_ID = "fault-eos-txn"
+EOS_FAULTS = ["kill-txn-coordinator", "kill-out-leader"]
 
 
 def log(msg):
@@ -192,8 +198,11 @@ class Workload:
         self.hw_seen = {}
         self.hw_regressions = []
         self.commits = {}  # partition -> last offset committed successfully
+        self.commit_times = []  # time.monotonic() of each successful commit
         self.commit_failures = 0
         self.consumed = 0
+        self.consumed_offsets = {p: set() for p in range(partitions)}
+        self.java_consumers = []
 
     def produce(self):
         p = Producer({
@@ -255,6 +264,7 @@ class Workload:
                 positions[msg.partition()] = msg.offset() + 1
                 with self.lock:
                     self.consumed += 1
+                    self.consumed_offsets[msg.partition()].add(msg.offset())
                 tp = TopicPartition(TOPIC, msg.partition())
                 try:
                     _, high = c.get_watermark_offsets(tp, cached=True)
@@ -265,11 +275,14 @@ class Workload:
                     if high < prev:
                         self.hw_regressions.append((msg.partition(), prev, high))
                     self.hw_seen[msg.partition()] = max(prev, high)
-            if time.monotonic() - last_commit >= 1.0 and positions:
+            if time.monotonic() - last_commit >= 0.25 and positions:
                 last_commit = time.monotonic()
                 offsets = [TopicPartition(TOPIC, p, o) for p, o in positions.items()]
                 try:
                     done = c.commit(offsets=offsets, asynchronous=False)
+                    if done and all(tp.error is None for tp in done):
+                        with self.lock:
+                            self.commit_times.append(time.monotonic())
                     for tp in done or []:
                         if tp.error is None:
                             self.commits[tp.partition] = max(self.commits.get(tp.partition, 0),
@@ -306,6 +319,49 @@ class Workload:
         self.java_reader = threading.Thread(target=read, daemon=True)
         self.java_reader.start()
 
+    def java_consumer(self, cp, group, protocol):
+        """Runs a Java group consumer (classic or KIP-848) that commits every 250 ms."""
+        jc = {"group": group, "protocol": protocol, "records": {p: set() for p in range(self.partitions)},
+              "commits": {}, "final": {}, "failures": 0, "done": False}
+        jc["proc"] = subprocess.Popen(
+            ["java", "-Xmx256m", "-cp", cp, "FaultConsumer", self.bootstrap, TOPIC, group,
+             protocol],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+        def read():
+            for line in jc["proc"].stdout:
+                f = line.split()
+                if not f:
+                    continue
+                with self.lock:
+                    if f[0] == "REC":
+                        jc["records"][int(f[1])].add(int(f[2]))
+                    elif f[0] == "COMMIT":
+                        p, o = int(f[1]), int(f[2])
+                        jc["commits"][p] = max(jc["commits"].get(p, 0), o)
+                    elif f[0] == "COMMITFAIL":
+                        jc["failures"] += 1
+                    elif f[0] == "FINAL":
+                        jc["final"][int(f[1])] = int(f[2])
+                    elif f[0] == "DONE":
+                        jc["done"] = True
+        jc["reader"] = threading.Thread(target=read, daemon=True)
+        jc["reader"].start()
+        self.java_consumers.append(jc)
+
+    def stop_java_consumers(self):
+        for jc in self.java_consumers:
+            try:
+                jc["proc"].stdin.write("stop\n")
+                jc["proc"].stdin.flush()
+                jc["proc"].stdin.close()
+                jc["proc"].wait(timeout=90)
+            except (subprocess.TimeoutExpired, BrokenPipeError, OSError):
+                log(f"java consumer {jc['group']}: did not stop in time; killed")
+                jc["proc"].kill()
+                jc["proc"].wait()
+            jc["reader"].join(10)
+
     def stop_java(self):
         try:
             self.java_proc.stdin.write("stop\n")
@@ -322,12 +378,119 @@ class Workload:
         with self.lock:
             return sum(len(v) for v in self.acked.values())
 
+    def first_commit_after(self, t):
+        with self.lock:
+            times = [x for x in self.commit_times if x > t]
+        return min(times) if times else None
+
     def first_ack_after(self, partition, t):
         """When the first record produced after `t` was acknowledged (a delivery report runs
         at the producer's next poll, so an ack from before `t` may be reported after it)."""
         with self.lock:
             times = [a[2] for a in self.acked[partition] if a[3] > t]
         return min(times) if times else None
+
+
+def java_hash(s):
+    """Java's String.hashCode, as Kafka hashes a key onto a coordinator partition."""
+    h = 0
+    data = s.encode("utf-16-be")
+    for i in range(0, len(data), 2):
+        h = (31 * h + ((data[i] << 8) | data[i + 1])) & 0xFFFFFFFF
+    return h - (1 << 32) if h >= (1 << 31) else h
+
+
+def txn_coordinator_of(admin, txn_id=EOS_TXN_ID):
+    topic = "__transaction_state"
+    md = admin.list_topics(topic, timeout=5).topics[topic]
+    h = java_hash(txn_id)
+    h = 0 if h == -(1 << 31) else abs(h)
+    return md.partitions[h % len(md.partitions)].leader
+
+
+def read_committed_all(bootstrap, topic, partitions, timeout=120):
+    """Every committed record of `topic` (read_committed, until each partition's position
+    reaches its end): {partition: [value, ...]} in offset order."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "fault-verify-out",
+                  "isolation.level": "read_committed", "enable.auto.commit": False,
+                  "auto.offset.reset": "earliest", "log_level": 2})
+    tps = [TopicPartition(topic, p, 0) for p in range(partitions)]
+    c.assign(tps)
+    ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in range(partitions)}
+    out = {p: [] for p in range(partitions)}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        msg = c.poll(0.5)
+        if msg is not None and msg.error() is None:
+            out[msg.partition()].append(msg.value().decode())
+            continue
+        pos = {tp.partition: tp.offset for tp in c.position(tps)}
+        if all(pos[p] >= ends[p] for p in range(partitions)):
+            break
+    c.close()
+    return out
+
+
+class EosApp:
+    """The Java exactly-once application, restarted if it exits on its own."""
+
+    def __init__(self, cp, bootstrap, partitions):
+        self.cp, self.bootstrap, self.partitions = cp, bootstrap, partitions
+        self.lock = threading.Lock()
+        self.commit_times = []
+        self.positions = {}
+        self.aborted = []
+        self.fatal = []
+        self.restarts = 0
+        self.stopping = False
+        self.proc = None
+        self.start()
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            ["java", "-Xmx256m", "-cp", self.cp, "FaultEos", self.bootstrap, TOPIC, OUT_TOPIC,
+             "fault-eos", EOS_TXN_ID],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        proc = self.proc
+
+        def read():
+            for line in proc.stdout:
+                f = line.split()
+                if not f:
+                    continue
+                with self.lock:
+                    if f[0] == "COMMITTED":
+                        self.commit_times.append(time.monotonic())
+                    elif f[0] == "POS":
+                        p, o = int(f[1]), int(f[2])
+                        self.positions[p] = max(self.positions.get(p, 0), o)
+                    elif f[0] == "ABORTED":
+                        self.aborted.append(" ".join(f[1:3]))
+                    elif f[0] == "FATAL":
+                        self.fatal.append(" ".join(f[1:]))
+            if not self.stopping:
+                log(f"eos app exited ({proc.wait()}); starting a new instance")
+                with self.lock:
+                    self.restarts += 1
+                self.start()
+        threading.Thread(target=read, daemon=True).start()
+
+    def first_commit_after(self, t):
+        with self.lock:
+            times = [x for x in self.commit_times if x > t]
+        return min(times) if times else None
+
+    def stop(self):
+        self.stopping = True
+        try:
+            self.proc.stdin.write("stop\n")
+            self.proc.stdin.flush()
+            self.proc.stdin.close()
+            self.proc.wait(timeout=60)
+        except (subprocess.TimeoutExpired, BrokenPipeError, OSError):
+            self.proc.kill()
+            self.proc.wait()
 
 
 def read_everything(bootstrap, partitions, expected_ends, timeout=90):
@@ -352,8 +515,12 @@ def read_everything(bootstrap, partitions, expected_ends, timeout=90):
     return out
 
 
-def partition_state(admin, partition):
-    md = admin.list_topics(TOPIC, timeout=5).topics[TOPIC].partitions[partition]
+# The topics whose partitions must be led with a full ISR before the next fault.
+WHOLE_TOPICS = [TOPIC]
+
+
+def partition_state(admin, partition, topic=TOPIC):
+    md = admin.list_topics(topic, timeout=5).topics[topic].partitions[partition]
     return md.leader, sorted(md.isrs), list(md.replicas)
 
 
@@ -364,12 +531,13 @@ def wait_whole(admin, nodes, partitions, timeout=60):
     while time.monotonic() < deadline:
         try:
             ok = True
-            for p in range(partitions):
-                leader, isr, replicas = partition_state(admin, p)
-                last = (p, leader, isr)
-                if leader < 0 or len(isr) != len(replicas):
-                    ok = False
-                    break
+            for topic in WHOLE_TOPICS:
+                for p in range(partitions):
+                    leader, isr, replicas = partition_state(admin, p, topic)
+                    last = (topic, p, leader, isr)
+                    if leader < 0 or len(isr) != len(replicas):
+                        ok = False
+                        break
             if ok and all(n.alive() for n in nodes):
                 return
         except KafkaException:
@@ -380,6 +548,21 @@ def wait_whole(admin, nodes, partitions, timeout=60):
 
 def controller_of(admin):
     return admin.describe_cluster(request_timeout=5).result().controller.id
+
+
+def coordinator_of(admin, group="fault-checker"):
+    fut = admin.describe_consumer_groups([group], request_timeout=10)[group]
+    return fut.result().coordinator.id
+
+
+def wait_commit(work, after, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        t = work.first_commit_after(after)
+        if t is not None:
+            return t - after
+        time.sleep(0.01)
+    return None
 
 
 def wait_ack(work, partition, after, timeout=60):
@@ -394,7 +577,8 @@ def wait_ack(work, partition, after, timeout=60):
 
 def inject(fault, nodes, admin, work, session_ms, net):
     """Runs one fault; returns the seconds from the fault to the first acknowledged write
-    to partition 0 (a list: one per stop for the rolling restart)."""
+    to partition 0 (a list: one per stop for the rolling restart); for kill-coordinator, to
+    the group consumer's first successful offset commit."""
     by_id = {n.nid: n for n in nodes}
     leader, isr, _ = partition_state(admin, 0)
     if fault == "kill-leader":
@@ -403,6 +587,13 @@ def inject(fault, nodes, admin, work, session_ms, net):
         victim = by_id[next(r for r in isr if r != leader)]
     elif fault == "kill-controller":
         victim = by_id[controller_of(admin)]
+    elif fault == "kill-coordinator":
+        victim = by_id[coordinator_of(admin)]
+    elif fault == "kill-txn-coordinator":
+        victim = by_id[txn_coordinator_of(admin)]
+    elif fault == "kill-out-leader":
+        md = admin.list_topics(OUT_TOPIC, timeout=5).topics[OUT_TOPIC].partitions[0]
+        victim = by_id[md.leader]
     elif fault in ("pause", "partition"):
         victim = by_id[leader]
     else:
@@ -436,7 +627,12 @@ def inject(fault, nodes, admin, work, session_ms, net):
         victim.signal(signal.SIGCONT)
         return [took]
     victim.kill()
-    took = wait_ack(work, 0, t0)
+    if fault == "kill-coordinator":
+        took = wait_commit(work, t0)
+    elif fault in EOS_FAULTS:
+        took = wait_commit(work.eos, t0)
+    else:
+        took = wait_ack(work, 0, t0)
     time.sleep(max(0.0, 2 - (time.monotonic() - t0)))
     victim.start()
     victim.wait_ready()
@@ -456,15 +652,23 @@ def main():
     ap.add_argument("--heartbeat-ms", type=int, default=500)
     ap.add_argument("--java-cp", default="",
                     help="classpath of kafka-clients and FaultProducer: also run the Java producer")
+    ap.add_argument("--eos", action="store_true",
+                    help="also run the Java exactly-once application (needs --java-cp) and the "
+                         "faults that kill its transaction coordinator and an output leader")
     ap.add_argument("--offsets", choices=["fail", "report"], default="fail",
                     help="whether committed offsets going back fail the run (default) or are "
-                         "only reported: group offsets live on the coordinating node until "
-                         "__consumer_offsets is replicated (issue 13)")
+                         "only reported")
     args = ap.parse_args()
     faults = [f for f in args.faults.split(",") if f]
+    if args.eos and not args.java_cp:
+        print("--eos needs --java-cp")
+        return 2
+    if args.eos and args.faults == ",".join(FAULTS):
+        faults += EOS_FAULTS
     for f in faults:
-        if f not in FAULTS:
-            print(f"unknown fault {f}; known: {', '.join(FAULTS)}")
+        if f not in FAULTS + EOS_FAULTS or (f in EOS_FAULTS and not args.eos):
+            print(f"unknown fault {f}; known: {', '.join(FAULTS)} (with --eos: "
+                  f"{', '.join(EOS_FAULTS)})")
             return 2
 
     net = Net(3)
@@ -494,6 +698,11 @@ def main():
         fut = admin.create_topics([NewTopic(TOPIC, args.partitions, 3,
                                             config={"min.insync.replicas": "2"})])
         fut[TOPIC].result(30)
+        if args.eos:
+            fut = admin.create_topics([NewTopic(OUT_TOPIC, args.partitions, 3,
+                                                config={"min.insync.replicas": "2"})])
+            fut[OUT_TOPIC].result(30)
+            WHOLE_TOPICS.append(OUT_TOPIC)
         wait_whole(admin, nodes, args.partitions)
         work = Workload(bootstrap, args.partitions, args.rate)
         producer = threading.Thread(target=work.produce, daemon=True)
@@ -502,6 +711,10 @@ def main():
         consumer.start()
         if args.java_cp:
             work.java(args.java_cp)
+            work.java_consumer(args.java_cp, "fault-java-classic", "classic")
+            work.java_consumer(args.java_cp, "fault-java-848", "consumer")
+        if args.eos:
+            work.eos = EosApp(args.java_cp, bootstrap, args.partitions)
         time.sleep(3)
         results = {f: {"acked": 0, "times": [], "no_ack": 0} for f in faults}
         for r in range(args.rounds):
@@ -523,15 +736,65 @@ def main():
         producer.join(180)
         if args.java_cp:
             work.stop_java()
-        # Let the group consumer catch up before it stops and commits.
-        total = work.acked_count()
+        java_acked = getattr(work, "java_acked", {p: [] for p in range(args.partitions)})
+        acked_offsets = {p: {a[1] for a in work.acked[p]} | {a[1] for a in java_acked[p]}
+                         for p in range(args.partitions)}
+        # Let the group consumer read every acknowledged record before it stops and commits.
         deadline = time.monotonic() + 60
-        while work.consumed < total and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
+            with work.lock:
+                behind = any(acked_offsets[p] - work.consumed_offsets[p]
+                             for p in range(args.partitions))
+            if not behind:
+                break
             time.sleep(0.2)
         work.stop_consuming.set()
         consumer.join(60)
+        eos = getattr(work, "eos", None)
+        eos_result = None
+        if eos is not None:
+            # The application must have committed its way through the whole input.
+            probe = Consumer({"bootstrap.servers": bootstrap, "group.id": "fault-probe",
+                              "log_level": 2})
+            in_ends = {p: probe.get_watermark_offsets(TopicPartition(TOPIC, p), timeout=10)[1]
+                       for p in range(args.partitions)}
+            probe.close()
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                with eos.lock:
+                    if all(eos.positions.get(p, 0) >= in_ends[p] for p in range(args.partitions)):
+                        break
+                time.sleep(0.5)
+            eos.stop()
+            out = read_committed_all(bootstrap, OUT_TOPIC, args.partitions)
+            eos_lost = eos_dup = 0
+            for p in range(args.partitions):
+                counts = {}
+                for v in out[p]:
+                    counts[v] = counts.get(v, 0) + 1
+                eos_dup += sum(c - 1 for c in counts.values() if c > 1)
+                for prefix, acked in ((f"{p}:", work.acked[p]), (f"j{p}:", java_acked[p])):
+                    eos_lost += sum(1 for a in acked if counts.get(f"T({prefix}{a[0]})", 0) == 0)
+            eos_result = {
+                "lost": eos_lost, "dup": eos_dup,
+                "out": sum(len(v) for v in out.values()),
+                "behind": {p: (eos.positions.get(p, 0), in_ends[p]) for p in range(args.partitions)
+                           if eos.positions.get(p, 0) < in_ends[p]},
+                "commits": len(eos.commit_times), "aborted": len(eos.aborted),
+                "restarts": eos.restarts, "fatal": eos.fatal[:3], "why": eos.aborted[:5],
+            }
+        if work.java_consumers:
+            # Each Java consumer must have read every acknowledged record before it stops.
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                with work.lock:
+                    behind = any(acked_offsets[p] - jc["records"][p]
+                                 for jc in work.java_consumers for p in range(args.partitions))
+                if not behind:
+                    break
+                time.sleep(0.5)
+            work.stop_java_consumers()
 
-        java_acked = getattr(work, "java_acked", {p: [] for p in range(args.partitions)})
         ends = {p: max([a[1] + 1 for a in work.acked[p]] + [a[1] + 1 for a in java_acked[p]]
                        + [0])
                 for p in range(args.partitions)}
@@ -556,6 +819,21 @@ def main():
             if len(set(offsets)) != len(offsets):
                 log(f"partition {p}: two acknowledged records share an offset")
                 dup += len(offsets) - len(set(offsets))
+        # No record skipped: every acknowledged offset was consumed by each group.
+        skipped = {"librdkafka": sum(len(acked_offsets[p] - work.consumed_offsets[p])
+                                     for p in range(args.partitions))}
+        for jc in work.java_consumers:
+            skipped[jc["group"]] = sum(len(acked_offsets[p] - jc["records"][p])
+                                       for p in range(args.partitions))
+        java_commit_lost = 0
+        for jc in work.java_consumers:
+            for p, off in jc["commits"].items():
+                if jc["final"].get(p, -1) < off:
+                    java_commit_lost += 1
+                    log(f"{jc['group']} partition {p}: committed {off}, now {jc['final'].get(p)}")
+            if not jc["done"]:
+                java_commit_lost += 1
+                log(f"{jc['group']}: did not report its committed offsets")
         commit_lost = 0
         if work.final_committed is None:
             commit_lost = -1
@@ -570,7 +848,8 @@ def main():
               f"min.insync.replicas 2), idempotent acks=all librdkafka producer "
               f"({args.rate:g} loops/s), read_committed group consumer, "
               f"broker.session.timeout.ms={args.session_ms}, {args.rounds} round(s)")
-        print(f"{'fault':<17} {'acked':>7} {'no ack':>6} {'first ack median':>17} {'max':>7}")
+        print(f"{'fault':<17} {'acked':>7} {'no ack':>6} {'first ack median':>17} {'max':>7}"
+              "   (kill-coordinator: first successful offset commit)")
         for f in faults:
             ts = results[f]["times"]
             med = f"{statistics.median(ts):.2f}s" if ts else "-"
@@ -589,13 +868,28 @@ def main():
               f"committed offsets gone back {commit_lost}, high watermark regressions "
               f"{len(work.hw_regressions)} {work.hw_regressions[:5]}, commit failures "
               f"{work.commit_failures}")
+        for jc in work.java_consumers:
+            print(f"java consumer {jc['group']} ({jc['protocol']} protocol): "
+                  f"{sum(len(v) for v in jc['records'].values())} distinct records, "
+                  f"{len(jc['commits'])} partitions committed, commit failures {jc['failures']}")
+        print(f"records skipped by a group consumer: {skipped}; Java consumers' committed offsets "
+              f"gone back {java_commit_lost}")
         for e in work.failed[:10]:
             print(f"  delivery failure: {e}")
+        if eos_result is not None:
+            print(f"exactly-once application (Java, exactly_once_v2): {eos_result['commits']} "
+                  f"transactions committed, {eos_result['aborted']} aborted and retried, "
+                  f"{eos_result['restarts']} restarts; output {eos_result['out']} records: "
+                  f"acknowledged inputs missing {eos_result['lost']}, duplicated "
+                  f"{eos_result['dup']}; behind {eos_result['behind']}; aborts "
+                  f"{eos_result['why']} fatal {eos_result['fatal']}")
         if commit_lost and args.offsets == "report":
-            print("NOTE: committed offsets went back (reported, not failed: group offsets are "
-                  "not replicated yet, issue 13)")
-        offsets_bad = commit_lost and args.offsets == "fail"
+            print("NOTE: committed offsets went back (reported, not failed: --offsets report)")
+        offsets_bad = (commit_lost or java_commit_lost) and args.offsets == "fail"
         bad = (lost or dup or disorder or offsets_bad or work.hw_regressions
+               or any(skipped.values())
+               or (eos_result is not None and (eos_result["lost"] or eos_result["dup"]
+                                               or eos_result["behind"]))
                or any(results[f]["no_ack"] for f in faults) or total_acked == 0)
         print("FAULT HARNESS:", "FAILED" if bad else "passed")
         return 1 if bad else 0

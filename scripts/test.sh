@@ -43,13 +43,17 @@ KAFKA_CLIENT_VERSION=4.4.0 bash compat-tests/java.sh || failed+=("java-clients-4
 section "compat: cluster (three nodes, SIGKILL of the controller and of another node)"
 bash compat-tests/cluster.sh || failed+=("cluster")
 
-# Replication under faults (issue 12), short form: one round of each fault (SIGKILL of a
-# leader, a follower, the controller; SIGSTOP past the session timeout; a rolling restart)
-# under idempotent acks=all producers (librdkafka and Java kafka-clients) and a
-# read_committed consumer; nothing acknowledged may be lost, duplicated or reordered. Committed group offsets are reported, not failed,
-# until __consumer_offsets is replicated (issue 13). Long form: --rounds 10, by hand.
+# Replication under faults (issues 12, 13), short form: one round of each fault (SIGKILL of a
+# leader, a follower, the controller, the group's coordinator; SIGSTOP past the session
+# timeout; a network partition; a rolling restart; the transaction coordinator of an
+# exactly-once application; a leader of its output) under idempotent acks=all producers
+# (librdkafka and Java kafka-clients), read_committed group consumers (librdkafka, Java
+# classic and KIP-848) and a Java exactly_once_v2 consume-transform-produce application;
+# nothing acknowledged may be lost, duplicated or reordered, no committed offset may go
+# back, the application's output must hold every input exactly once.
+# Long form: --rounds 10, by hand.
 section "robustness: replication faults (three nodes, one round of each fault)"
-bash scripts/fault-test.sh --java --offsets report || failed+=("fault-test")
+bash scripts/fault-test.sh --java --eos || failed+=("fault-test")
 
 # Robustness, short forms: 20 SIGKILL trials with flush-on-ack (no acknowledged record may
 # be lost or duplicated), 10 SIGKILL trials under topic creation, offset commits and

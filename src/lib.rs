@@ -9,6 +9,7 @@ pub mod cleaner;
 pub mod cluster;
 pub mod config;
 pub mod connection;
+pub mod coordinator_topics;
 pub mod dev_cluster;
 pub mod dispatch;
 pub mod frame;
@@ -60,7 +61,9 @@ impl Broker {
     pub fn open(config: Config) -> anyhow::Result<Arc<Broker>> {
         let store = Arc::new(log::Store::open(&config.log_dir)?);
         let cluster_id = meta::cluster_id(&store)?;
-        Self::assemble(config, store, cluster_id, None)
+        let broker = Self::assemble(config, store, cluster_id, None)?;
+        broker.prepare_coordinator_topics()?;
+        Ok(broker)
     }
 
     /// Opens the data dir of a cluster node: joins the metadata quorum, learns (or
@@ -133,23 +136,32 @@ impl Broker {
         cluster: Option<Arc<cluster::node::ClusterNode>>,
     ) -> anyhow::Result<Arc<Broker>> {
         let topics = Arc::new(meta::topics::Topics::load(store.clone())?);
-        let groups = Arc::new(group::GroupCoordinator::load(
-            &store,
-            topics.clone(),
-            config.group.clone(),
-        )?);
+        let mut groups =
+            group::GroupCoordinator::open(&store, topics.clone(), config.group.clone())?;
+        if cluster.is_none() {
+            groups.create_here = Some(Broker::offsets_topic_configs(&config.group));
+        }
+        let groups = Arc::new(groups);
         let pids = Arc::new(match &cluster {
             Some(node) => txn::producer_ids::ProducerIds::cluster(node.clone(), &store)?,
             None => txn::producer_ids::ProducerIds::local(store.clone()),
         });
-        let txns = Arc::new(txn::coordinator::TxnCoordinator::load(
+        let mut txns = txn::coordinator::TxnCoordinator::load(
             store.clone(),
             topics.clone(),
             groups.clone(),
             pids.clone(),
             config.transaction_max_timeout_ms,
             config.transactional_id_expiration_ms,
-        )?);
+        )?;
+        if cluster.is_none() {
+            txns.create_here = Some(txn::coordinator::CreateHere {
+                topics: topics.clone(),
+                partitions: config.txn_log_partitions,
+                configs: Broker::txn_topic_configs(&config, 1),
+            });
+        }
+        let txns = Arc::new(txns);
         let dynamic = meta::configs::Dynamic::load(store.meta_tree("config")?)?;
         for (group, configs) in &dynamic.get().groups {
             groups.set_overrides(
@@ -179,6 +191,7 @@ impl Broker {
             replication,
             me: me.clone(),
         }))
+        .inspect(|b| b.txns.attach(b.weak()))
     }
 
     /// This broker, for tasks that must end with it.
@@ -210,14 +223,10 @@ impl Broker {
     /// cluster node's mirror.
     pub fn delete_topic_here(&self, name: &str) -> Result<uuid::Uuid, meta::topics::TopicError> {
         let t = self.topics.delete(name)?;
-        match self.groups.offsets.delete_topic(name) {
-            Ok(0) => {}
-            Ok(k) => {
-                tracing::info!(topic = %name, offsets = k, "removed committed offsets of the deleted topic")
-            }
-            Err(e) => {
-                tracing::error!(topic = %name, error = %e, "cannot remove committed offsets of the deleted topic")
-            }
+        // The groups coordinated here; each group's coordinator does the same for its own.
+        let k = self.groups.delete_topic_offsets(name);
+        if k > 0 {
+            tracing::info!(topic = %name, offsets = k, "removed committed offsets of the deleted topic");
         }
         Ok(t.id)
     }

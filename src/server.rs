@@ -168,6 +168,7 @@ impl Server {
                 ))
             });
         let timers = self.broker.groups.spawn_timers(shutdown.clone());
+        let ownership = self.broker.spawn_coordinator_sync(shutdown.clone());
         let cleaner = crate::cleaner::spawn(self.broker.clone(), shutdown.clone());
         let txn_timer = self.broker.txns.spawn_timer(shutdown.clone());
         let mirror = self.broker.cluster.as_ref().map(|node| {
@@ -242,6 +243,7 @@ impl Server {
             conns.shutdown().await;
         }
         let _ = timers.await;
+        let _ = ownership.await;
         let _ = cleaner.await;
         let _ = txn_timer.await;
         if let Some(m) = mirror {

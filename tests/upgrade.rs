@@ -48,13 +48,24 @@ async fn topic_metadata(c: &mut Client) -> metadata_response::MetadataResponseTo
     let m = c
         .call(12, &MetadataRequest::default().with_topics(None))
         .await;
-    assert_eq!(
-        m.topics.len(),
-        1,
-        "only the fixture's topic: {:?}",
-        m.topics
+    // The fixture's topic, with `__consumer_offsets` and `__transaction_state`, made at the
+    // first start to take the fixture's group and transactional id (kept in the store by
+    // earlier releases).
+    let names: Vec<(String, bool)> = m
+        .topics
+        .iter()
+        .map(|t| (t.name.as_ref().unwrap().0.to_string(), t.is_internal))
+        .collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert!(
+        names.contains(&("__consumer_offsets".to_string(), true)),
+        "{names:?}"
     );
-    let t = m.topics[0].clone();
+    assert!(
+        names.contains(&("__transaction_state".to_string(), true)),
+        "{names:?}"
+    );
+    let t = m.topics.iter().find(|t| !t.is_internal).unwrap().clone();
     assert_eq!(t.name.as_ref().unwrap().0.as_str(), TOPIC);
     assert_eq!(t.error_code, 0);
     t
@@ -240,6 +251,21 @@ async fn committed(c: &mut Client) -> Vec<(i32, i16, i64, String)> {
     ps
 }
 
+/// The fixture's transactional id as DescribeTransactions reports it: (error, state).
+async fn txn_state(c: &mut Client) -> (i16, String) {
+    let r = c
+        .call(
+            0,
+            &kafka_protocol::messages::DescribeTransactionsRequest::default()
+                .with_transactional_ids(vec![kafka_protocol::messages::TransactionalId(sb(
+                    "upgrade-txn",
+                ))]),
+        )
+        .await;
+    let s = &r.transaction_states[0];
+    (s.error_code, s.transaction_state.to_string())
+}
+
 #[tokio::test]
 async fn data_dir_from_09783f1_opens_and_serves_unchanged() {
     let tmp = tempfile::tempdir().unwrap();
@@ -255,6 +281,9 @@ async fn data_dir_from_09783f1_opens_and_serves_unchanged() {
     // that is what the old release stored and must hand back.
     let group = vec![(0, 0, 4, "m0\0".to_string()), (1, 0, 7, "m1\0".to_string())];
     assert_eq!(committed(&mut c).await, group);
+    // The transactional id moved into __transaction_state with its state.
+    let txn = (0, "CompleteCommit".to_string());
+    assert_eq!(txn_state(&mut c).await, txn);
 
     // New writes go after the old records.
     assert_eq!(c.produce(TOPIC, 0, plain(3), 1).await, (0, END));
@@ -274,6 +303,7 @@ async fn data_dir_from_09783f1_opens_and_serves_unchanged() {
     check_fixture(&mut c, id, [END + 3, END + 2]).await;
     assert_eq!(end_offsets(&mut c).await, vec![(0, END + 3), (0, END + 2)]);
     assert_eq!(committed(&mut c).await, group);
+    assert_eq!(txn_state(&mut c).await, txn);
     let f = c.fetch(TOPIC, 1, END, 100).await;
     let recs = decode_records(f.records.unwrap());
     assert_eq!(

@@ -43,9 +43,6 @@ pub struct NotLeader {
     pub leader: Option<(i32, i32)>,
 }
 
-/// Kafka's `offsets.topic.num.partitions` default: groups hash onto this many slots.
-const COORDINATOR_SLOTS: i32 = 50;
-
 impl Broker {
     /// Leader, replicas and ISR of one partition.
     pub fn partition_view(&self, topic: &Topic, partition: i32) -> PartitionView {
@@ -170,23 +167,6 @@ impl Broker {
     /// DescribeQuorum name the active one).
     pub fn metadata_controller_id(&self) -> i32 {
         self.node_id()
-    }
-
-    /// The broker that coordinates `key` (a group or transactional id): the key hashes onto
-    /// one of Kafka's 50 coordinator slots, and the slot goes to a live broker, the same on
-    /// every node that holds the same image. -1 when no broker is live.
-    pub fn coordinator_for(&self, key: &str) -> i32 {
-        let Some(node) = &self.cluster else {
-            return self.node_id();
-        };
-        let live = node.image().live_brokers();
-        if live.is_empty() {
-            return -1;
-        }
-        let hash = java_string_hash(key);
-        // Kafka's Utils.abs: the absolute value, with i32::MIN taken as 0.
-        let slot = if hash == i32::MIN { 0 } else { hash.abs() } % COORDINATOR_SLOTS;
-        live[slot as usize % live.len()]
     }
 
     /// Creates a topic through the controller and waits until it exists here.
@@ -350,7 +330,7 @@ fn change_error(e: ChangeError) -> TopicError {
 }
 
 /// Java's `String.hashCode`, which Kafka's coordinator lookup uses.
-fn java_string_hash(s: &str) -> i32 {
+pub fn java_string_hash(s: &str) -> i32 {
     s.encode_utf16()
         .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(c as i32))
 }

@@ -143,6 +143,22 @@ const SETTINGS: &[(&str, Kind, &str)] = &[
         "600000",
     ),
     ("offset.metadata.max.bytes", I32, "4096"),
+    ("offsets.topic.num.partitions", POSITIVE_I32, "50"),
+    ("offsets.topic.replication.factor", POSITIVE_I32, "3"),
+    ("offsets.topic.segment.bytes", POSITIVE_I32, "104857600"),
+    ("offsets.commit.timeout.ms", POSITIVE_I32, "5000"),
+    ("transaction.state.log.num.partitions", POSITIVE_I32, "50"),
+    (
+        "transaction.state.log.replication.factor",
+        POSITIVE_I32,
+        "3",
+    ),
+    ("transaction.state.log.min.isr", POSITIVE_I32, "2"),
+    (
+        "transaction.state.log.segment.bytes",
+        POSITIVE_I32,
+        "104857600",
+    ),
     ("log.retention.check.interval.ms", POSITIVE_I32, "300000"),
     ("log.cleaner.enable", Kind::Bool, "true"),
     ("log.cleaner.backoff.ms", POSITIVE_I32, "15000"),
@@ -282,6 +298,12 @@ pub struct Config {
     pub transaction_max_timeout_ms: i64,
     /// A transactional id with no transaction activity for this long is forgotten.
     pub transactional_id_expiration_ms: i64,
+    /// `__transaction_state`: partitions, replication factor (at most the live brokers),
+    /// `min.insync.replicas` and segment size when it is created.
+    pub txn_log_partitions: i32,
+    pub txn_log_replication_factor: i32,
+    pub txn_log_min_isr: i32,
+    pub txn_log_segment_bytes: i64,
     /// An idempotent producer's state in a partition is dropped once its last write is
     /// this old (and it has no transaction open there).
     pub producer_id_expiration_ms: i64,
@@ -321,6 +343,13 @@ pub struct GroupSettings {
     pub offsets_retention_ms: i64,
     pub offsets_retention_check_interval_ms: i64,
     pub offset_metadata_max_bytes: usize,
+    /// `__consumer_offsets`: partitions, replication factor (at most the live brokers) and
+    /// segment size when it is created.
+    pub offsets_topic_num_partitions: i32,
+    pub offsets_topic_replication_factor: i32,
+    pub offsets_topic_segment_bytes: i64,
+    /// How long a commit waits for the ISR before COORDINATOR_NOT_AVAILABLE.
+    pub offsets_commit_timeout_ms: u64,
 }
 
 /// Layers settings and validates each as it arrives.
@@ -557,6 +586,10 @@ impl ConfigBuilder {
             log_cleaner_backoff_ms: int("log.cleaner.backoff.ms"),
             transaction_max_timeout_ms: int("transaction.max.timeout.ms"),
             transactional_id_expiration_ms: int("transactional.id.expiration.ms"),
+            txn_log_partitions: int("transaction.state.log.num.partitions") as i32,
+            txn_log_replication_factor: int("transaction.state.log.replication.factor") as i32,
+            txn_log_min_isr: int("transaction.state.log.min.isr") as i32,
+            txn_log_segment_bytes: int("transaction.state.log.segment.bytes"),
             producer_id_expiration_ms: int("producer.id.expiration.ms"),
             max_connections: int("max.connections") as usize,
             max_connections_per_ip: int("max.connections.per.ip") as usize,
@@ -578,6 +611,10 @@ impl ConfigBuilder {
                 offsets_retention_ms: int("offsets.retention.minutes") * 60_000,
                 offsets_retention_check_interval_ms: int("offsets.retention.check.interval.ms"),
                 offset_metadata_max_bytes: int("offset.metadata.max.bytes") as usize,
+                offsets_topic_num_partitions: int("offsets.topic.num.partitions") as i32,
+                offsets_topic_replication_factor: int("offsets.topic.replication.factor") as i32,
+                offsets_topic_segment_bytes: int("offsets.topic.segment.bytes"),
+                offsets_commit_timeout_ms: int("offsets.commit.timeout.ms") as u64,
             },
             cluster: cluster::parse(&values, int("node.id") as i32, &listeners_names)?,
             values,

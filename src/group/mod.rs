@@ -8,8 +8,13 @@
 
 pub mod assignor;
 pub mod classic;
+mod committing;
 pub mod consumer;
+pub mod journal;
 pub mod offsets;
+mod ownership;
+pub mod records;
+pub mod txn_offsets;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -178,16 +183,27 @@ pub type GroupHandle = Arc<Mutex<Group>>;
 /// be an unexpected, fatal error for an OffsetCommit or a heartbeat.
 pub const PERSIST_FAILED: ResponseError = ResponseError::NotCoordinator;
 
-/// Makes what a request wrote to the group or offset trees durable before it is answered:
-/// a shared (group-commit) flush of the store, only when something was written.
-pub async fn durable(store: &Store, wrote: bool) -> Result<(), ResponseError> {
+/// Makes what a request changed in `group` durable before it is answered: the records the
+/// coordinator appended to the group's `__consumer_offsets` partition are flushed as a
+/// produce's would be, then replicated to every ISR member (acks=all), within
+/// `offsets.commit.timeout.ms`. Only when something was written.
+pub async fn durable(
+    broker: &crate::Broker,
+    group: &str,
+    wrote: bool,
+) -> Result<(), ResponseError> {
     if !wrote {
         return Ok(());
     }
-    store.flush_meta().await.map_err(|e| {
-        tracing::error!(error = %e, "cannot flush group metadata");
+    crate::handlers::durable(broker).await.map_err(|e| {
+        tracing::error!(group, error = ?e, "cannot flush group metadata");
         PERSIST_FAILED
-    })
+    })?;
+    broker
+        .groups
+        .journal
+        .replicated(group, broker.groups.settings.offsets_commit_timeout_ms)
+        .await
 }
 
 pub struct GroupCoordinator {
@@ -195,13 +211,50 @@ pub struct GroupCoordinator {
     /// Group configs (KIP-848) that change the broker's settings for one group.
     overrides: std::sync::RwLock<HashMap<String, GroupOverrides>>,
     groups: Mutex<HashMap<String, GroupHandle>>,
+    /// Committed offsets of the groups loaded here (a cache of the journal).
     pub offsets: OffsetStore,
+    /// Persisted group forms of the groups loaded here (a cache of the journal).
     tree: sled::Tree,
     pub topics: Arc<Topics>,
+    /// Where every change goes first: the group's `__consumer_offsets` partition.
+    pub journal: journal::Journal,
+    /// The `__consumer_offsets` partitions this broker leads and has loaded (or is loading).
+    owned: journal::Ownership,
+    /// Groups and offsets a data dir of an earlier release kept in the store, moved into the
+    /// journal as their partitions are loaded here.
+    legacy: Option<ownership::Legacy>,
+    /// Held while an offset change is appended and cached, so that the journal and the
+    /// cache see offset changes in the same order (transactions commit offsets without the
+    /// group lock).
+    offsets_write: Mutex<()>,
+    /// Offsets of open transactions, by group and producer id.
+    pending: Mutex<txn_offsets::Pending>,
+    /// On a single node: the configs `__consumer_offsets` is created with when a group
+    /// request comes before any FindCoordinator (which creates it in a cluster).
+    pub create_here: Option<std::collections::BTreeMap<String, String>>,
 }
 
 impl GroupCoordinator {
-    /// Restores groups (stable membership, epochs, assignments) and offsets from the store.
+    /// The broker's coordinator: groups live in `__consumer_offsets` and are loaded as this
+    /// broker becomes the leader of their partitions ([`Self::sync_ownership`]). The store's
+    /// group and offset trees are only a cache of the loaded partitions: emptied at start.
+    /// What a data dir of an earlier release kept there (the only copy) is moved aside once
+    /// and written to the journal when its partition is loaded.
+    pub fn open(
+        store: &Store,
+        topics: Arc<Topics>,
+        settings: GroupSettings,
+    ) -> anyhow::Result<Self> {
+        let legacy = ownership::Legacy::take_over(store)?;
+        let mut me = Self::load(store, topics.clone(), settings)?;
+        lock(&me.groups).clear();
+        me.journal = journal::Journal::new(topics, journal::TOPIC);
+        me.legacy = legacy;
+        Ok(me)
+    }
+
+    /// Restores groups (stable membership, epochs, assignments) and offsets from the store,
+    /// with no journal: the coordinator on its own, for unit tests.
     pub fn load(
         store: &Store,
         topics: Arc<Topics>,
@@ -242,6 +295,12 @@ impl GroupCoordinator {
             offsets,
             tree,
             topics,
+            journal: journal::Journal::default(),
+            owned: journal::Ownership::default(),
+            legacy: None,
+            offsets_write: Mutex::default(),
+            pending: Mutex::default(),
+            create_here: None,
         })
     }
 
@@ -337,19 +396,29 @@ impl GroupCoordinator {
             Group::Classic(c) => serde_json::to_vec(&GroupRecordRef::Classic(c.to_record())),
             Group::Consumer(c) => serde_json::to_vec(&GroupRecordRef::Consumer(c)),
         };
-        let written = match rec {
-            Ok(bytes) => self
-                .tree
-                .insert(id.as_bytes(), bytes)
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
+        let bytes = match rec {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(group = id, error = %e, "cannot encode group");
+                *g.dirty() = true;
+                return Err(PERSIST_FAILED);
+            }
         };
-        written.map(|()| true).map_err(|e| {
-            tracing::error!(group = id, error = %e, "cannot persist group");
+        let entry = journal::Entry::Group {
+            group: id.to_string(),
+            value: Some(bytes.clone().into()),
+        };
+        if let Err(e) = self.journal.append(&[entry]) {
             *g.dirty() = true;
-            PERSIST_FAILED
-        })
+            return Err(e);
+        }
+        self.tree
+            .insert(id.as_bytes(), bytes)
+            .map(|_| true)
+            .map_err(|e| {
+                tracing::error!(group = id, error = %e, "cannot cache group");
+                PERSIST_FAILED
+            })
     }
 
     /// DeleteGroups: only empty groups; their offsets go too.
@@ -366,6 +435,23 @@ impl GroupCoordinator {
             tracing::error!(group = id, error = %e, "cannot delete group");
             PERSIST_FAILED
         };
+        let mut entries: Vec<journal::Entry> = self
+            .offsets
+            .all(id)
+            .map_err(failed)?
+            .into_iter()
+            .map(|(topic, partition, _)| journal::Entry::Offset {
+                group: id.to_string(),
+                topic,
+                partition,
+                value: None,
+            })
+            .collect();
+        entries.push(journal::Entry::Group {
+            group: id.to_string(),
+            value: None,
+        });
+        self.journal.append(&entries)?;
         self.tree.remove(id.as_bytes()).map_err(failed)?;
         self.offsets.delete_group(id).map_err(failed)?;
         self.bury(id, &h, &mut g);
@@ -394,45 +480,6 @@ impl GroupCoordinator {
             }
             // A failure is logged and retried on the next tick; nobody is waiting for it.
             let _ = self.persist(&id, &mut g);
-        }
-    }
-
-    /// Offsets retention (KIP-211): once a group is empty, each offset expires
-    /// `offsets.retention.minutes` after the later of its commit and the group emptying.
-    /// A group with no members and no offsets left is removed.
-    ///
-    /// Each group is judged and trimmed under its lock, which OffsetCommit holds while it
-    /// validates and writes; and an offset is only deleted if it is still the commit that was
-    /// judged expired, so even a writer outside the group lock (a transaction's commit) keeps
-    /// a fresh offset.
-    pub fn expire_offsets(&self, now_ms: i64) {
-        let retention = self.settings.offsets_retention_ms;
-        for (id, h) in self.list() {
-            let mut g = lock(&h);
-            if g.is_dead() || !g.is_empty() {
-                continue;
-            }
-            let empty_since = g.empty_since_ms().unwrap_or(0);
-            let Ok(all) = self.offsets.all(&id) else {
-                continue;
-            };
-            let mut left = all.len();
-            for (topic, partition, c) in all {
-                if now_ms - c.commit_timestamp.max(empty_since) > retention {
-                    if let Ok(true) = self.offsets.delete_if_unchanged(&id, &topic, partition, &c) {
-                        left -= 1;
-                    }
-                    tracing::debug!(group = %id, topic = %topic, partition, "committed offset expired");
-                }
-            }
-            if left == 0
-                && now_ms - empty_since > retention
-                && self.offsets.all(&id).is_ok_and(|a| a.is_empty())
-                && self.tree.remove(id.as_bytes()).is_ok()
-            {
-                self.bury(&id, &h, &mut g);
-                tracing::debug!(group = %id, "empty group without offsets removed");
-            }
         }
     }
 

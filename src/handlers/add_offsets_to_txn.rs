@@ -1,5 +1,7 @@
 //! AddOffsetsToTxn: a consumer group's offsets join the transaction (classic transactions;
-//! KIP-890 clients go straight to TxnOffsetCommit).
+//! KIP-890 clients go straight to TxnOffsetCommit): the group's `__consumer_offsets`
+//! partition becomes one of the transaction's partitions, so that the coordinator's marker
+//! reaches the group's coordinator.
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse};
@@ -12,14 +14,24 @@ pub async fn handle(
     ctx: &RequestContext,
     req: AddOffsetsToTxnRequest,
 ) -> anyhow::Result<AddOffsetsToTxnResponse> {
-    let r = broker.txns.add_offsets(
-        req.transactional_id.as_str(),
-        req.producer_id.0,
-        req.producer_epoch,
-        req.group_id.as_str(),
-    );
+    let tid = req.transactional_id.as_str();
+    let r = match broker
+        .ensure_coordinator_topic(crate::coordinator_topics::Kind::Group)
+        .await
+    {
+        Ok(()) => broker.txns.check(tid).and_then(|()| {
+            broker.txns.add_offsets(
+                tid,
+                req.producer_id.0,
+                req.producer_epoch,
+                req.group_id.as_str(),
+                broker.groups.journal.partition_of(req.group_id.as_str()),
+            )
+        }),
+        Err(e) => Err(e),
+    };
     let r = match r {
-        Ok(()) => super::durable(broker).await,
+        Ok(()) => super::txn_durable(broker, tid).await,
         e => e,
     };
     let code = match r {

@@ -32,7 +32,10 @@ fn add(
     let any_unknown = topics
         .iter()
         .any(|t| t.partitions.iter().any(|p| unknown(t.name.as_str(), *p)));
-    let outcome = if any_unknown {
+    let outcome = if let Err(e) = broker.txns.check(tid) {
+        // Not the coordinator (now): every partition gets the error.
+        Some(Err(e))
+    } else if any_unknown {
         None
     } else {
         let parts: Vec<(String, i32)> = topics
@@ -96,7 +99,7 @@ pub async fn handle(
             &req.v3_and_below_topics,
         );
         super::unless_durable(
-            super::durable(broker).await,
+            super::txn_durable(broker, req.v3_and_below_transactional_id.as_str()).await,
             results
                 .iter_mut()
                 .flat_map(|t| t.results_by_partition.iter_mut())
@@ -123,13 +126,19 @@ pub async fn handle(
                 ))
         })
         .collect();
-    super::unless_durable(
-        super::durable(broker).await,
-        results
-            .iter_mut()
-            .flat_map(|r| r.topic_results.iter_mut())
-            .flat_map(|t| t.results_by_partition.iter_mut())
-            .map(|p| &mut p.partition_error_code),
-    );
+    let flushed = super::durable(broker).await;
+    for r in &mut results {
+        let done = match flushed {
+            Ok(()) => broker.txn_replicated(r.transactional_id.as_str()).await,
+            Err(e) => Err(e),
+        };
+        super::unless_durable(
+            done,
+            r.topic_results
+                .iter_mut()
+                .flat_map(|t| t.results_by_partition.iter_mut())
+                .map(|p| &mut p.partition_error_code),
+        );
+    }
     Ok(AddPartitionsToTxnResponse::default().with_results_by_transaction(results))
 }

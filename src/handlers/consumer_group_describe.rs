@@ -54,6 +54,10 @@ pub async fn handle(
                 d.group_state = str_bytes("");
                 d
             };
+            if let Err(e) = broker.groups.check(gid.as_str()) {
+                d.error_code = e.code();
+                return d;
+            }
             let Some(h) = broker.groups.get(gid.as_str()) else {
                 return not_found(d, format!("Group {} not found.", gid.as_str()));
             };

@@ -36,6 +36,13 @@ pub async fn handle(
             "group id must not be empty".into(),
         ));
     }
+    if let Err(e) = broker.groups.check(group_id) {
+        return Ok(fail(
+            resp,
+            e,
+            format!("This broker does not coordinate group {group_id} now."),
+        ));
+    }
     if ctx.api_version >= 1 && req.member_id.is_empty() {
         return Ok(fail(
             resp,
@@ -91,7 +98,7 @@ pub async fn handle(
     // Acknowledged means persisted: a member told it joined (or got partitions) must still
     // be known after a crash.
     let stored = match wrote {
-        Ok(wrote) => crate::group::durable(&broker.store, wrote).await,
+        Ok(wrote) => crate::group::durable(broker, group_id, wrote).await,
         Err(e) => Err(e),
     };
     if let Err(e) = stored {

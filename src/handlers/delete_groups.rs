@@ -17,16 +17,18 @@ pub async fn handle(
         .map(|g| {
             broker
                 .groups
-                .delete(g.as_str())
+                .check(g.as_str())
+                .and_then(|()| broker.groups.delete(g.as_str()))
                 .err()
                 .map(|e| e.code())
                 .unwrap_or(0)
         })
         .collect();
-    // A deleted group (and its offsets) must not come back after a crash.
-    let deleted = codes.contains(&0);
-    if let Err(e) = crate::group::durable(&broker.store, deleted).await {
-        for c in codes.iter_mut().filter(|c| **c == 0) {
+    // A deleted group (and its offsets) must not come back after a crash or a failover.
+    for (g, c) in req.groups_names.iter().zip(codes.iter_mut()) {
+        if *c == 0
+            && let Err(e) = crate::group::durable(broker, g.as_str(), true).await
+        {
             *c = e.code();
         }
     }

@@ -35,6 +35,10 @@ pub async fn handle(
                 }
                 d
             };
+            if let Err(e) = broker.groups.check(gid.as_str()) {
+                d.error_code = e.code();
+                return d;
+            }
             let Some(h) = broker.groups.get(gid.as_str()) else {
                 return missing(d, &format!("Group {} not found.", gid.as_str()));
             };

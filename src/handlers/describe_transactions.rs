@@ -21,6 +21,10 @@ pub async fn handle(
         .map(|id| {
             // An unknown id answers zeros, as Kafka does.
             let mut s = TransactionState::default().with_transactional_id(id.clone());
+            if let Err(e) = broker.txns.check(id.as_str()) {
+                s.error_code = e.code();
+                return s;
+            }
             let Some(h) = broker.txns.get(id.as_str()) else {
                 s.error_code = ResponseError::TransactionalIdNotFound.code();
                 return s;

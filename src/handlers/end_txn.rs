@@ -17,10 +17,17 @@ pub async fn handle(
     let txns = broker.txns.clone();
     let tid = req.transactional_id.to_string();
     let (pid, epoch, commit) = (req.producer_id.0, req.producer_epoch, req.committed);
-    let result =
-        tokio::task::spawn_blocking(move || txns.end_txn(&tid, pid, epoch, commit, v >= 5)).await?;
+    let result = match broker.txns.check(&tid) {
+        Ok(()) => {
+            tokio::task::spawn_blocking(move || txns.end_txn(&tid, pid, epoch, commit, v >= 5))
+                .await?
+        }
+        Err(e) => Err(e),
+    };
     let result = match result {
-        Ok(r) => super::durable(broker).await.map(|()| r),
+        Ok(r) => super::txn_durable(broker, req.transactional_id.as_str())
+            .await
+            .map(|()| r),
         e => e,
     };
     let mut resp = EndTxnResponse::default()

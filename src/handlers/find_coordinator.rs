@@ -1,5 +1,6 @@
-//! FindCoordinator: a single node coordinates every group and transaction; in a cluster
-//! the key hashes onto a live broker (`Broker::coordinator_for`).
+//! FindCoordinator: the coordinator of a group (transactional id) is the leader of its
+//! partition of `__consumer_offsets` (`__transaction_state`); the topic is created on the
+//! first lookup, as Kafka does. A single node coordinates everything.
 //! v0-3 ask for one key; v4+ batch several keys (KIP-699).
 
 use kafka_protocol::ResponseError;
@@ -10,11 +11,17 @@ use kafka_protocol::protocol::StrBytes;
 use super::str_bytes;
 use crate::Broker;
 use crate::connection::RequestContext;
+use crate::coordinator_topics::Kind;
 
 const KEY_GROUP: i8 = 0;
 const KEY_TRANSACTION: i8 = 1;
 
-fn lookup(broker: &Broker, ctx: &RequestContext, key: &StrBytes, key_type: i8) -> Coordinator {
+async fn lookup(
+    broker: &Broker,
+    ctx: &RequestContext,
+    key: &StrBytes,
+    key_type: i8,
+) -> Coordinator {
     let mut c = Coordinator::default()
         .with_key(key.clone())
         .with_node_id(BrokerId(-1))
@@ -40,7 +47,19 @@ fn lookup(broker: &Broker, ctx: &RequestContext, key: &StrBytes, key_type: i8) -
             c.error_message = Some(str_bytes(msg));
         }
         None => {
-            let id = broker.coordinator_for(key.as_str());
+            let kind = if key_type == KEY_GROUP {
+                Kind::Group
+            } else {
+                Kind::Transaction
+            };
+            let id = match broker.coordinator_of(kind, key.as_str()).await {
+                Ok(id) => id,
+                Err(e) => {
+                    c.error_code = e.code();
+                    c.error_message = Some(str_bytes("the coordinator is not ready"));
+                    return c;
+                }
+            };
             match broker.broker_address(id, &ctx.listener) {
                 Some(b) => {
                     c.node_id = BrokerId(b.id);
@@ -63,14 +82,13 @@ pub async fn handle(
     req: FindCoordinatorRequest,
 ) -> anyhow::Result<FindCoordinatorResponse> {
     if ctx.api_version >= 4 {
-        let coordinators = req
-            .coordinator_keys
-            .iter()
-            .map(|k| lookup(broker, ctx, k, req.key_type))
-            .collect();
+        let mut coordinators = Vec::with_capacity(req.coordinator_keys.len());
+        for k in &req.coordinator_keys {
+            coordinators.push(lookup(broker, ctx, k, req.key_type).await);
+        }
         return Ok(FindCoordinatorResponse::default().with_coordinators(coordinators));
     }
-    let c = lookup(broker, ctx, &req.key, req.key_type);
+    let c = lookup(broker, ctx, &req.key, req.key_type).await;
     let mut resp = FindCoordinatorResponse::default()
         .with_error_code(c.error_code)
         .with_node_id(c.node_id)

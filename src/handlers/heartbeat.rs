@@ -13,6 +13,9 @@ pub async fn handle(
     req: HeartbeatRequest,
 ) -> anyhow::Result<HeartbeatResponse> {
     let group_id = req.group_id.as_str();
+    if let Err(e) = broker.groups.check(group_id) {
+        return Ok(HeartbeatResponse::default().with_error_code(e.code()));
+    }
     let result = broker
         .groups
         .with_group(group_id, false, |g| match g {

@@ -21,6 +21,8 @@ pub async fn handle(
             let (pid, epoch) = (req.producer_id.0, req.producer_epoch);
             if (pid == -1) != (epoch == -1) {
                 Err(ResponseError::InvalidRequest)
+            } else if let Err(e) = broker.txns.check(tid) {
+                Err(e)
             } else {
                 // The coordinator takes ids under its locks, without waiting: have a block.
                 if let Err(e) = broker.pids.ready().await {
@@ -48,9 +50,12 @@ pub async fn handle(
             }
         }),
     };
-    let result = match result {
-        Ok(r) => super::durable(broker).await.map(|()| r),
-        e => e,
+    let result = match (result, &req.transactional_id) {
+        (Ok(r), Some(tid)) if !tid.is_empty() => {
+            super::txn_durable(broker, tid.as_str()).await.map(|()| r)
+        }
+        (Ok(r), _) => super::durable(broker).await.map(|()| r),
+        (e, _) => e,
     };
     match result {
         Ok((pid, epoch)) => {

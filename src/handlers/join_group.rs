@@ -19,6 +19,8 @@ pub async fn handle(
     let group_id = req.group_id.as_str().to_string();
     let result = if group_id.is_empty() {
         JoinResult::error(ResponseError::InvalidGroupId, req.member_id.as_str())
+    } else if let Err(e) = broker.groups.check(&group_id) {
+        JoinResult::error(e, req.member_id.as_str())
     } else {
         let join = JoinRequest {
             member_id: req.member_id.to_string(),
@@ -76,7 +78,7 @@ pub async fn handle(
             }
         };
         let stored = match wrote {
-            Ok(wrote) => crate::group::durable(&broker.store, wrote).await,
+            Ok(wrote) => crate::group::durable(broker, &group_id, wrote).await,
             Err(e) => Err(e),
         };
         match stored {

@@ -16,6 +16,9 @@ pub async fn handle(
     req: LeaveGroupRequest,
 ) -> anyhow::Result<LeaveGroupResponse> {
     let group_id = req.group_id.as_str();
+    if let Err(e) = broker.groups.check(group_id) {
+        return Ok(LeaveGroupResponse::default().with_error_code(e.code()));
+    }
     let leaving: Vec<(String, Option<String>)> = if ctx.api_version >= 3 {
         req.members
             .iter()
@@ -50,7 +53,7 @@ pub async fn handle(
     };
     // A member that was told it left must not be back after a crash.
     let stored = match wrote {
-        Ok(wrote) => crate::group::durable(&broker.store, wrote).await,
+        Ok(wrote) => crate::group::durable(broker, group_id, wrote).await,
         Err(e) => Err(e),
     };
     if let Err(e) = stored {

@@ -98,6 +98,14 @@ pub async fn durable(broker: &Broker) -> Result<(), ResponseError> {
     })
 }
 
+/// [`durable`], then the state of transactional id `id` replicated to every ISR member of
+/// its `__transaction_state` partition: a transaction's state is acknowledged only once it
+/// survives its coordinator.
+pub async fn txn_durable(broker: &Broker, id: &str) -> Result<(), ResponseError> {
+    durable(broker).await?;
+    broker.txn_replicated(id).await
+}
+
 /// For a response whose entries carry their own error codes: when [`durable`] failed
 /// (`flushed`), every entry that had succeeded answers the storage error instead.
 pub fn unless_durable<'a>(

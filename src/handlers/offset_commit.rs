@@ -16,8 +16,8 @@ use crate::group::offsets::Committed;
 enum Stored {
     /// The group refused it (generation, member, group id): every partition gets the error.
     Refused(ResponseError),
-    /// Writing or flushing failed.
-    Failed,
+    /// Writing, flushing or replicating failed (with the error Kafka's coordinator answers).
+    Failed(ResponseError),
 }
 
 pub async fn handle(
@@ -72,6 +72,8 @@ pub async fn handle(
     // lock: a rebalance or offsets expiry cannot slip in between.
     let stored = if group_id.is_empty() {
         Err(Stored::Refused(ResponseError::InvalidGroupId))
+    } else if let Err(e) = broker.groups.check(group_id) {
+        Err(Stored::Refused(e))
     } else {
         let simple = req.generation_id_or_member_epoch < 0 && req.member_id.is_empty();
         broker
@@ -86,12 +88,8 @@ pub async fn handle(
                 if !to_store.is_empty() {
                     broker
                         .groups
-                        .offsets
-                        .commit(group_id, &to_store)
-                        .map_err(|e| {
-                            tracing::error!(group = group_id, error = %e, "cannot store offsets");
-                            Stored::Failed
-                        })?;
+                        .commit_offsets(group_id, &to_store)
+                        .map_err(Stored::Failed)?;
                 }
                 Ok(!to_store.is_empty())
             })
@@ -99,9 +97,9 @@ pub async fn handle(
     };
     // Acknowledged means persisted: flush (shared with concurrent commits) before answering.
     let stored = match stored {
-        Ok(wrote) => crate::group::durable(&broker.store, wrote)
+        Ok(wrote) => crate::group::durable(broker, group_id, wrote)
             .await
-            .map_err(|_| Stored::Failed),
+            .map_err(Stored::Failed),
         Err(e) => Err(e),
     };
     match stored {
@@ -115,11 +113,11 @@ pub async fn handle(
             }
         }
         // The partitions that were to be stored report the failure.
-        Err(Stored::Failed) => {
+        Err(Stored::Failed(e)) => {
             for t in &mut topics {
                 for p in &mut t.partitions {
                     if p.error_code == 0 {
-                        p.error_code = crate::group::PERSIST_FAILED.code();
+                        p.error_code = e.code();
                     }
                 }
             }

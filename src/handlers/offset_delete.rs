@@ -18,6 +18,9 @@ pub async fn handle(
     let group_id = req.group_id.as_str();
     // The subscription check and the deletes happen under the group's lock, so a member
     // cannot subscribe to a topic between the check and the delete.
+    if let Err(e) = broker.groups.check(group_id) {
+        return Ok(OffsetDeleteResponse::default().with_error_code(e.code()));
+    }
     let mut wrote = false;
     let result = broker.groups.with_group(group_id, false, |g| {
         // Topics an active group consumes keep their offsets.
@@ -50,19 +53,15 @@ pub async fn handle(
                         {
                             Some(ResponseError::UnknownTopicOrPartition)
                         } else {
-                            match broker.groups.offsets.delete(
+                            match broker.groups.delete_offsets(
                                 group_id,
-                                t.name.as_str(),
-                                p.partition_index,
+                                &[(t.name.to_string(), p.partition_index)],
                             ) {
                                 Ok(()) => {
                                     wrote = true;
                                     None
                                 }
-                                Err(e) => {
-                                    tracing::error!(group = group_id, error = %e, "cannot delete offset");
-                                    Some(crate::group::PERSIST_FAILED)
-                                }
+                                Err(e) => Some(e),
                             }
                         };
                         OffsetDeleteResponsePartition::default()
@@ -84,7 +83,7 @@ pub async fn handle(
         Some(Err(e)) => Ok(OffsetDeleteResponse::default().with_error_code(e.code())),
         Some(Ok(topics)) => {
             // A deleted offset must not come back after a crash.
-            if let Err(e) = crate::group::durable(&broker.store, wrote).await {
+            if let Err(e) = crate::group::durable(broker, group_id, wrote).await {
                 return Ok(OffsetDeleteResponse::default().with_error_code(e.code()));
             }
             Ok(OffsetDeleteResponse::default().with_topics(topics))

@@ -95,7 +95,10 @@ pub async fn handle(
                         .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
                         .collect()
                 });
-                let result = check_member(broker, id, g.member_id.as_deref(), g.member_epoch)
+                let result = broker
+                    .groups
+                    .check(id)
+                    .and_then(|()| check_member(broker, id, g.member_id.as_deref(), g.member_epoch))
                     .and_then(|_| fetch_group(broker, id, wanted));
                 let mut r = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
                 match result {
@@ -117,7 +120,7 @@ pub async fn handle(
                                                 // A transaction holds a newer offset for this
                                                 // partition: require_stable callers must wait.
                                                 if req.require_stable
-                                                    && broker.txns.has_pending_offset(id, &t, p)
+                                                    && broker.groups.has_pending_offset(id, &t, p)
                                                 {
                                                     x.with_error_code(
                                                         ResponseError::UnstableOffsetCommit.code(),
@@ -145,7 +148,11 @@ pub async fn handle(
             .collect()
     });
     let mut resp = OffsetFetchResponse::default();
-    match fetch_group(broker, id, wanted) {
+    match broker
+        .groups
+        .check(id)
+        .and_then(|()| fetch_group(broker, id, wanted))
+    {
         Ok(rows) => {
             resp.topics = rows
                 .into_iter()

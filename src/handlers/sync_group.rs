@@ -15,6 +15,9 @@ pub async fn handle(
     req: SyncGroupRequest,
 ) -> anyhow::Result<SyncGroupResponse> {
     let group_id = req.group_id.as_str().to_string();
+    if let Err(e) = broker.groups.check(&group_id) {
+        return Ok(SyncGroupResponse::default().with_error_code(e.code()));
+    }
     let reply = broker.groups.with_group(&group_id, false, |g| {
         let reply = match g {
             Group::Classic(c) => c.sync(
@@ -54,7 +57,7 @@ pub async fn handle(
         }
     };
     let stored = match wrote {
-        Ok(wrote) => crate::group::durable(&broker.store, wrote).await,
+        Ok(wrote) => crate::group::durable(broker, &group_id, wrote).await,
         Err(e) => Err(e),
     };
     let result = match stored {

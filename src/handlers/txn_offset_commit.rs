@@ -1,6 +1,7 @@
-//! TxnOffsetCommit: offsets staged in the transaction, visible to OffsetFetch only once the
-//! transaction commits. Group membership is checked like a normal commit when the producer
-//! passes its consumer's generation (v3+).
+//! TxnOffsetCommit, at the group's coordinator: offsets held as pending in the group's
+//! `__consumer_offsets` partition, visible to OffsetFetch only once the transaction commits
+//! (the transaction coordinator's marker for that partition). Group membership is checked
+//! like a normal commit when the producer passes its consumer's generation (v3+).
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::txn_offset_commit_response::{
@@ -10,7 +11,73 @@ use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
 use crate::Broker;
 use crate::connection::RequestContext;
-use crate::txn::coordinator::PendingOffset;
+use crate::group::offsets::Committed;
+
+/// Checks the group (this broker must coordinate it; with the consumer's generation, v3+,
+/// the member like a normal commit) and the transaction (with its coordinator, here or on
+/// another broker: the group's `__consumer_offsets` partition joins it, KIP-890), then holds
+/// the offsets in the group's partition until the transaction's marker arrives. Whether it
+/// wrote.
+async fn stage(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: &TxnOffsetCommitRequest,
+    staged: Vec<(String, i32, Committed)>,
+) -> Result<bool, ResponseError> {
+    let group = req.group_id.as_str();
+    broker.groups.check(group)?;
+    let p = broker
+        .groups
+        .journal
+        .partition_of(group)
+        .ok_or(ResponseError::CoordinatorNotAvailable)?;
+    let b = broker.arc();
+    let (tid, pid, epoch) = (
+        req.transactional_id.to_string(),
+        req.producer_id.0,
+        req.producer_epoch,
+    );
+    let verified = tokio::task::spawn_blocking(move || {
+        b.verify_txn_write(&tid, pid, epoch, crate::group::journal::TOPIC, p, true)
+    })
+    .await
+    .map_err(|_| ResponseError::UnknownServerError)?;
+    match verified {
+        // The partition may have joined the transaction at a coordinator here: durable
+        // first (a coordinator elsewhere did that before answering).
+        Ok(true) => super::txn_durable(broker, req.transactional_id.as_str()).await?,
+        Ok(false) => {}
+        // The transaction's coordinator is moving: retry here, the group's coordinator has
+        // not moved (NOT_COORDINATOR would send the client to look the group up again).
+        Err(
+            ResponseError::CoordinatorNotAvailable
+            | ResponseError::NotCoordinator
+            | ResponseError::CoordinatorLoadInProgress,
+        ) => return Err(ResponseError::CoordinatorLoadInProgress),
+        Err(e) => return Err(e),
+    }
+    if staged.is_empty() {
+        return Ok(false);
+    }
+    // With the consumer's generation, an existing group checks its member (a group that
+    // does not exist has none to check, as before).
+    let check_member =
+        ctx.api_version >= 3 && req.generation_id >= 0 && broker.groups.get(group).is_some();
+    broker
+        .groups
+        .with_group(group, true, |g| {
+            if check_member {
+                g.validate_commit(
+                    req.member_id.as_str(),
+                    req.group_instance_id.as_deref(),
+                    req.generation_id,
+                )?;
+            }
+            broker.groups.stage_txn_offsets(group, pid, &staged)?;
+            Ok(true)
+        })
+        .unwrap_or(Err(ResponseError::CoordinatorNotAvailable))
+}
 
 pub async fn handle(
     broker: &Broker,
@@ -18,6 +85,7 @@ pub async fn handle(
     req: TxnOffsetCommitRequest,
 ) -> anyhow::Result<TxnOffsetCommitResponse> {
     let group = req.group_id.as_str();
+    let now = super::now_ms();
     let mut staged = Vec::new();
     let mut unknown = Vec::new();
     for t in &req.topics {
@@ -31,50 +99,24 @@ pub async fn handle(
                 unknown.push((t.name.to_string(), p.partition_index));
                 continue;
             }
-            staged.push(PendingOffset {
-                group: group.to_string(),
-                topic: t.name.to_string(),
-                partition: p.partition_index,
-                offset: p.committed_offset,
-                leader_epoch: p.committed_leader_epoch,
-                metadata: p
-                    .committed_metadata
-                    .as_ref()
-                    .map(|m| m.to_string())
-                    .unwrap_or_default(),
-            });
+            staged.push((
+                t.name.to_string(),
+                p.partition_index,
+                Committed {
+                    offset: p.committed_offset,
+                    leader_epoch: p.committed_leader_epoch,
+                    commit_timestamp: now,
+                    metadata: p
+                        .committed_metadata
+                        .as_ref()
+                        .map(|m| m.to_string())
+                        .unwrap_or_default(),
+                },
+            ));
         }
     }
-    let stage = |staged| {
-        broker.txns.stage_offsets(
-            req.transactional_id.as_str(),
-            req.producer_id.0,
-            req.producer_epoch,
-            staged,
-        )
-    };
-    // With the consumer's generation (v3+), it is checked and the offsets staged under the
-    // group's lock, so a rebalance cannot fence the member in between. (Lock order: group,
-    // then transaction; the transaction coordinator never takes a group lock.)
-    let checked = if ctx.api_version >= 3 && req.generation_id >= 0 {
-        broker.groups.with_group(group, false, |g| {
-            g.validate_commit(
-                req.member_id.as_str(),
-                req.group_instance_id.as_deref(),
-                req.generation_id,
-            )?;
-            stage(std::mem::take(&mut staged))
-        })
-    } else {
-        None
-    };
-    let staged = match checked {
-        Some(r) => r,
-        None => stage(staged),
-    };
-    // The staged offsets are transaction state: durable before they are acknowledged.
-    let error = match staged {
-        Ok(()) => super::durable(broker).await.err(),
+    let error = match stage(broker, ctx, &req, staged).await {
+        Ok(wrote) => crate::group::durable(broker, group, wrote).await.err(),
         Err(e) => Some(e),
     };
     let topics = req

@@ -23,9 +23,44 @@ pub async fn handle(
 ) -> anyhow::Result<WriteTxnMarkersResponse> {
     let b = broker.arc();
     // Markers are appends (segment writes, index checkpoints): on the blocking pool.
-    let markers = tokio::task::spawn_blocking(move || write_all(&b, &req)).await?;
+    let mut markers = tokio::task::spawn_blocking(move || write_all(&b, &req)).await?;
     if broker.config.flush_on_ack() {
         broker.store.flush_all_after_write().await?;
+    }
+    // As Kafka's leader, answer once every ISR member has the marker (acks=all): the
+    // coordinator then forgets the transaction.
+    let timeout = broker.groups.settings.offsets_commit_timeout_ms;
+    for m in &mut markers {
+        for t in &mut m.topics {
+            let topic = broker.topics.get(t.name.as_str());
+            for p in &mut t.partitions {
+                if p.error_code != 0 {
+                    continue;
+                }
+                let done = if t.name.as_str() == crate::group::journal::TOPIC {
+                    broker
+                        .groups
+                        .journal
+                        .replicated_partition(p.partition_index, timeout)
+                        .await
+                } else if let Some(log) =
+                    topic.as_ref().and_then(|x| x.partition(p.partition_index))
+                {
+                    crate::group::journal::await_hw(
+                        log,
+                        log.log_end_offset(),
+                        log.leader_epoch(),
+                        timeout,
+                    )
+                    .await
+                } else {
+                    Ok(())
+                };
+                if let Err(e) = done {
+                    p.error_code = e.code();
+                }
+            }
+        }
     }
     Ok(WriteTxnMarkersResponse::default().with_markers(markers))
 }
@@ -46,6 +81,24 @@ fn write_all(broker: &Broker, req: &WriteTxnMarkersRequest) -> Vec<WritableTxnMa
                         .map(|&p| {
                             let code = match topic.as_ref().and_then(|x| x.partition(p)) {
                                 None => ResponseError::UnknownTopicOrPartition.code(),
+                                // A group's partition: its coordinator completes the
+                                // transaction's pending offsets (Kafka's coordinator reads
+                                // the marker it appends there).
+                                Some(_) if t.name.as_str() == crate::group::journal::TOPIC => {
+                                    if !broker.groups.owns_partition(p) {
+                                        ResponseError::NotLeaderOrFollower.code()
+                                    } else {
+                                        match broker.groups.complete_txn(
+                                            p,
+                                            pid,
+                                            m.transaction_result,
+                                            now_ms(),
+                                        ) {
+                                            Ok(()) => 0,
+                                            Err(e) => e.code(),
+                                        }
+                                    }
+                                }
                                 Some(log) => {
                                     let seen = log
                                         .producers()

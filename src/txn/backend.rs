@@ -31,7 +31,14 @@ pub trait TxnBackend: Send + Sync {
         epoch: i16,
         commit: bool,
     ) -> anyhow::Result<()>;
-    /// Applies a committed transaction's offsets to a group.
+    /// State a data dir of an earlier release kept in the store, to move into the journal.
+    fn legacy(&self) -> anyhow::Result<Vec<TxnMeta>> {
+        Ok(Vec::new())
+    }
+    /// Gives the broker to a backend that sends markers to other brokers.
+    fn attach(&self, _broker: std::sync::Weak<crate::Broker>) {}
+    /// Applies a committed transaction's offsets to a group (state of earlier releases:
+    /// transactions now leave their offsets with the group's coordinator).
     fn commit_offsets(
         &self,
         group: &str,
@@ -39,17 +46,20 @@ pub trait TxnBackend: Send + Sync {
     ) -> anyhow::Result<()>;
 }
 
-/// The coordinator epoch written into markers; a single coordinator never changes.
+/// The coordinator epoch written into markers.
 const COORDINATOR_EPOCH: i32 = 0;
 
-/// The broker's backend: the store's `meta/txn` tree, its id generator, the partition logs
-/// and the group coordinator.
+/// The broker's backend: `__transaction_state` (the journal), the store's `meta/txn` tree
+/// (state of earlier releases), producer ids, the partition logs (markers here, or sent to
+/// the partition's leader) and the group coordinator.
 pub struct BrokerBackend {
     pub tree: sled::Tree,
     pub store: Arc<Store>,
     pub topics: Arc<Topics>,
     pub groups: Arc<GroupCoordinator>,
     pub pids: Arc<super::producer_ids::ProducerIds>,
+    pub journal: Arc<crate::group::journal::Journal>,
+    pub broker: std::sync::OnceLock<std::sync::Weak<crate::Broker>>,
 }
 
 impl TxnBackend for BrokerBackend {
@@ -58,6 +68,11 @@ impl TxnBackend for BrokerBackend {
     }
 
     fn load(&self) -> anyhow::Result<Vec<TxnMeta>> {
+        // Nothing is coordinated before its partition is loaded.
+        Ok(Vec::new())
+    }
+
+    fn legacy(&self) -> anyhow::Result<Vec<TxnMeta>> {
         let mut out = Vec::new();
         for kv in self.tree.iter() {
             let (_, v) = kv?;
@@ -67,14 +82,26 @@ impl TxnBackend for BrokerBackend {
     }
 
     fn persist(&self, m: &TxnMeta) -> anyhow::Result<()> {
-        self.tree
-            .insert(m.transactional_id.as_bytes(), serde_json::to_vec(m)?)?;
+        let record = super::coordinator::loading_encode(&m.transactional_id, Some(m))?;
+        self.journal
+            .append_raw(&m.transactional_id, &[record])
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        // The journal holds it now; an earlier release's copy must not come back.
+        self.tree.remove(m.transactional_id.as_bytes())?;
         Ok(())
     }
 
     fn remove(&self, transactional_id: &str) -> anyhow::Result<()> {
+        let record = super::coordinator::loading_encode(transactional_id, None)?;
+        self.journal
+            .append_raw(transactional_id, &[record])
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         self.tree.remove(transactional_id.as_bytes())?;
         Ok(())
+    }
+
+    fn attach(&self, broker: std::sync::Weak<crate::Broker>) {
+        let _ = self.broker.set(broker);
     }
 
     fn new_producer_id(&self) -> anyhow::Result<i64> {
@@ -91,17 +118,66 @@ impl TxnBackend for BrokerBackend {
         epoch: i16,
         commit: bool,
     ) -> anyhow::Result<()> {
-        let Some(log) = self
-            .topics
-            .get(topic)
-            .and_then(|t| t.partition(partition).cloned())
-        else {
+        let Some(t) = self.topics.get(topic) else {
             // Deleted with its data: nothing to mark.
             return Ok(());
         };
-        log.write_marker(producer_id, epoch, commit, COORDINATOR_EPOCH, self.now_ms())
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        Ok(())
+        let Some(log) = t.partition(partition).cloned() else {
+            return Ok(());
+        };
+        let broker = self.broker.get().and_then(|b| b.upgrade());
+        let leader = match &broker {
+            Some(b) => b.leader_of(&t, partition),
+            None => None,
+        };
+        match leader {
+            // Another broker leads the partition: the marker goes there.
+            Some(id) if broker.as_ref().is_some_and(|b| b.node_id() != id) => {
+                let b = broker.expect("checked");
+                super::markers::send(&b, id, topic, partition, producer_id, epoch, commit)
+            }
+            _ if topic == crate::group::journal::TOPIC => {
+                // Its pending offsets are known only once the partition is loaded here.
+                if !self.groups.owns_partition(partition) {
+                    anyhow::bail!("{topic}-{partition} is not loaded here yet");
+                }
+                self.groups
+                    .complete_txn(partition, producer_id, commit, self.now_ms())
+                    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                if broker.is_some_and(|b| b.cluster.is_some()) {
+                    super::markers::block_on(async {
+                        self.groups
+                            .journal
+                            .replicated_partition(
+                                partition,
+                                super::markers::TIMEOUT.as_millis() as u64,
+                            )
+                            .await
+                            .map_err(|e| anyhow::anyhow!("{e:?}"))
+                    })?;
+                }
+                Ok(())
+            }
+            _ => {
+                log.write_marker(producer_id, epoch, commit, COORDINATOR_EPOCH, self.now_ms())
+                    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                // In a cluster the marker counts once every ISR member has it.
+                if broker.is_some_and(|b| b.cluster.is_some()) {
+                    let (end, leader_epoch) = (log.log_end_offset(), log.leader_epoch());
+                    super::markers::block_on(async {
+                        crate::group::journal::await_hw(
+                            &log,
+                            end,
+                            leader_epoch,
+                            super::markers::TIMEOUT.as_millis() as u64,
+                        )
+                        .await
+                        .map_err(|e| anyhow::anyhow!("marker not replicated: {e:?}"))
+                    })?;
+                }
+                Ok(())
+            }
+        }
     }
 
     fn commit_offsets(
@@ -110,8 +186,9 @@ impl TxnBackend for BrokerBackend {
         offsets: &[(String, i32, Committed)],
     ) -> anyhow::Result<()> {
         self.groups.get_or_create_empty(group);
-        self.groups.offsets.commit(group, offsets)?;
-        Ok(())
+        self.groups
+            .commit_offsets(group, offsets)
+            .map_err(|e| anyhow::anyhow!("committing the offsets of group {group}: {e:?}"))
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod backend;
 pub mod coordinator;
+pub mod markers;
 pub mod producer_ids;
 
 use crate::log::Store;

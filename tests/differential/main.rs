@@ -64,7 +64,7 @@ pub const KNOWN: &[(&str, &str)] = &[
     ),
     (
         "DescribeTransactions v0: ongoing",
-        "Kafka lists the __consumer_offsets partition AddOffsetsToTxn added; Fjord keeps offsets in its own store, not in an internal topic (until the coordinators move to internal topics)",
+        "the same partitions (with the __consumer_offsets partition AddOffsetsToTxn added), in another order: Fjord lists the transaction's topics by name, Kafka in the iteration order of its hash set",
     ),
 ];
 

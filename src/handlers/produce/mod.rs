@@ -350,9 +350,14 @@ fn append_partition(
             // KIP-890 verification: the guard is taken before the coordinator's check, and
             // a marker written between the check and the append voids it.
             guard = Some(log.begin_txn_verification(h.producer_id));
-            let added = broker
-                .txns
-                .check_produce(
+            // The coordinator may be on another broker (asked with AddPartitionsToTxn), but
+            // not again once the transaction is open here.
+            let open_here =
+                broker.cluster.is_some() && log.in_transaction(h.producer_id, h.producer_epoch);
+            let added = if open_here {
+                Ok(false)
+            } else {
+                broker.verify_txn_write(
                     tid,
                     h.producer_id,
                     h.producer_epoch,
@@ -360,20 +365,37 @@ fn append_partition(
                     index,
                     version >= 12,
                 )
-                .map_err(|e| {
-                    let e = if e == ResponseError::InvalidTxnState {
-                        txn_state_error(version)
-                    } else {
-                        e
-                    };
-                    Refusal::of(e, None)
-                })?;
-            // The partition joined the transaction: that must be on disk before the batch
-            // is, or a crash in between leaves records in the log whose transaction the
-            // coordinator does not know, which no marker would ever close (the LSO stuck).
+            }
+            .map_err(|e| {
+                let e = match e {
+                    ResponseError::InvalidTxnState => txn_state_error(version),
+                    // The coordinator is moving or busy: retriable for the producer, as
+                    // Kafka's leader answers.
+                    ResponseError::CoordinatorNotAvailable
+                    | ResponseError::NotCoordinator
+                    | ResponseError::CoordinatorLoadInProgress
+                    | ResponseError::ConcurrentTransactions => ResponseError::NotEnoughReplicas,
+                    e => e,
+                };
+                Refusal::of(e, None)
+            })?;
+            // The partition joined the transaction: that must be on disk (and on the
+            // coordinator's ISR) before the batch is, or a crash in between leaves records in
+            // the log whose transaction the coordinator does not know, which no marker would
+            // ever close (the LSO stuck).
             if added && let Err(e) = broker.store.flush_meta_blocking() {
                 tracing::error!(error = %e, "cannot flush transaction state");
                 return Err(Refusal::of(ResponseError::CoordinatorNotAvailable, None));
+            }
+            if added && broker.cluster.is_some() {
+                let b = broker.arc();
+                let t = tid.to_string();
+                crate::txn::markers::block_on(async move {
+                    b.txn_replicated(&t)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("{e:?}"))
+                })
+                .map_err(|_| Refusal::of(ResponseError::NotEnoughReplicas, None))?;
             }
         }
         (true, None) => {

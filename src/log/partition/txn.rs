@@ -247,6 +247,13 @@ impl PartitionLog {
 
     /// Idempotence state of every producer that wrote here (DescribeProducers):
     /// (producer id, epoch, last sequence, last timestamp).
+    /// Whether `pid` has a transaction open here under `epoch`: the partition is part of it
+    /// already, so a further write needs no check with the coordinator (as in Kafka).
+    pub fn in_transaction(&self, pid: i64, epoch: i16) -> bool {
+        let st = self.state.lock().unwrap();
+        st.ongoing.contains_key(&pid) && st.producers.get(&pid).is_some_and(|e| e.epoch == epoch)
+    }
+
     pub fn producers(&self) -> Vec<(i64, i16, i32, i64)> {
         let st = self.state.lock().unwrap();
         let mut out: Vec<_> = st
