@@ -322,7 +322,7 @@ class Workload:
     def java_consumer(self, cp, group, protocol):
         """Runs a Java group consumer (classic or KIP-848) that commits every 250 ms."""
         jc = {"group": group, "protocol": protocol, "records": {p: set() for p in range(self.partitions)},
-              "commits": {}, "final": {}, "failures": 0, "done": False}
+              "commits": {}, "final": {}, "failures": 0, "done": False, "commit_times": []}
         jc["proc"] = subprocess.Popen(
             ["java", "-Xmx256m", "-cp", cp, "FaultConsumer", self.bootstrap, TOPIC, group,
              protocol],
@@ -339,6 +339,7 @@ class Workload:
                     elif f[0] == "COMMIT":
                         p, o = int(f[1]), int(f[2])
                         jc["commits"][p] = max(jc["commits"].get(p, 0), o)
+                        jc["commit_times"].append(time.monotonic())
                     elif f[0] == "COMMITFAIL":
                         jc["failures"] += 1
                     elif f[0] == "FINAL":
@@ -515,6 +516,21 @@ def read_everything(bootstrap, partitions, expected_ends, timeout=90):
     return out
 
 
+class JavaCommits:
+    """A Java consumer's successful commits, for wait_commit."""
+
+    def __init__(self, work, jc):
+        self.work, self.jc = work, jc
+
+    def first_commit_after(self, t):
+        with self.work.lock:
+            times = [x for x in self.jc["commit_times"] if x > t]
+        return min(times) if times else None
+
+
+# How many kill-coordinator faults ran (they take the groups in turn).
+COORDINATOR_KILLS = [0]
+
 # The topics whose partitions must be led with a full ISR before the next fault.
 WHOLE_TOPICS = [TOPIC]
 
@@ -588,7 +604,13 @@ def inject(fault, nodes, admin, work, session_ms, net):
     elif fault == "kill-controller":
         victim = by_id[controller_of(admin)]
     elif fault == "kill-coordinator":
-        victim = by_id[coordinator_of(admin)]
+        # In turn, the coordinator of each consumer group (librdkafka's, then the Java
+        # classic and KIP-848 ones when they run); the time measured is that group's.
+        groups = [("fault-checker", work)] + [
+            (jc["group"], JavaCommits(work, jc)) for jc in work.java_consumers]
+        group, committer = groups[COORDINATOR_KILLS[0] % len(groups)]
+        COORDINATOR_KILLS[0] += 1
+        victim = by_id[coordinator_of(admin, group)]
     elif fault == "kill-txn-coordinator":
         victim = by_id[txn_coordinator_of(admin)]
     elif fault == "kill-out-leader":
@@ -626,9 +648,11 @@ def inject(fault, nodes, admin, work, session_ms, net):
             time.sleep(rest)
         victim.signal(signal.SIGCONT)
         return [took]
+    if fault == "kill-coordinator":
+        log(f"{fault}: node {victim.nid} coordinates group {group}")
     victim.kill()
     if fault == "kill-coordinator":
-        took = wait_commit(work, t0)
+        took = wait_commit(committer, t0)
     elif fault in EOS_FAULTS:
         took = wait_commit(work.eos, t0)
     else:

@@ -78,14 +78,15 @@ impl Broker {
                 Kind::Transaction => self.txns.create_here(),
             };
         };
-        let live = node.image().live_brokers().len() as i32;
-        if live == 0 {
-            return Err(ResponseError::CoordinatorNotAvailable);
-        }
+        // The configured replication factor, or the number of brokers if fewer; created only
+        // once that many are live (until then COORDINATOR_NOT_AVAILABLE, which clients
+        // retry), so a topic made while brokers restart does not get fewer replicas.
+        let img = node.image();
+        let (registered, live) = (img.brokers.len() as i32, img.live_brokers().len() as i32);
         let (n, rf, configs) = match kind {
             Kind::Group => {
                 let s = &self.groups.settings;
-                let rf = s.offsets_topic_replication_factor.min(live);
+                let rf = s.offsets_topic_replication_factor.min(registered);
                 (
                     s.offsets_topic_num_partitions,
                     rf,
@@ -93,7 +94,7 @@ impl Broker {
                 )
             }
             Kind::Transaction => {
-                let rf = self.config.txn_log_replication_factor.min(live);
+                let rf = self.config.txn_log_replication_factor.min(registered);
                 (
                     self.config.txn_log_partitions,
                     rf,
@@ -101,6 +102,9 @@ impl Broker {
                 )
             }
         };
+        if rf < 1 || live < rf {
+            return Err(ResponseError::CoordinatorNotAvailable);
+        }
         match self
             .create_topic_in_cluster(name, n, rf, None, &configs, false)
             .await
@@ -235,8 +239,27 @@ impl Broker {
     ) -> Result<bool, ResponseError> {
         match self.txns.check(id) {
             Ok(()) => {
-                self.txns
-                    .check_produce(id, producer_id, epoch, topic, partition, implicit_add)
+                let added = self.txns.check_produce(
+                    id,
+                    producer_id,
+                    epoch,
+                    topic,
+                    partition,
+                    implicit_add,
+                )?;
+                // Also when this call added nothing: an earlier one may have added the
+                // partition and failed before the coordinator's ISR had it.
+                if self.cluster.is_some() {
+                    let b = self.arc();
+                    let id = id.to_string();
+                    crate::txn::markers::block_on(async move {
+                        b.txn_replicated(&id)
+                            .await
+                            .map_err(|e| anyhow::anyhow!("{e:?}"))
+                    })
+                    .map_err(|_| ResponseError::CoordinatorNotAvailable)?;
+                }
+                Ok(added)
             }
             Err(_) if self.cluster.is_some() => {
                 let coordinator = self.current_coordinator(Kind::Transaction, id)?;

@@ -1,5 +1,3 @@
-import java.io.BufferedReader;
-import java.io.InputStreamReader;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
@@ -44,20 +42,7 @@ public final class FaultEos {
     public static void main(String[] args) throws Exception {
         String bootstrap = args[0], in = args[1], out = args[2], group = args[3], txid = args[4];
         PrintStream stdout = new PrintStream(System.out, false, StandardCharsets.UTF_8);
-        AtomicBoolean stop = new AtomicBoolean();
-        Thread stdin = new Thread(() -> {
-            try (BufferedReader r = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8))) {
-                String line;
-                while ((line = r.readLine()) != null && !line.trim().equals("stop")) {
-                    // keep reading
-                }
-            } catch (Exception e) {
-                // stdin gone: stop as well
-            }
-            stop.set(true);
-        });
-        stdin.setDaemon(true);
-        stdin.start();
+        AtomicBoolean stop = FaultSupport.stopOnStdin();
 
         Properties cp = new Properties();
         cp.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);

@@ -1,5 +1,3 @@
-import java.io.BufferedReader;
-import java.io.InputStreamReader;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.util.Properties;
@@ -29,20 +27,7 @@ public final class FaultProducer {
         int partitions = Integer.parseInt(args[2]);
         double rate = Double.parseDouble(args[3]);
         PrintStream out = new PrintStream(System.out, false, StandardCharsets.UTF_8);
-        AtomicBoolean stop = new AtomicBoolean();
-        Thread stdin = new Thread(() -> {
-            try (BufferedReader r = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8))) {
-                String line;
-                while ((line = r.readLine()) != null && !line.trim().equals("stop")) {
-                    // keep reading
-                }
-            } catch (Exception e) {
-                // stdin gone: stop as well
-            }
-            stop.set(true);
-        });
-        stdin.setDaemon(true);
-        stdin.start();
+        AtomicBoolean stop = FaultSupport.stopOnStdin();
 
         Properties p = new Properties();
         p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);

@@ -6,6 +6,20 @@ use kafka_protocol::ResponseError;
 
 use super::{GroupCoordinator, PERSIST_FAILED, journal, lock, offsets};
 
+/// The records hold metadata strings with an i16 length (Kafka's format): a longer one
+/// could not be read back.
+pub(super) fn check_metadata(
+    commits: &[(String, i32, offsets::Committed)],
+) -> Result<(), ResponseError> {
+    if commits
+        .iter()
+        .any(|(_, _, c)| c.metadata.len() > i16::MAX as usize)
+    {
+        return Err(ResponseError::OffsetMetadataTooLarge);
+    }
+    Ok(())
+}
+
 impl GroupCoordinator {
     /// Stores committed offsets of `group`: appended to its partition, then cached. Call with
     /// the group locked ([`Self::with_group`]).
@@ -14,6 +28,7 @@ impl GroupCoordinator {
         group: &str,
         commits: &[(String, i32, offsets::Committed)],
     ) -> Result<(), ResponseError> {
+        check_metadata(commits)?;
         let entries: Vec<journal::Entry> = commits
             .iter()
             .map(|(t, p, c)| journal::Entry::Offset {

@@ -27,6 +27,25 @@ pub fn partition_for(group: &str, partitions: i32) -> i32 {
     h % partitions.max(1)
 }
 
+/// Creates a coordinator topic on a single node (all its partitions led here); the caller
+/// then loads it. COORDINATOR_NOT_AVAILABLE if it cannot.
+pub fn create_here(
+    topics: &Topics,
+    name: &str,
+    partitions: i32,
+    configs: &std::collections::BTreeMap<String, String>,
+) -> Result<(), ResponseError> {
+    match topics.create(name, partitions, configs.clone(), false) {
+        Ok(_) => tracing::info!(partitions, "created {name}"),
+        Err(crate::meta::topics::TopicError::AlreadyExists(_)) => {}
+        Err(e) => {
+            tracing::warn!(error = ?e, "cannot create {name}");
+            return Err(ResponseError::CoordinatorNotAvailable);
+        }
+    }
+    Ok(())
+}
+
 /// A key and its value (None: a tombstone).
 pub type KeyValue = (Bytes, Option<Bytes>);
 
@@ -125,6 +144,8 @@ pub struct Journal {
     topics: Option<Arc<Topics>>,
     topic: &'static str,
     last: Mutex<HashMap<i32, (i64, i32)>>,
+    /// The partitions this broker leads and has loaded (or is loading).
+    pub owned: Ownership,
 }
 
 impl Journal {
@@ -133,6 +154,7 @@ impl Journal {
             topics: Some(topics),
             topic,
             last: Mutex::default(),
+            owned: Ownership::default(),
         }
     }
 
@@ -194,6 +216,13 @@ impl Journal {
         }
         let p = partition_for(key, n);
         let log = self.log(p).ok_or(ResponseError::CoordinatorNotAvailable)?;
+        // Only in the leader epoch the partition was loaded (or is being loaded) in: a
+        // request that passed its check under an earlier leadership must not write into the
+        // partition a new load is replaying.
+        match self.owned.epoch_of(p) {
+            Some(e) if log.leads_in(e) => {}
+            _ => return Err(ResponseError::NotCoordinator),
+        }
         let info = log
             .append(&batch(records, crate::handlers::now_ms()), None)
             .map_err(|e| {
@@ -221,7 +250,12 @@ impl Journal {
     /// [`Self::replicated`] for partition `p`.
     pub async fn replicated_partition(&self, p: i32, timeout_ms: u64) -> Result<(), ResponseError> {
         let Some((target, epoch)) = super::lock(&self.last).get(&p).copied() else {
-            return Ok(());
+            // Nothing appended here since this broker started: nothing to wait for, as long
+            // as it still leads the partition.
+            return match (self.owned.epoch_of(p), self.log(p)) {
+                (Some(e), Some(log)) if log.leads_in(e) => Ok(()),
+                _ => Err(ResponseError::NotCoordinator),
+            };
         };
         let log = self.log(p).ok_or(ResponseError::NotCoordinator)?;
         await_hw(&log, target, epoch, timeout_ms)
@@ -304,6 +338,11 @@ impl Ownership {
         }
     }
 
+    /// The leader epoch partition `p` is loaded (or loading) in here.
+    pub fn epoch_of(&self, p: i32) -> Option<i32> {
+        super::lock(&self.owned).get(&p).map(|o| o.epoch)
+    }
+
     /// Whether partition `p` is loaded here.
     pub fn is_loaded(&self, p: i32) -> bool {
         super::lock(&self.owned).get(&p).is_some_and(|o| o.loaded)
@@ -384,6 +423,7 @@ mod tests {
         let topics = Arc::new(Topics::load(store).unwrap());
         topics.create(TOPIC, 1, Default::default(), false).unwrap();
         let j = Journal::new(topics.clone(), TOPIC);
+
         let e = |o| Entry::Offset {
             group: "g".into(),
             topic: "t".into(),
@@ -395,6 +435,9 @@ mod tests {
                 metadata: String::new(),
             }),
         };
+        // Appends go only to a partition loaded here, in its leader epoch.
+        assert_eq!(j.append(&[e(1)]), Err(ResponseError::NotCoordinator));
+        j.owned.sync(&j, |_| Some(0), |_| Ok(()), |_| {});
         j.append(&[e(1), e(2)]).unwrap();
         j.append(&[e(3)]).unwrap();
         assert_eq!(

@@ -184,21 +184,21 @@ pub type GroupHandle = Arc<Mutex<Group>>;
 pub const PERSIST_FAILED: ResponseError = ResponseError::NotCoordinator;
 
 /// Makes what a request changed in `group` durable before it is answered: the records the
-/// coordinator appended to the group's `__consumer_offsets` partition are flushed as a
-/// produce's would be, then replicated to every ISR member (acks=all), within
-/// `offsets.commit.timeout.ms`. Only when something was written.
+/// coordinator appended to the group's `__consumer_offsets` partition are on disk (segment
+/// files and index, when the request wrote), then on every ISR member (acks=all), within
+/// `offsets.commit.timeout.ms`. The replication wait also covers a request that wrote
+/// nothing: a retry must not be answered before what its first attempt wrote is replicated.
 pub async fn durable(
     broker: &crate::Broker,
     group: &str,
     wrote: bool,
 ) -> Result<(), ResponseError> {
-    if !wrote {
-        return Ok(());
+    if wrote {
+        broker.store.flush_all_after_write().await.map_err(|e| {
+            tracing::error!(group, error = %e, "cannot flush group metadata");
+            PERSIST_FAILED
+        })?;
     }
-    crate::handlers::durable(broker).await.map_err(|e| {
-        tracing::error!(group, error = ?e, "cannot flush group metadata");
-        PERSIST_FAILED
-    })?;
     broker
         .groups
         .journal
@@ -218,8 +218,6 @@ pub struct GroupCoordinator {
     pub topics: Arc<Topics>,
     /// Where every change goes first: the group's `__consumer_offsets` partition.
     pub journal: journal::Journal,
-    /// The `__consumer_offsets` partitions this broker leads and has loaded (or is loading).
-    owned: journal::Ownership,
     /// Groups and offsets a data dir of an earlier release kept in the store, moved into the
     /// journal as their partitions are loaded here.
     legacy: Option<ownership::Legacy>,
@@ -229,6 +227,8 @@ pub struct GroupCoordinator {
     offsets_write: Mutex<()>,
     /// Offsets of open transactions, by group and producer id.
     pending: Mutex<txn_offsets::Pending>,
+    /// Taken with `pending` held.
+    marker_epochs: Mutex<txn_offsets::MarkerEpochs>,
     /// On a single node: the configs `__consumer_offsets` is created with when a group
     /// request comes before any FindCoordinator (which creates it in a cluster).
     pub create_here: Option<std::collections::BTreeMap<String, String>>,
@@ -241,7 +241,7 @@ impl GroupCoordinator {
     /// What a data dir of an earlier release kept there (the only copy) is moved aside once
     /// and written to the journal when its partition is loaded.
     pub fn open(
-        store: &Store,
+        store: &Arc<Store>,
         topics: Arc<Topics>,
         settings: GroupSettings,
     ) -> anyhow::Result<Self> {
@@ -296,10 +296,10 @@ impl GroupCoordinator {
             tree,
             topics,
             journal: journal::Journal::default(),
-            owned: journal::Ownership::default(),
             legacy: None,
             offsets_write: Mutex::default(),
             pending: Mutex::default(),
+            marker_epochs: Mutex::default(),
             create_here: None,
         })
     }
@@ -435,6 +435,10 @@ impl GroupCoordinator {
             tracing::error!(group = id, error = %e, "cannot delete group");
             PERSIST_FAILED
         };
+        // Lock order: group, pending, offsets_write; no transaction's offsets may land
+        // between the read and the tombstones.
+        let mut pending = lock(&self.pending);
+        let _order = lock(&self.offsets_write);
         let mut entries: Vec<journal::Entry> = self
             .offsets
             .all(id)
@@ -447,11 +451,23 @@ impl GroupCoordinator {
                 value: None,
             })
             .collect();
+        for (pid, offsets) in pending.get(id).into_iter().flatten() {
+            for (topic, partition) in offsets.keys() {
+                entries.push(journal::Entry::Pending {
+                    group: id.to_string(),
+                    producer_id: *pid,
+                    topic: topic.clone(),
+                    partition: *partition,
+                    value: None,
+                });
+            }
+        }
         entries.push(journal::Entry::Group {
             group: id.to_string(),
             value: None,
         });
         self.journal.append(&entries)?;
+        pending.remove(id);
         self.tree.remove(id.as_bytes()).map_err(failed)?;
         self.offsets.delete_group(id).map_err(failed)?;
         self.bury(id, &h, &mut g);

@@ -20,12 +20,13 @@ use crate::log::Store;
 pub struct Legacy {
     groups: sled::Tree,
     offsets: OffsetStore,
+    store: std::sync::Arc<Store>,
 }
 
 impl Legacy {
     /// Moves the store's group and offset trees aside, once (a marker says it was done);
     /// `None` when there is nothing left to migrate.
-    pub fn take_over(store: &Store) -> anyhow::Result<Option<Legacy>> {
+    pub fn take_over(store: &std::sync::Arc<Store>) -> anyhow::Result<Option<Legacy>> {
         let marker = store.meta_tree("group_journal")?;
         let groups = store.meta_tree("groups_legacy")?;
         let offsets = store.meta_tree("offsets_legacy")?;
@@ -54,6 +55,7 @@ impl Legacy {
         Ok(Some(Legacy {
             groups,
             offsets: OffsetStore::new(offsets),
+            store: store.clone(),
         }))
     }
 
@@ -103,6 +105,42 @@ impl Legacy {
     }
 }
 
+/// What a partition's records say: the last value of each key.
+#[derive(Default)]
+struct Replayed {
+    groups: BTreeMap<String, Option<bytes::Bytes>>,
+    offsets: BTreeMap<(String, String, i32), Option<Committed>>,
+    pending: BTreeMap<(String, i64, String, i32), Option<Committed>>,
+}
+
+impl Replayed {
+    fn apply(&mut self, e: Entry) {
+        match e {
+            Entry::Group { group, value } => {
+                self.groups.insert(group, value);
+            }
+            Entry::Offset {
+                group,
+                topic,
+                partition,
+                value,
+            } => {
+                self.offsets.insert((group, topic, partition), value);
+            }
+            Entry::Pending {
+                group,
+                producer_id,
+                topic,
+                partition,
+                value,
+            } => {
+                self.pending
+                    .insert((group, producer_id, topic, partition), value);
+            }
+        }
+    }
+}
+
 impl GroupCoordinator {
     /// Whether the data dir held groups of an earlier release when this broker started.
     pub fn has_legacy(&self) -> bool {
@@ -121,12 +159,12 @@ impl GroupCoordinator {
         if self.journal.partitions() == 0 {
             self.create_here()?;
         }
-        self.owned.check(&self.journal, group)
+        self.journal.owned.check(&self.journal, group)
     }
 
     /// Whether partition `p` of `__consumer_offsets` is loaded here (its groups served).
     pub fn owns_partition(&self, p: i32) -> bool {
-        !self.journal.is_enabled() || self.owned.is_loaded(p)
+        !self.journal.is_enabled() || self.journal.owned.is_loaded(p)
     }
 
     /// On a single node, creates `__consumer_offsets` and loads it (its partitions are all
@@ -135,18 +173,12 @@ impl GroupCoordinator {
         let Some(configs) = &self.create_here else {
             return Err(ResponseError::CoordinatorNotAvailable);
         };
-        let n = self.settings.offsets_topic_num_partitions;
-        match self
-            .topics
-            .create(journal::TOPIC, n, configs.clone(), false)
-        {
-            Ok(_) => tracing::info!(partitions = n, "created {}", journal::TOPIC),
-            Err(crate::meta::topics::TopicError::AlreadyExists(_)) => {}
-            Err(e) => {
-                tracing::warn!(error = ?e, "cannot create {}", journal::TOPIC);
-                return Err(ResponseError::CoordinatorNotAvailable);
-            }
-        }
+        journal::create_here(
+            &self.topics,
+            journal::TOPIC,
+            self.settings.offsets_topic_num_partitions,
+            configs,
+        )?;
         self.sync_ownership(|p| self.journal.log(p).map(|l| l.leader_epoch()));
         Ok(())
     }
@@ -156,7 +188,7 @@ impl GroupCoordinator {
     /// replays logs.
     pub fn sync_ownership(&self, leads: impl Fn(i32) -> Option<i32>) {
         let n = self.journal.partitions();
-        self.owned.sync(
+        self.journal.owned.sync(
             &self.journal,
             leads,
             |p| self.load_partition(p, n),
@@ -172,35 +204,17 @@ impl GroupCoordinator {
             anyhow::bail!("no partition {p}");
         };
         // Group forms and offsets, the last value of each key.
-        let mut groups: BTreeMap<String, Option<bytes::Bytes>> = BTreeMap::new();
-        let mut offsets: BTreeMap<(String, String, i32), Option<Committed>> = BTreeMap::new();
-        let mut pending: BTreeMap<(String, i64, String, i32), Option<Committed>> = BTreeMap::new();
+        let mut r = Replayed::default();
         let mut records = 0u64;
         journal::replay(&log, |e| {
             records += 1;
-            match e {
-                Entry::Group { group, value } => {
-                    groups.insert(group, value);
-                }
-                Entry::Offset {
-                    group,
-                    topic,
-                    partition,
-                    value,
-                } => {
-                    offsets.insert((group, topic, partition), value);
-                }
-                Entry::Pending {
-                    group,
-                    producer_id,
-                    topic,
-                    partition,
-                    value,
-                } => {
-                    pending.insert((group, producer_id, topic, partition), value);
-                }
-            }
+            r.apply(e);
         })?;
+        let Replayed {
+            mut groups,
+            mut offsets,
+            pending,
+        } = r;
         self.restore_pending(pending);
         // Groups an earlier release kept in the store: into the journal, unless it already
         // knows them.
@@ -223,25 +237,15 @@ impl GroupCoordinator {
                     .map_err(|e| anyhow::anyhow!("migrating group {g}: {e:?}"))?;
                 migrated.push((g, entries));
             }
-            // On disk before the store forgets them.
-            self.tree.flush()?;
+            // On disk (segment files and index) before the store forgets them.
+            legacy.store.flush_all_blocking()?;
             for (g, entries) in migrated {
+                let mut r = Replayed::default();
                 for e in entries {
-                    match e {
-                        Entry::Group { group, value } => {
-                            groups.insert(group, value);
-                        }
-                        Entry::Offset {
-                            group,
-                            topic,
-                            partition,
-                            value,
-                        } => {
-                            offsets.insert((group, topic, partition), value);
-                        }
-                        Entry::Pending { .. } => {}
-                    }
+                    r.apply(e);
                 }
+                groups.extend(r.groups);
+                offsets.extend(r.offsets);
                 legacy.forget(&g)?;
                 tracing::info!(group = %g, partition = p, "group of an earlier release moved into {}", journal::TOPIC);
             }

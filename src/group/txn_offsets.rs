@@ -15,6 +15,14 @@ use super::{GroupCoordinator, PERSIST_FAILED, lock};
 /// Pending offsets per group, per producer id.
 pub type Pending = HashMap<String, HashMap<i64, BTreeMap<(String, i32), Committed>>>;
 
+/// The epoch of the last marker each producer id's transaction wrote to each partition: a
+/// TxnOffsetCommit from an older epoch (a zombie verified before the marker, staging after
+/// it) is refused instead of left pending. Kept in memory, at most this many entries.
+#[derive(Default)]
+pub struct MarkerEpochs(HashMap<(i32, i64), i16>);
+
+const MARKER_EPOCHS_MAX: usize = 100_000;
+
 impl GroupCoordinator {
     /// Holds `offsets` of `group` for the transaction of `producer_id`. Call with the group
     /// locked (after its member checks).
@@ -22,8 +30,10 @@ impl GroupCoordinator {
         &self,
         group: &str,
         producer_id: i64,
+        producer_epoch: i16,
         offsets: &[(String, i32, Committed)],
     ) -> Result<(), ResponseError> {
+        super::committing::check_metadata(offsets)?;
         let entries: Vec<Entry> = offsets
             .iter()
             .map(|(t, p, c)| Entry::Pending {
@@ -35,6 +45,15 @@ impl GroupCoordinator {
             })
             .collect();
         let mut pending = lock(&self.pending);
+        // (Without a journal, in unit tests, every group is in partition 0.)
+        let p = self.journal.partition_of(group).unwrap_or(0);
+        if lock(&self.marker_epochs)
+            .0
+            .get(&(p, producer_id))
+            .is_some_and(|e| *e > producer_epoch)
+        {
+            return Err(ResponseError::ProducerFenced);
+        }
         self.journal.append(&entries)?;
         let mine = pending
             .entry(group.to_string())
@@ -54,11 +73,23 @@ impl GroupCoordinator {
         &self,
         partition: i32,
         producer_id: i64,
+        producer_epoch: i16,
         commit: bool,
         now_ms: i64,
     ) -> Result<(), ResponseError> {
         let n = self.journal.partitions();
         let mut pending = lock(&self.pending);
+        {
+            let mut epochs = lock(&self.marker_epochs);
+            if epochs.0.len() >= MARKER_EPOCHS_MAX {
+                epochs.0.clear();
+            }
+            let e = epochs
+                .0
+                .entry((partition, producer_id))
+                .or_insert(producer_epoch);
+            *e = (*e).max(producer_epoch);
+        }
         let groups: Vec<String> = pending
             .iter()
             .filter(|(g, by_pid)| {
@@ -175,10 +206,10 @@ mod tests {
         };
         coord.get_or_create_empty("g");
         coord
-            .stage_txn_offsets("g", 7, &[("t".into(), 0, c(5))])
+            .stage_txn_offsets("g", 7, 0, &[("t".into(), 0, c(5))])
             .unwrap();
         coord
-            .stage_txn_offsets("g", 8, &[("t".into(), 1, c(9))])
+            .stage_txn_offsets("g", 8, 0, &[("t".into(), 1, c(9))])
             .unwrap();
         assert!(coord.has_pending_offset("g", "t", 0));
         assert!(
@@ -186,15 +217,15 @@ mod tests {
             "not before the commit"
         );
         // Producer 7 commits, producer 8 aborts; each marker only touches its own offsets.
-        coord.complete_txn(0, 7, true, 100).unwrap();
+        coord.complete_txn(0, 7, 0, true, 100).unwrap();
         assert_eq!(coord.offsets.get("g", "t", 0).unwrap().unwrap().offset, 5);
         assert!(!coord.has_pending_offset("g", "t", 0));
         assert!(coord.has_pending_offset("g", "t", 1));
-        coord.complete_txn(0, 8, false, 100).unwrap();
+        coord.complete_txn(0, 8, 1, false, 100).unwrap();
         assert!(coord.offsets.get("g", "t", 1).unwrap().is_none(), "aborted");
         assert!(!coord.has_pending_offset("g", "t", 1));
         // A marker written again finds nothing left to do.
-        coord.complete_txn(0, 7, true, 200).unwrap();
+        coord.complete_txn(0, 7, 0, true, 200).unwrap();
         assert_eq!(
             coord
                 .offsets
@@ -204,5 +235,15 @@ mod tests {
                 .commit_timestamp,
             100
         );
+        // Producer 8 was fenced by its abort marker (epoch 1): its old instance cannot stage
+        // offsets that no marker would ever complete; the next epoch can.
+        assert_eq!(
+            coord.stage_txn_offsets("g", 8, 0, &[("t".into(), 1, c(3))]),
+            Err(ResponseError::ProducerFenced)
+        );
+        coord
+            .stage_txn_offsets("g", 8, 1, &[("t".into(), 1, c(3))])
+            .unwrap();
+        assert!(coord.has_pending_offset("g", "t", 1));
     }
 }

@@ -88,16 +88,23 @@ pub async fn handle(
     req: AddPartitionsToTxnRequest,
 ) -> anyhow::Result<AddPartitionsToTxnResponse> {
     let v = ctx.api_version;
+    // A transaction's lock may be held by a completion sending markers to other brokers:
+    // the coordinator is asked on the blocking pool, not an async worker.
+    let b = broker.arc();
     if v <= 3 {
-        let mut results = add(
-            broker,
-            v,
-            req.v3_and_below_transactional_id.as_str(),
-            req.v3_and_below_producer_id.0,
-            req.v3_and_below_producer_epoch,
-            false,
-            &req.v3_and_below_topics,
-        );
+        let (mut results, req) = tokio::task::spawn_blocking(move || {
+            let results = add(
+                &b,
+                v,
+                req.v3_and_below_transactional_id.as_str(),
+                req.v3_and_below_producer_id.0,
+                req.v3_and_below_producer_epoch,
+                false,
+                &req.v3_and_below_topics,
+            );
+            (results, req)
+        })
+        .await?;
         super::unless_durable(
             super::txn_durable(broker, req.v3_and_below_transactional_id.as_str()).await,
             results
@@ -109,24 +116,29 @@ pub async fn handle(
             AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results)
         );
     }
-    let mut results: Vec<AddPartitionsToTxnResult> = req
-        .transactions
-        .iter()
-        .map(|t| {
-            AddPartitionsToTxnResult::default()
-                .with_transactional_id(t.transactional_id.clone())
-                .with_topic_results(add(
-                    broker,
-                    v,
-                    t.transactional_id.as_str(),
-                    t.producer_id.0,
-                    t.producer_epoch,
-                    t.verify_only,
-                    &t.topics,
-                ))
-        })
-        .collect();
-    let flushed = super::durable(broker).await;
+    let mut results: Vec<AddPartitionsToTxnResult> = tokio::task::spawn_blocking(move || {
+        req.transactions
+            .iter()
+            .map(|t| {
+                AddPartitionsToTxnResult::default()
+                    .with_transactional_id(t.transactional_id.clone())
+                    .with_topic_results(add(
+                        &b,
+                        v,
+                        t.transactional_id.as_str(),
+                        t.producer_id.0,
+                        t.producer_epoch,
+                        t.verify_only,
+                        &t.topics,
+                    ))
+            })
+            .collect()
+    })
+    .await?;
+    let flushed = broker.store.flush_all_after_write().await.map_err(|e| {
+        tracing::error!(error = %e, "flushing the store failed");
+        ResponseError::KafkaStorageError
+    });
     for r in &mut results {
         let done = match flushed {
             Ok(()) => broker.txn_replicated(r.transactional_id.as_str()).await,

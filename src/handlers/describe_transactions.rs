@@ -15,8 +15,15 @@ pub async fn handle(
     _ctx: &RequestContext,
     req: DescribeTransactionsRequest,
 ) -> anyhow::Result<DescribeTransactionsResponse> {
-    let states = req
-        .transactional_ids
+    // A transaction's lock may be held by a completion sending markers to other brokers:
+    // read the states on the blocking pool.
+    let b = broker.arc();
+    let states = tokio::task::spawn_blocking(move || describe(&b, &req)).await?;
+    Ok(DescribeTransactionsResponse::default().with_transaction_states(states))
+}
+
+fn describe(broker: &Broker, req: &DescribeTransactionsRequest) -> Vec<TransactionState> {
+    req.transactional_ids
         .iter()
         .map(|id| {
             // An unknown id answers zeros, as Kafka does.
@@ -49,6 +56,5 @@ pub async fn handle(
             s.topics = topics;
             s
         })
-        .collect();
-    Ok(DescribeTransactionsResponse::default().with_transaction_states(states))
+        .collect()
 }

@@ -73,7 +73,9 @@ async fn stage(
                     req.generation_id,
                 )?;
             }
-            broker.groups.stage_txn_offsets(group, pid, &staged)?;
+            broker
+                .groups
+                .stage_txn_offsets(group, pid, epoch, &staged)?;
             Ok(true)
         })
         .unwrap_or(Err(ResponseError::CoordinatorNotAvailable))
@@ -88,8 +90,17 @@ pub async fn handle(
     let now = super::now_ms();
     let mut staged = Vec::new();
     let mut unknown = Vec::new();
+    let mut too_large = Vec::new();
+    let max_meta = broker.groups.settings.offset_metadata_max_bytes;
     for t in &req.topics {
         for p in &t.partitions {
+            if p.committed_metadata
+                .as_ref()
+                .is_some_and(|m| m.len() > max_meta)
+            {
+                too_large.push((t.name.to_string(), p.partition_index));
+                continue;
+            }
             if broker
                 .topics
                 .get(t.name.as_str())
@@ -127,8 +138,11 @@ pub async fn handle(
                 .partitions
                 .iter()
                 .map(|p| {
-                    let code = if unknown.contains(&(t.name.to_string(), p.partition_index)) {
+                    let key = (t.name.to_string(), p.partition_index);
+                    let code = if unknown.contains(&key) {
                         ResponseError::UnknownTopicOrPartition.code()
+                    } else if too_large.contains(&key) {
+                        ResponseError::OffsetMetadataTooLarge.code()
                     } else {
                         error.map(|e| e.code()).unwrap_or(0)
                     };

@@ -91,6 +91,7 @@ fn write_all(broker: &Broker, req: &WriteTxnMarkersRequest) -> Vec<WritableTxnMa
                                         match broker.groups.complete_txn(
                                             p,
                                             pid,
+                                            m.producer_epoch,
                                             m.transaction_result,
                                             now_ms(),
                                         ) {

@@ -139,6 +139,16 @@ impl Store {
         tokio::task::spawn_blocking(move || meta.flush()).await?
     }
 
+    /// Everything written so far on disk (segment files, then sled), for synchronous callers
+    /// on the blocking pool; not shared with concurrent flushes.
+    pub fn flush_all_blocking(&self) -> anyhow::Result<()> {
+        let covers = self.dirty.appends();
+        self.dirty.sync_all()?;
+        self.meta.flush()?;
+        self.synced.fetch_max(covers, Ordering::AcqRel);
+        Ok(())
+    }
+
     /// [`Store::flush_meta`] for synchronous callers (on the blocking pool).
     pub fn flush_meta_blocking(&self) -> anyhow::Result<()> {
         self.meta.flush()

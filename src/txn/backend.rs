@@ -37,6 +37,11 @@ pub trait TxnBackend: Send + Sync {
     }
     /// Gives the broker to a backend that sends markers to other brokers.
     fn attach(&self, _broker: std::sync::Weak<crate::Broker>) {}
+    /// Waits until what was persisted for `transactional_id` is on every ISR member of its
+    /// partition (blocking).
+    fn replicated(&self, _transactional_id: &str) -> anyhow::Result<()> {
+        Ok(())
+    }
     /// Applies a committed transaction's offsets to a group (state of earlier releases:
     /// transactions now leave their offsets with the group's coordinator).
     fn commit_offsets(
@@ -75,8 +80,16 @@ impl TxnBackend for BrokerBackend {
     fn legacy(&self) -> anyhow::Result<Vec<TxnMeta>> {
         let mut out = Vec::new();
         for kv in self.tree.iter() {
-            let (_, v) = kv?;
-            out.push(serde_json::from_slice(&v)?);
+            let (k, v) = kv?;
+            // One unreadable entry must not keep its partition from loading.
+            match serde_json::from_slice(&v) {
+                Ok(m) => out.push(m),
+                Err(e) => tracing::warn!(
+                    transactional_id = %String::from_utf8_lossy(&k),
+                    error = %e,
+                    "cannot read a transactional id of an earlier release; skipped"
+                ),
+            }
         }
         Ok(out)
     }
@@ -86,8 +99,12 @@ impl TxnBackend for BrokerBackend {
         self.journal
             .append_raw(&m.transactional_id, &[record])
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        // The journal holds it now; an earlier release's copy must not come back.
-        self.tree.remove(m.transactional_id.as_bytes())?;
+        // The journal holds it now; an earlier release's copy must not come back, and goes
+        // only once the journal's copy is on disk.
+        if self.tree.contains_key(m.transactional_id.as_bytes())? {
+            self.store.flush_all_blocking()?;
+            self.tree.remove(m.transactional_id.as_bytes())?;
+        }
         Ok(())
     }
 
@@ -96,12 +113,32 @@ impl TxnBackend for BrokerBackend {
         self.journal
             .append_raw(transactional_id, &[record])
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        self.tree.remove(transactional_id.as_bytes())?;
+        if self.tree.contains_key(transactional_id.as_bytes())? {
+            self.store.flush_all_blocking()?;
+            self.tree.remove(transactional_id.as_bytes())?;
+        }
         Ok(())
     }
 
     fn attach(&self, broker: std::sync::Weak<crate::Broker>) {
         let _ = self.broker.set(broker);
+    }
+
+    fn replicated(&self, transactional_id: &str) -> anyhow::Result<()> {
+        let clustered = self
+            .broker
+            .get()
+            .and_then(|b| b.upgrade())
+            .is_some_and(|b| b.cluster.is_some());
+        if !clustered {
+            return Ok(());
+        }
+        super::markers::block_on(async {
+            self.journal
+                .replicated(transactional_id, super::markers::TIMEOUT.as_millis() as u64)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e:?}"))
+        })
     }
 
     fn new_producer_id(&self) -> anyhow::Result<i64> {
@@ -142,7 +179,7 @@ impl TxnBackend for BrokerBackend {
                     anyhow::bail!("{topic}-{partition} is not loaded here yet");
                 }
                 self.groups
-                    .complete_txn(partition, producer_id, commit, self.now_ms())
+                    .complete_txn(partition, producer_id, epoch, commit, self.now_ms())
                     .map_err(|e| anyhow::anyhow!("{e:?}"))?;
                 if broker.is_some_and(|b| b.cluster.is_some()) {
                     super::markers::block_on(async {

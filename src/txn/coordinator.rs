@@ -139,8 +139,6 @@ pub struct TxnCoordinator {
     txns: Mutex<HashMap<String, Arc<Mutex<TxnMeta>>>>,
     /// `__transaction_state` (disabled in unit tests: everything is coordinated here).
     journal: Arc<crate::group::journal::Journal>,
-    /// Its partitions this broker leads and has loaded.
-    owned: crate::group::journal::Ownership,
     /// On a single node, how `__transaction_state` is created on first use.
     pub create_here: Option<loading::CreateHere>,
     pub max_timeout_ms: i64,
@@ -212,7 +210,6 @@ impl TxnCoordinator {
             backend,
             txns: Mutex::new(txns),
             journal: Default::default(),
-            owned: Default::default(),
             create_here: None,
             max_timeout_ms,
             id_expiration_ms,
@@ -600,6 +597,13 @@ impl TxnCoordinator {
     /// outcome. If a marker or the offsets cannot be written, the state stays Prepare* and
     /// the timer retries; markers are idempotent. Returns whether it completed.
     fn complete(&self, m: &mut TxnMeta) -> bool {
+        // The outcome must survive this coordinator before any partition learns it: a new
+        // coordinator that loaded the transaction as Ongoing could abort what some
+        // partitions already committed.
+        if let Err(e) = self.backend.replicated(&m.transactional_id) {
+            tracing::warn!(transactional_id = %m.transactional_id, error = %e, "transaction outcome not replicated yet; markers wait");
+            return false;
+        }
         let commit = m.state == TxnState::PrepareCommit;
         let epoch = m.producer_epoch;
         let mut failed = 0usize;

@@ -62,6 +62,17 @@ pub async fn handle(
                     .and_then(|t| broker.check_leader(t, pd.index).err());
                 match &topic {
                     None => Err(Refusal::of(missing, None)),
+                    // The coordinators' own topics: what a client wrote there would be
+                    // replayed as group or transaction state.
+                    Some(t)
+                        if t.name == crate::group::journal::TOPIC
+                            || t.name == crate::txn::coordinator::TOPIC =>
+                    {
+                        Err(Refusal::new(
+                            ResponseError::InvalidTopicException,
+                            format!("Cannot append to internal topic {}", t.name),
+                        ))
+                    }
                     Some(_) if not_leader.is_some() => {
                         if let Some((id, epoch)) = not_leader.and_then(|n| n.leader)
                             && v >= 10
@@ -383,19 +394,9 @@ fn append_partition(
             // coordinator's ISR) before the batch is, or a crash in between leaves records in
             // the log whose transaction the coordinator does not know, which no marker would
             // ever close (the LSO stuck).
-            if added && let Err(e) = broker.store.flush_meta_blocking() {
+            if added && let Err(e) = broker.store.flush_all_blocking() {
                 tracing::error!(error = %e, "cannot flush transaction state");
                 return Err(Refusal::of(ResponseError::CoordinatorNotAvailable, None));
-            }
-            if added && broker.cluster.is_some() {
-                let b = broker.arc();
-                let t = tid.to_string();
-                crate::txn::markers::block_on(async move {
-                    b.txn_replicated(&t)
-                        .await
-                        .map_err(|e| anyhow::anyhow!("{e:?}"))
-                })
-                .map_err(|_| Refusal::of(ResponseError::NotEnoughReplicas, None))?;
             }
         }
         (true, None) => {

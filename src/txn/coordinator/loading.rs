@@ -86,7 +86,7 @@ impl TxnCoordinator {
         if self.journal.partitions() == 0 {
             self.create_here()?;
         }
-        self.owned.check(&self.journal, id)
+        self.journal.owned.check(&self.journal, id)
     }
 
     /// The partition of `__transaction_state` that holds `id`, once the topic exists.
@@ -99,17 +99,7 @@ impl TxnCoordinator {
         let Some(c) = &self.create_here else {
             return Err(ResponseError::CoordinatorNotAvailable);
         };
-        match c
-            .topics
-            .create(TOPIC, c.partitions, c.configs.clone(), false)
-        {
-            Ok(_) => tracing::info!(partitions = c.partitions, "created {TOPIC}"),
-            Err(crate::meta::topics::TopicError::AlreadyExists(_)) => {}
-            Err(e) => {
-                tracing::warn!(error = ?e, "cannot create {TOPIC}");
-                return Err(ResponseError::CoordinatorNotAvailable);
-            }
-        }
+        journal::create_here(&c.topics, TOPIC, c.partitions, &c.configs)?;
         self.sync_ownership(|p| self.journal.log(p).map(|l| l.leader_epoch()));
         Ok(())
     }
@@ -118,7 +108,7 @@ impl TxnCoordinator {
     /// unloads the others. Blocking: replays logs.
     pub fn sync_ownership(&self, leads: impl Fn(i32) -> Option<i32>) {
         let n = self.journal.partitions();
-        self.owned.sync(
+        self.journal.owned.sync(
             &self.journal,
             leads,
             |p| self.load_partition(p, n),
@@ -196,7 +186,7 @@ impl TxnCoordinator {
 
     /// Whether partition `p` of `__transaction_state` is loaded here.
     pub fn is_loaded(&self, p: i32) -> bool {
-        self.owned.is_loaded(p)
+        self.journal.owned.is_loaded(p)
     }
 }
 
