@@ -402,11 +402,21 @@ def java_hash(s):
 
 
 def txn_coordinator_of(admin, txn_id=EOS_TXN_ID):
-    topic = "__transaction_state"
-    md = admin.list_topics(topic, timeout=5).topics[topic]
-    h = java_hash(txn_id)
+    return internal_leader(admin, "__transaction_state", txn_id)
+
+
+def internal_leader(admin, topic, key):
+    """The leader of `key`'s partition of a coordinator topic: its coordinator."""
+    h = java_hash(key)
     h = 0 if h == -(1 << 31) else abs(h)
-    return md.partitions[h % len(md.partitions)].leader
+
+    def leader():
+        md = admin.list_topics(topic, timeout=5).topics[topic]
+        lead = md.partitions[h % len(md.partitions)].leader
+        if lead < 0:
+            raise KeyError("no leader")
+        return lead
+    return retrying(f"coordinator of {key}", leader)
 
 
 def read_committed_all(bootstrap, topic, partitions, timeout=120):
@@ -566,9 +576,24 @@ def controller_of(admin):
     return admin.describe_cluster(request_timeout=5).result().controller.id
 
 
+def retrying(what, f, timeout=30):
+    """f() until it succeeds: right after a fault a coordinator may be moving
+    (NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS) or a leader unknown."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return f()
+        except (KafkaException, KeyError, IndexError) as e:
+            if time.monotonic() >= deadline:
+                raise RuntimeError(f"{what}: {e}") from e
+            time.sleep(0.2)
+
+
 def coordinator_of(admin, group="fault-checker"):
-    fut = admin.describe_consumer_groups([group], request_timeout=10)[group]
-    return fut.result().coordinator.id
+    """The leader of the group's partition of __consumer_offsets (Kafka's rule; asking with
+    DescribeGroups would go through the admin client's coordinator cache, which can name a
+    broker that coordinated the group before the last fault)."""
+    return internal_leader(admin, "__consumer_offsets", group)
 
 
 def wait_commit(work, after, timeout=60):
@@ -614,8 +639,9 @@ def inject(fault, nodes, admin, work, session_ms, net):
     elif fault == "kill-txn-coordinator":
         victim = by_id[txn_coordinator_of(admin)]
     elif fault == "kill-out-leader":
-        md = admin.list_topics(OUT_TOPIC, timeout=5).topics[OUT_TOPIC].partitions[0]
-        victim = by_id[md.leader]
+        victim = by_id[retrying("leader of the output", lambda: partition_state(
+            admin, 0, OUT_TOPIC)[0] if partition_state(admin, 0, OUT_TOPIC)[0] >= 0
+            else {}["none"])]
     elif fault in ("pause", "partition"):
         victim = by_id[leader]
     else:
