@@ -249,15 +249,19 @@ impl Journal {
 
     /// [`Self::replicated`] for partition `p`.
     pub async fn replicated_partition(&self, p: i32, timeout_ms: u64) -> Result<(), ResponseError> {
-        let Some((target, epoch)) = super::lock(&self.last).get(&p).copied() else {
-            // Nothing appended here since this broker started: nothing to wait for, as long
-            // as it still leads the partition.
-            return match (self.owned.epoch_of(p), self.log(p)) {
-                (Some(e), Some(log)) if log.leads_in(e) => Ok(()),
-                _ => Err(ResponseError::NotCoordinator),
-            };
-        };
         let log = self.log(p).ok_or(ResponseError::NotCoordinator)?;
+        let owned = self
+            .owned
+            .epoch_of(p)
+            .ok_or(ResponseError::NotCoordinator)?;
+        // What this broker appended in the leadership it serves now; when it appended
+        // nothing yet in it (a new leader, maybe one that led the partition before: its
+        // old entry is from another epoch), everything its log holds, which it loaded from
+        // and which must be on the new ISR too (a transaction found in PrepareCommit, say).
+        let (target, epoch) = match super::lock(&self.last).get(&p).copied() {
+            Some((target, epoch)) if epoch == owned => (target, epoch),
+            _ => (log.log_end_offset(), owned),
+        };
         await_hw(&log, target, epoch, timeout_ms)
             .await
             .map_err(|e| match e {
@@ -448,5 +452,35 @@ mod tests {
         let mut seen = Vec::new();
         replay(&j.log(0).unwrap(), |x| seen.push(x)).unwrap();
         assert_eq!(seen, vec![e(1), e(2), e(3)]);
+    }
+
+    #[tokio::test]
+    async fn a_leader_again_waits_for_its_log_not_an_earlier_leaderships_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = std::sync::Arc::new(crate::log::Store::open(dir.path()).unwrap());
+        let topics = Arc::new(Topics::load(store).unwrap());
+        topics.create(TOPIC, 1, Default::default(), false).unwrap();
+        let j = Journal::new(topics.clone(), TOPIC);
+        let log = j.log(0).unwrap();
+        log.become_leader(1, true).unwrap();
+        j.owned.sync(&j, |_| Some(1), |_| Ok(()), |_| {});
+        let e = Entry::Group {
+            group: "g".into(),
+            value: None,
+        };
+        j.append(std::slice::from_ref(&e)).unwrap();
+        j.replicated("g", 1000).await.unwrap();
+        // Another broker leads epoch 2; this one leads again in epoch 3 and loads the
+        // partition. Its last append is from epoch 1: what counts now is its whole log.
+        log.become_follower(2).unwrap();
+        log.become_leader(3, true).unwrap();
+        j.owned.sync(&j, |_| Some(3), |_| Ok(()), |_| {});
+        assert_eq!(j.replicated("g", 1000).await, Ok(()));
+        // Not leading any more: NOT_COORDINATOR, not a wait.
+        log.become_follower(4).unwrap();
+        assert_eq!(
+            j.replicated("g", 1000).await,
+            Err(ResponseError::NotCoordinator)
+        );
     }
 }
