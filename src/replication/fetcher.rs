@@ -224,7 +224,9 @@ async fn reconcile(
     let truncated = tokio::task::spawn_blocking(move || {
         cut.into_iter()
             .filter_map(|(k, log, to, epoch, settled)| {
-                if to < log.log_end_offset()
+                // Not settled, the cut also drops the epochs above the leader's answer
+                // that started at our log end.
+                if (to < log.log_end_offset() || !settled)
                     && let Err(e) = log.truncate_following(to, epoch)
                 {
                     tracing::warn!(error = %e, "truncation not done");

@@ -361,6 +361,20 @@ impl PartitionLog {
                 .map_err(|_| anyhow::anyhow!("no longer following in epoch {e}"))?;
         }
         if offset >= st.next_offset {
+            if epoch.is_some() && st.epochs.last().is_some_and(|(_, s)| *s >= offset) {
+                // Epochs that started at the log end hold no batch; a follower cut there
+                // forgets them as a truncation would, so that its latest epoch goes down
+                // (KIP-279's intermediate step asks again with it: keeping them asked the
+                // same question forever).
+                self.checkpoint_locked(&mut st);
+                let mut gone = sled::Batch::default();
+                while st.epochs.last().is_some_and(|(_, start)| *start >= offset) {
+                    let (e, _) = st.epochs.pop().expect("checked");
+                    gone.remove(&epoch_key(e));
+                }
+                self.tree.apply_batch(gone)?;
+                self.tree.flush()?;
+            }
             return Ok(());
         }
         self.checkpoint_locked(&mut st);

@@ -179,3 +179,79 @@ fn a_single_node_log_keeps_its_high_watermark_at_the_end() {
         }
     );
 }
+
+/// What the fetcher does with OffsetForLeaderEpoch answers, until settled (bounded).
+fn reconcile(follower: &PartitionLog, leader: &PartitionLog, epoch: i32) -> usize {
+    for round in 1..=5 {
+        let Some(latest) = follower.latest_epoch() else {
+            return round;
+        };
+        let (to, settled) = follower.truncation_offset(leader.end_offset_for_epoch(latest));
+        if to < follower.log_end_offset() || !settled {
+            follower.truncate_following(to, epoch).unwrap();
+        }
+        if settled {
+            return round;
+        }
+    }
+    panic!("the follower never settled");
+}
+
+#[test]
+fn a_follower_whose_epochs_started_at_its_log_end_settles() {
+    // An internal topic's idle partition: both replicas empty, leadership moved back and
+    // forth. The follower led epochs 0 and 2, the leader led 1 and leads 3. Asked about
+    // epoch 2, the leader answers epoch 1 ending at 0, an epoch the follower never saw;
+    // the follower's epochs starting at 0 must go, or it asks the same again forever.
+    let dir = tempfile::tempdir().unwrap();
+    let db = sled::open(dir.path().join("db")).unwrap();
+    let leader = open(dir.path(), &db, "leader");
+    let follower = open(dir.path(), &db, "follower");
+    follower.become_leader(0, true).unwrap();
+    leader.become_follower(0).unwrap();
+    leader.become_leader(1, true).unwrap();
+    follower.become_follower(1).unwrap();
+    follower.become_leader(2, true).unwrap();
+    leader.become_follower(2).unwrap();
+    leader.become_leader(3, false).unwrap();
+    follower.become_follower(3).unwrap();
+    assert_eq!(follower.latest_epoch(), Some(2));
+    assert!(reconcile(&follower, &leader, 3) <= 2);
+    assert_eq!(follower.latest_epoch(), None);
+    // The forgotten epochs stay forgotten across a restart.
+    drop(follower);
+    let follower = open(dir.path(), &db, "follower");
+    assert_eq!(follower.latest_epoch(), None);
+    follower.become_follower(3).unwrap();
+    // Replication goes on from there.
+    leader.append(&make_batch(2, -1, -1, -1), None).unwrap();
+    follower.append_replica(&all(&leader), 3).unwrap();
+    assert_eq!(all(&follower), all(&leader));
+    assert_eq!(follower.latest_epoch(), Some(3));
+}
+
+#[test]
+fn a_follower_with_batches_in_an_epoch_the_leader_lacks_settles() {
+    // The follower wrote 0..3 in epoch 1 and leads epoch 4 with nothing in it; the leader
+    // has 0..2 in epoch 1 and leads 5 (via 3, which the follower never saw).
+    let dir = tempfile::tempdir().unwrap();
+    let db = sled::open(dir.path().join("db")).unwrap();
+    let leader = open(dir.path(), &db, "leader");
+    let follower = open(dir.path(), &db, "follower");
+    leader.become_leader(1, true).unwrap();
+    leader.append(&make_batch(2, -1, -1, -1), None).unwrap();
+    follower.become_follower(1).unwrap();
+    follower.append_replica(&all(&leader), 1).unwrap();
+    follower.become_leader(2, true).unwrap();
+    follower.append(&make_batch(1, -1, -1, -1), None).unwrap();
+    leader.become_follower(2).unwrap();
+    leader.become_leader(3, true).unwrap();
+    follower.become_leader(4, true).unwrap();
+    leader.become_leader(5, false).unwrap();
+    follower.become_follower(5).unwrap();
+    reconcile(&follower, &leader, 5);
+    assert_eq!(follower.log_end_offset(), 2, "epoch 2's batch is gone");
+    assert_eq!(follower.latest_epoch(), Some(1));
+    follower.append_replica(&all(&leader), 5).unwrap();
+    assert_eq!(all(&follower), all(&leader));
+}
