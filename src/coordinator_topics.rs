@@ -187,6 +187,28 @@ impl Broker {
         }
     }
 
+    /// The coordinators acknowledge a change only while the ISR of its partition holds
+    /// `min.insync.replicas` members (`transaction.state.log.min.isr` for transactions, the
+    /// broker's `min.insync.replicas` for groups, as Kafka's topics are configured).
+    pub fn install_min_isr_checks(&self) {
+        for journal in [&self.groups.journal, self.txns.journal()] {
+            let me = self.weak();
+            let name = journal.topic();
+            journal.set_min_isr_check(Box::new(move |p| {
+                let b = me.upgrade()?;
+                b.cluster.as_ref()?;
+                let topic = b.topics.get(name)?;
+                let isr = b.partition_view(&topic, p).isr.len();
+                let min = b
+                    .topic_config(&topic, "min.insync.replicas")
+                    .parse::<usize>()
+                    .unwrap_or(1)
+                    .max(1);
+                Some((isr, min))
+            }));
+        }
+    }
+
     /// Loads the coordinators' partitions this broker has come to lead, unloads the others.
     /// Blocking.
     pub fn sync_coordinators(&self) {

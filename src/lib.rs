@@ -191,7 +191,10 @@ impl Broker {
             replication,
             me: me.clone(),
         }))
-        .inspect(|b| b.txns.attach(b.weak()))
+        .inspect(|b| {
+            b.txns.attach(b.weak());
+            b.install_min_isr_checks();
+        })
     }
 
     /// This broker, for tasks that must end with it.

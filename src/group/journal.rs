@@ -146,7 +146,13 @@ pub struct Journal {
     last: Mutex<HashMap<i32, (i64, i32)>>,
     /// The partitions this broker leads and has loaded (or is loading).
     pub owned: Ownership,
+    /// A partition's ISR size and its topic's `min.insync.replicas` (given by the broker,
+    /// which has the metadata; none in unit tests).
+    min_isr: std::sync::OnceLock<IsrCheck>,
 }
+
+/// See [`Journal::set_min_isr_check`].
+pub type IsrCheck = Box<dyn Fn(i32) -> Option<(usize, usize)> + Send + Sync>;
 
 impl Journal {
     pub fn new(topics: Arc<Topics>, topic: &'static str) -> Self {
@@ -155,6 +161,31 @@ impl Journal {
             topic,
             last: Mutex::default(),
             owned: Ownership::default(),
+            min_isr: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// How a partition's ISR size and `min.insync.replicas` are found: a change is
+    /// acknowledged only while the ISR that has it is that large (Kafka's coordinators append
+    /// with acks=all and map NOT_ENOUGH_REPLICAS to COORDINATOR_NOT_AVAILABLE).
+    pub fn set_min_isr_check(&self, check: IsrCheck) {
+        let _ = self.min_isr.set(check);
+    }
+
+    /// COORDINATOR_NOT_AVAILABLE while partition `p`'s ISR is below its minimum.
+    fn check_min_isr(&self, p: i32) -> Result<(), ResponseError> {
+        match self.min_isr.get().and_then(|f| f(p)) {
+            Some((isr, min)) if isr < min => {
+                tracing::debug!(
+                    topic = self.topic,
+                    partition = p,
+                    isr,
+                    min,
+                    "the ISR is below min.insync.replicas: not acknowledged"
+                );
+                Err(ResponseError::CoordinatorNotAvailable)
+            }
+            _ => Ok(()),
         }
     }
 
@@ -262,12 +293,16 @@ impl Journal {
             Some((target, epoch)) if epoch == owned => (target, epoch),
             _ => (log.log_end_offset(), owned),
         };
+        self.check_min_isr(p)?;
         await_hw(&log, target, epoch, timeout_ms)
             .await
             .map_err(|e| match e {
                 ResponseError::NotLeaderOrFollower => ResponseError::NotCoordinator,
                 _ => ResponseError::CoordinatorNotAvailable,
-            })
+            })?;
+        // The ISR that has it may have shrunk meanwhile (Kafka's
+        // NOT_ENOUGH_REPLICAS_AFTER_APPEND).
+        self.check_min_isr(p)
     }
 }
 
@@ -482,5 +517,33 @@ mod tests {
             j.replicated("g", 1000).await,
             Err(ResponseError::NotCoordinator)
         );
+    }
+
+    #[tokio::test]
+    async fn nothing_is_acknowledged_while_the_isr_is_below_its_minimum() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = std::sync::Arc::new(crate::log::Store::open(dir.path()).unwrap());
+        let topics = Arc::new(Topics::load(store).unwrap());
+        topics.create(TOPIC, 1, Default::default(), false).unwrap();
+        let j = Journal::new(topics.clone(), TOPIC);
+        let isr = Arc::new(std::sync::atomic::AtomicUsize::new(1));
+        let seen = isr.clone();
+        j.set_min_isr_check(Box::new(move |_| {
+            Some((seen.load(std::sync::atomic::Ordering::SeqCst), 2))
+        }));
+        j.log(0).unwrap().become_leader(1, true).unwrap();
+        j.owned.sync(&j, |_| Some(1), |_| Ok(()), |_| {});
+        let e = Entry::Group {
+            group: "g".into(),
+            value: None,
+        };
+        j.append(std::slice::from_ref(&e)).unwrap();
+        assert_eq!(
+            j.replicated("g", 1000).await,
+            Err(ResponseError::CoordinatorNotAvailable),
+            "one in-sync replica of the two required"
+        );
+        isr.store(2, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(j.replicated("g", 1000).await, Ok(()));
     }
 }

@@ -184,6 +184,11 @@ impl TxnCoordinator {
         self.backend.attach(broker);
     }
 
+    /// The `__transaction_state` journal.
+    pub fn journal(&self) -> &crate::group::journal::Journal {
+        &self.journal
+    }
+
     /// Whether partition `p` of `__transaction_state` is loaded here.
     pub fn is_loaded(&self, p: i32) -> bool {
         self.journal.owned.is_loaded(p)
