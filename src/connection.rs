@@ -31,6 +31,8 @@ pub struct RequestContext {
     pub client_id: Option<String>,
     pub api_version: i16,
     pub correlation_id: i32,
+    /// Who the client is (`User:ANONYMOUS` unless it authenticated).
+    pub principal: Arc<str>,
 }
 
 struct Parsed {
@@ -45,15 +47,35 @@ struct Parsed {
 /// a connection that would exceed it waits before reading the frame body.
 pub type RequestQuota = Option<Arc<tokio::sync::Semaphore>>;
 
+/// Serves a plaintext connection.
 pub async fn serve(
     broker: Arc<Broker>,
     stream: TcpStream,
     peer: SocketAddr,
     listener: String,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
     quota: RequestQuota,
 ) {
-    let (mut rd, mut wr) = stream.into_split();
+    let (rd, wr) = stream.into_split();
+    let principal: Arc<str> = Arc::from(crate::security::principal::ANONYMOUS);
+    serve_split(broker, rd, wr, peer, listener, principal, shutdown, quota).await;
+}
+
+/// Serves a connection given as its two halves (a TLS stream's, say), as `principal`.
+#[allow(clippy::too_many_arguments)]
+pub async fn serve_split<R, W>(
+    broker: Arc<Broker>,
+    mut rd: R,
+    mut wr: W,
+    peer: SocketAddr,
+    listener: String,
+    principal: Arc<str>,
+    mut shutdown: watch::Receiver<bool>,
+    quota: RequestQuota,
+) where
+    R: tokio::io::AsyncRead + Unpin + Send + 'static,
+    W: tokio::io::AsyncWrite + Unpin + Send,
+{
     let (tx, mut rx) = mpsc::channel::<Parsed>(READ_AHEAD);
 
     let max = broker.config.socket_request_max_bytes as usize;
@@ -80,7 +102,7 @@ pub async fn serve(
                 }
             };
             let (frame, permit) = frame;
-            match parse(frame, peer, &listener, permit) {
+            match parse(frame, peer, &listener, &principal, permit) {
                 Ok(p) => {
                     if tx.send(p).await.is_err() {
                         break;
@@ -179,6 +201,7 @@ fn parse(
     mut frame: Bytes,
     peer: SocketAddr,
     listener: &str,
+    principal: &Arc<str>,
     quota: Option<tokio::sync::OwnedSemaphorePermit>,
 ) -> anyhow::Result<Parsed> {
     if frame.len() < 8 {
@@ -196,6 +219,7 @@ fn parse(
         client_id: header.client_id.as_ref().map(|s| s.to_string()),
         api_version,
         correlation_id: header.correlation_id,
+        principal: principal.clone(),
     };
     Ok(Parsed {
         ctx,

@@ -277,6 +277,7 @@ mod tests {
                     client_id: None,
                     api_version: version,
                     correlation_id: 77,
+                    principal: std::sync::Arc::from("User:ANONYMOUS"),
                 };
                 let resp = response(shape);
                 let whole = encode_whole(ApiKey::Fetch, &ctx, &resp).unwrap().freeze();

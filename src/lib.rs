@@ -18,6 +18,7 @@ pub mod handlers;
 pub mod log;
 pub mod meta;
 pub mod replication;
+pub mod security;
 pub mod server;
 pub mod supervise;
 pub mod txn;

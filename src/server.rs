@@ -1,6 +1,7 @@
 //! Accepts connections on every listener and runs one task per connection. Shutdown: stop
 //! accepting, let each connection finish the requests it has read, flush the store.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,6 +9,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::security::tls::TlsListener;
 use crate::{Broker, Config, connection};
 
 /// Open connections, in total and per client address.
@@ -63,7 +65,12 @@ impl ConnectionLimits {
 pub struct Server {
     broker: Arc<Broker>,
     listeners: Vec<(String, TcpListener)>,
+    /// The TLS state of each SSL listener, by name.
+    tls: HashMap<String, Arc<TlsListener>>,
 }
+
+/// How long a client has to complete its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Lets the owner (main, or a test) stop a running server and wait for it.
 pub struct ServerHandle {
@@ -84,6 +91,16 @@ impl Server {
     /// Opens the store and binds every listener. A listener on `localhost` binds both loopback
     /// families; one of them failing (no IPv6 on the host) is a warning, not an error.
     pub async fn bind(mut config: Config) -> anyhow::Result<Server> {
+        // An SSL listener's key store is read before anything binds: a broker that cannot
+        // serve one of its listeners does not start.
+        let mut tls = HashMap::new();
+        for (name, p) in &config.listener_protocols {
+            if p.uses_tls() {
+                let t = TlsListener::new(&config.values, name)
+                    .map_err(|e| anyhow::anyhow!("listener {name} ({}): {e}", p.name()))?;
+                tls.insert(name.clone(), t);
+            }
+        }
         let mut listeners = Vec::new();
         for l in config.listeners.iter_mut() {
             let addrs = l.bind_addrs();
@@ -129,7 +146,11 @@ impl Server {
         } else {
             Broker::open(config)?
         };
-        Ok(Server { broker, listeners })
+        Ok(Server {
+            broker,
+            listeners,
+            tls,
+        })
     }
 
     pub fn local_addrs(&self) -> Vec<std::net::SocketAddr> {
@@ -171,6 +192,26 @@ impl Server {
         let ownership = self.broker.spawn_coordinator_sync(shutdown.clone());
         let cleaner = crate::cleaner::spawn(self.broker.clone(), shutdown.clone());
         let txn_timer = self.broker.txns.spawn_timer(shutdown.clone());
+        let reload = (!self.tls.is_empty()).then(|| {
+            let tls: Vec<Arc<TlsListener>> = self.tls.values().cloned().collect();
+            let mut sd = shutdown.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(TLS_RELOAD_CHECK);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+                loop {
+                    tokio::select! {
+                        _ = sd.changed() => break,
+                        _ = tick.tick() => {
+                            let tls = tls.clone();
+                            let _ = tokio::task::spawn_blocking(move || {
+                                tls.iter().for_each(|t| t.reload_if_changed())
+                            })
+                            .await;
+                        }
+                    }
+                }
+            })
+        });
         let mirror = self.broker.cluster.as_ref().map(|node| {
             crate::cluster::mirror::spawn(self.broker.clone(), node.subscribe(), shutdown.clone())
         });
@@ -214,8 +255,12 @@ impl Server {
                         let broker = self.broker.clone();
                         let sd = shutdown.clone();
                         let quota = quota.clone();
+                        let tls = self.tls.get(&listener).cloned();
                         conns.spawn(async move {
-                            connection::serve(broker, stream, peer, listener, sd, quota).await;
+                            match tls {
+                                None => connection::serve(broker, stream, peer, listener, sd, quota).await,
+                                Some(tls) => serve_tls(broker, tls, stream, peer, listener, sd, quota).await,
+                            }
                             drop(slot);
                         });
                     }
@@ -242,6 +287,9 @@ impl Server {
             tracing::warn!("connections still busy after 10s; closing them");
             conns.shutdown().await;
         }
+        if let Some(r) = reload {
+            let _ = r.await;
+        }
         let _ = timers.await;
         let _ = ownership.await;
         let _ = cleaner.await;
@@ -259,4 +307,53 @@ impl Server {
             node.stop().await;
         }
     }
+}
+
+/// How often the TLS key and trust store files are checked for changes.
+const TLS_RELOAD_CHECK: Duration = Duration::from_secs(5);
+
+/// A connection to an SSL listener: the TLS handshake (bounded), the client's principal,
+/// then the Kafka protocol over the encrypted stream. A failed handshake (a plaintext
+/// client, an untrusted certificate, garbage) closes the connection with a log line.
+async fn serve_tls(
+    broker: Arc<Broker>,
+    tls: Arc<TlsListener>,
+    stream: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+    listener: String,
+    shutdown: watch::Receiver<bool>,
+    quota: connection::RequestQuota,
+) {
+    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor().accept(stream)).await
+    {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::warn!(%peer, %listener, error = %e, "TLS handshake failed; closing connection");
+            return;
+        }
+        Err(_) => {
+            tracing::warn!(%peer, %listener, "TLS handshake not completed in time; closing connection");
+            return;
+        }
+    };
+    let principal = match tls.principal(stream.get_ref().1) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(%peer, %listener, error = %e, "no principal for the client certificate; closing connection");
+            return;
+        }
+    };
+    tracing::debug!(%peer, %listener, %principal, "TLS connection established");
+    let (rd, wr) = tokio::io::split(stream);
+    connection::serve_split(
+        broker,
+        rd,
+        wr,
+        peer,
+        listener,
+        Arc::from(principal),
+        shutdown,
+        quota,
+    )
+    .await;
 }

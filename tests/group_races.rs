@@ -25,6 +25,7 @@ fn ctx(api_version: i16) -> RequestContext {
         client_id: Some("race".into()),
         api_version,
         correlation_id: 0,
+        principal: std::sync::Arc::from("User:ANONYMOUS"),
     }
 }
 

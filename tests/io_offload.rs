@@ -78,6 +78,7 @@ fn ctx() -> RequestContext {
         client_id: None,
         api_version: V,
         correlation_id: 1,
+        principal: std::sync::Arc::from("User:ANONYMOUS"),
     }
 }
 

@@ -147,6 +147,16 @@ pub fn parse(
 }
 
 /// The settings every cluster node has, checked, with its roles and quorum addresses.
+/// One setting as a values map (what [`super::security::protocols`] reads).
+fn get_all(
+    get: &dyn Fn(&str) -> Option<String>,
+    key: &str,
+) -> BTreeMap<String, (String, super::Source)> {
+    get(key)
+        .map(|v| BTreeMap::from([(key.to_string(), (v, super::Source::File))]))
+        .unwrap_or_default()
+}
+
 fn finish(
     get: &dyn Fn(&str) -> Option<String>,
     broker_listeners: &[String],
@@ -161,26 +171,24 @@ fn finish(
                 .into(),
         ));
     }
-    if let Some(map) = get("listener.security.protocol.map") {
-        for entry in map.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-            let (name, proto) = entry.split_once(':').ok_or_else(|| {
-                ConfigError(format!(
-                    "setting `listener.security.protocol.map`: expected NAME:PROTOCOL, got {entry:?}"
-                ))
-            })?;
-            // Kafka's shipped map names SSL and SASL listeners that need not exist.
-            if broker_listeners.iter().any(|l| l == name.trim()) && proto.trim() != "PLAINTEXT" {
-                return Err(ConfigError(format!(
-                    "setting `listener.security.protocol.map`: listener {name} uses {proto}; only \
-                     PLAINTEXT is built"
-                )));
-            }
-        }
-    }
     let inter_broker_listener = match get("inter.broker.listener.name") {
         Some(l) => l,
         None => broker_listeners.first().cloned().unwrap_or_default(),
     };
+    // Brokers talk to each other (replication, forwarding, transaction markers) with
+    // plaintext clients so far.
+    if broker
+        && let Ok(p) = super::security::protocols(
+            &get_all(get, "listener.security.protocol.map"),
+            std::slice::from_ref(&inter_broker_listener),
+        )
+        && p.values().any(|p| *p != super::SecurityProtocol::Plaintext)
+    {
+        return Err(ConfigError(format!(
+            "setting `inter.broker.listener.name`: {inter_broker_listener} must be a PLAINTEXT \
+             listener (brokers do not speak TLS to each other yet)"
+        )));
+    }
     if broker && !broker_listeners.contains(&inter_broker_listener) {
         return Err(ConfigError(format!(
             "setting `inter.broker.listener.name`: {inter_broker_listener} is not a broker listener \

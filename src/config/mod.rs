@@ -15,9 +15,11 @@ mod accept;
 pub mod cluster;
 pub mod kafka;
 mod listeners;
+pub mod security;
 
 pub use accept::{Ignored, classify, closest, kafka_setting};
 pub use listeners::{Listener, parse_listeners};
+pub use security::SecurityProtocol;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -224,6 +226,13 @@ fn validate(key: &str, value: &str) -> Result<(), ConfigError> {
             "invalid value {value:?} for setting `{key}`: {why}"
         ))
     };
+    // A setting for one listener (`listener.name.<l>.ssl.keystore.location`) is checked as
+    // the setting itself.
+    if let Some((_, inner)) = security::listener_setting(key)
+        && let Some((ty, _)) = accept::kafka_setting(inner)
+    {
+        return accept::check_type(ty, value).map_err(bad);
+    }
     let Some((_, kind, _)) = SETTINGS.iter().find(|(n, _, _)| *n == key) else {
         let Some((ty, _)) = accept::kafka_setting(key) else {
             let known = setting_names().chain(kafka::KAFKA_BROKER_SETTINGS.iter().map(|s| s.0));
@@ -280,6 +289,8 @@ fn validate(key: &str, value: &str) -> Result<(), ConfigError> {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listeners: Vec<Listener>,
+    /// Each (broker) listener's security protocol.
+    pub listener_protocols: BTreeMap<String, SecurityProtocol>,
     pub advertised_listeners: Vec<Listener>,
     pub log_dir: PathBuf,
     pub node_id: i32,
@@ -556,6 +567,7 @@ impl ConfigBuilder {
             adv
         };
         let listeners_names: Vec<String> = listeners.iter().map(|l| l.name.clone()).collect();
+        let listener_protocols = security::protocols(&values, &listeners_names)?;
         let queued = int("queued.max.request.bytes");
         if queued > 0 && queued < int("socket.request.max.bytes") {
             return Err(ConfigError(format!(
@@ -617,6 +629,7 @@ impl ConfigBuilder {
                 offsets_commit_timeout_ms: int("offsets.commit.timeout.ms") as u64,
             },
             cluster: cluster::parse(&values, int("node.id") as i32, &listeners_names)?,
+            listener_protocols,
             values,
         })
     }
@@ -645,6 +658,7 @@ impl Config {
                     && !SETTINGS.iter().any(|(n, _, _)| n == k)
                     && !matches!(k.as_str(), "log.retention.minutes" | "log.retention.hours")
                     && !cluster::CLUSTER_SETTINGS.contains(&k.as_str())
+                    && !security::is_tls_setting(k)
             })
             // A broker that is not a controller finds the quorum through it.
             .filter(|(k, _)| {
@@ -692,6 +706,8 @@ mod tests {
         b.set("log.retention.hours", "168", Source::File).unwrap();
         b.set("num.io.threads", "8", Source::File).unwrap();
         b.set("log.segment.bytes", "2097152", Source::File).unwrap();
+        b.set("ssl.cipher.suites", "TLS_AES_128_GCM_SHA256", Source::File)
+            .unwrap();
         b.set("ssl.keystore.location", "/k", Source::File).unwrap();
         assert!(b.set("num.io.threads", "eight", Source::File).is_err());
         assert!(b.set("log.segment.bytes", "10", Source::File).is_err());
@@ -705,7 +721,9 @@ mod tests {
         assert_eq!(b.build().unwrap().log_retention_ms, 7);
         let ignored = c.ignored_settings();
         assert!(ignored.contains(&("num.io.threads".into(), Ignored::NoMeaning)));
-        assert!(ignored.contains(&("ssl.keystore.location".into(), Ignored::NotBuilt("TLS"))));
+        assert!(ignored.iter().any(|(k, _)| k == "ssl.cipher.suites"));
+        // Acted on by SSL listeners.
+        assert!(!ignored.iter().any(|(k, _)| k == "ssl.keystore.location"));
         // log.segment.bytes takes effect as the static default of segment.bytes.
         assert!(!ignored.iter().any(|(k, _)| k == "log.segment.bytes"));
         let mut k = ConfigBuilder::new();

@@ -62,6 +62,7 @@ async fn a_stuck_append_does_not_stall_the_runtime() {
         client_id: None,
         api_version: 9,
         correlation_id: 1,
+        principal: std::sync::Arc::from("User:ANONYMOUS"),
     };
     let req = ProduceRequest::default()
         .with_acks(1)

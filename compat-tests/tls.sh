@@ -1,0 +1,220 @@
+#!/usr/bin/env bash
+# TLS listeners (issue 14, first part) through real clients, with certificates made here by
+# openssl: one broker with four listeners,
+#   PLAINTEXT  plaintext;
+#   SSL        server key and chain in one PEM file (ssl.keystore.type=PEM);
+#   P12        server key store in PKCS12 (ssl.keystore.location + password);
+#   MTLS       mutual TLS (listener.name.mtls.ssl.client.auth=required, a PEM trust store,
+#              ssl.principal.mapping.rules taking the CN).
+# Checks: kcat (librdkafka) produce/consume over SSL and P12; confluent-kafka over SSL;
+# Kafka's console producer and consumer (Java) over SSL with a PEM trust store and over
+# MTLS with a PKCS12 client key store; kcat with a trusted client certificate on MTLS;
+# refused: no client certificate, an untrusted one, a plaintext client on the TLS port, a
+# TLS client on the plaintext port (each a clean close, the broker serving on); a renewed
+# server certificate is served without a restart.
+# Every check prints PASS/FAIL; exits non-zero if anything failed. KEEP_WORK=1 keeps the dir.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+set +e
+
+PASSED=0 FAILED=0
+pass() { echo "PASS: $*"; PASSED=$((PASSED + 1)); }
+fail() { echo "FAIL: $*"; FAILED=$((FAILED + 1)); }
+step() { echo; echo "== $*"; }
+kc() { timeout --kill-after=5 20 kcat "$@"; }
+
+if ! command -v kcat >/dev/null; then echo "kcat not found: run scripts/setup-kcat.sh"; exit 2; fi
+if ! command -v openssl >/dev/null; then echo "openssl not found"; exit 2; fi
+if [ ! -x "$FJORD_BIN" ]; then echo "broker binary $FJORD_BIN not built"; exit 2; fi
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/fjord-tls.XXXXXX")"
+C="$WORK/certs"
+mkdir -p "$C"
+BROKER_PID=""
+finish() {
+  [ -n "$BROKER_PID" ] && kill -TERM "$BROKER_PID" 2>/dev/null && wait "$BROKER_PID" 2>/dev/null
+  echo
+  if [ "$FAILED" -ne 0 ]; then
+    echo "--- broker log tail"; tail -40 "$WORK/broker.log" 2>/dev/null
+    echo "--- work dir kept: $WORK"
+  elif [ "${KEEP_WORK:-0}" = 1 ]; then
+    echo "work dir kept: $WORK"
+  else
+    rm -rf "$WORK"
+  fi
+  echo "tls: $PASSED passed, $FAILED failed"
+  [ "$FAILED" -eq 0 ]
+}
+trap 'finish; exit $?' EXIT
+
+# --- certificates: a CA, the server (127.0.0.1 and localhost), a client, and a client of
+# another CA that the broker does not trust.
+ossl() { openssl "$@" 2>>"$WORK/openssl.log"; }
+ca() { # NAME
+  ossl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=$1" \
+    -keyout "$C/$1.key" -out "$C/$1.pem"
+}
+leaf() { # NAME CA SUBJECT [SAN]
+  local ext="$C/$1.ext"
+  # Extensions make a v3 certificate, which WebPKI (rustls) requires.
+  printf 'basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth,clientAuth\n' >"$ext"
+  [ -n "${4:-}" ] && echo "subjectAltName=$4" >>"$ext"
+  ossl req -newkey rsa:2048 -nodes -subj "$3" -keyout "$C/$1.key" -out "$C/$1.csr"
+  ossl x509 -req -in "$C/$1.csr" -CA "$C/$2.pem" -CAkey "$C/$2.key" -CAcreateserial \
+    -days 2 -extfile "$ext" -out "$C/$1.pem"
+}
+ca ca
+ca rogue-ca
+leaf server ca "/CN=fjord-server" "IP:127.0.0.1,DNS:localhost"
+leaf client ca "/O=Acme/OU=eng/CN=alice"
+leaf rogue rogue-ca "/CN=mallory"
+cat "$C/server.key" "$C/server.pem" >"$C/server-keystore.pem"
+ossl pkcs12 -export -in "$C/server.pem" -inkey "$C/server.key" -passout pass:p12secret \
+  -out "$C/server.p12"
+ossl pkcs12 -export -in "$C/client.pem" -inkey "$C/client.key" -passout pass:clientsecret \
+  -out "$C/client.p12"
+if [ ! -s "$C/server.p12" ] || [ ! -s "$C/client.p12" ]; then
+  echo "openssl could not make the certificates:"; cat "$WORK/openssl.log"; exit 2
+fi
+
+P_PLAIN="$(free_port)" P_SSL="$(free_port)" P_P12="$(free_port)" P_MTLS="$(free_port)"
+# fjord::server at debug logs each TLS client's principal.
+env -u FJORD_CACHE -u FJORD_BIN RUST_LOG="${RUST_LOG:-info,fjord::server=debug}" "$FJORD_BIN" --log-dirs "$WORK/data" \
+  -o "listeners=PLAINTEXT://127.0.0.1:$P_PLAIN,SSL://127.0.0.1:$P_SSL,P12://127.0.0.1:$P_P12,MTLS://127.0.0.1:$P_MTLS" \
+  -o "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SSL:SSL,P12:SSL,MTLS:SSL" \
+  -o "ssl.keystore.type=PEM" -o "ssl.keystore.location=$C/server-keystore.pem" \
+  -o "listener.name.p12.ssl.keystore.type=PKCS12" \
+  -o "listener.name.p12.ssl.keystore.location=$C/server.p12" \
+  -o "listener.name.p12.ssl.keystore.password=p12secret" \
+  -o "listener.name.mtls.ssl.client.auth=required" \
+  -o "listener.name.mtls.ssl.truststore.type=PEM" \
+  -o "listener.name.mtls.ssl.truststore.location=$C/ca.pem" \
+  -o 'listener.name.mtls.ssl.principal.mapping.rules=RULE:^CN=([^,]*),.*$/$1/L,DEFAULT' \
+  -o "num.partitions=1" >"$WORK/broker.log" 2>&1 &
+BROKER_PID=$!
+for _ in $(seq 1 100); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$P_MTLS") 2>/dev/null && break
+  kill -0 "$BROKER_PID" 2>/dev/null || { echo "broker died:"; tail -30 "$WORK/broker.log"; exit 1; }
+  sleep 0.1
+done
+
+SSL_ARGS=(-X security.protocol=ssl -X "ssl.ca.location=$C/ca.pem")
+MTLS_ARGS=("${SSL_ARGS[@]}" -X "ssl.certificate.location=$C/client.pem" -X "ssl.key.location=$C/client.key")
+
+step "kcat over SSL (PEM key store) and P12 (PKCS12 key store)"
+for l in SSL:$P_SSL P12:$P_P12; do
+  name="${l%%:*}" port="${l#*:}"
+  seq 1 20 | sed "s/^/$name-/" | kc -P -b "127.0.0.1:$port" "${SSL_ARGS[@]}" -t "tls-$name" 2>"$WORK/kcat-$name.err"
+  got="$(kc -C -b "127.0.0.1:$port" "${SSL_ARGS[@]}" -t "tls-$name" -o beginning -e 2>>"$WORK/kcat-$name.err" | grep -c "^$name-")"
+  if [ "$got" = 20 ]; then pass "kcat over $name: 20 records produced and read back"
+  else fail "kcat over $name: read $got of 20 ($(tail -3 "$WORK/kcat-$name.err" | tr '\n' ' '))"; fi
+done
+# The SSL listener's records through the plaintext one: the same log.
+got="$(kc -C -b "127.0.0.1:$P_PLAIN" -t tls-SSL -o beginning -e 2>/dev/null | grep -c '^SSL-')"
+[ "$got" = 20 ] && pass "the records written over TLS read over PLAINTEXT" || fail "PLAINTEXT read $got of 20"
+meta="$(kc -L -b "127.0.0.1:$P_SSL" "${SSL_ARGS[@]}" 2>/dev/null | grep -m1 'broker ')"
+if grep -q "127.0.0.1:$P_SSL" <<<"$meta"; then pass "Metadata over SSL advertises the SSL listener ($meta)"
+else fail "Metadata over SSL: $meta"; fi
+
+step "confluent-kafka (librdkafka in Python) over SSL"
+if [ -x "$VENV/bin/python" ]; then
+  out="$(timeout 60 "$VENV/bin/python" - "127.0.0.1:$P_SSL" "$C/ca.pem" <<'EOF' 2>&1
+import sys
+from confluent_kafka import Producer, Consumer
+conf = {"bootstrap.servers": sys.argv[1], "security.protocol": "SSL", "ssl.ca.location": sys.argv[2]}
+p = Producer(conf)
+for i in range(50):
+    p.produce("tls-py", value=f"py-{i}".encode())
+assert p.flush(20) == 0, "undelivered"
+c = Consumer(dict(conf, **{"group.id": "tls-py", "auto.offset.reset": "earliest"}))
+c.subscribe(["tls-py"])
+got = []
+for _ in range(200):
+    m = c.poll(0.2)
+    if m is not None and m.error() is None:
+        got.append(m.value().decode())
+    if len(got) == 50:
+        break
+c.commit(asynchronous=False)
+c.close()
+print("read", len(got), "in order" if got == [f"py-{i}" for i in range(50)] else "OUT OF ORDER")
+EOF
+)"
+  if grep -q "read 50 in order" <<<"$out"; then pass "confluent-kafka over SSL: 50 records, group commit"
+  else fail "confluent-kafka over SSL: $out"; fi
+else
+  fail "no venv at $VENV (scripts/setup-python.sh)"
+fi
+
+step "Kafka's console tools (Java) over SSL and mutual TLS"
+cat >"$WORK/java-ssl.properties" <<EOF
+security.protocol=SSL
+ssl.truststore.type=PEM
+ssl.truststore.location=$C/ca.pem
+EOF
+cat >"$WORK/java-mtls.properties" <<EOF
+security.protocol=SSL
+ssl.truststore.type=PEM
+ssl.truststore.location=$C/ca.pem
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$C/client.p12
+ssl.keystore.password=clientsecret
+EOF
+ktool() { KAFKA_TOOL_TIMEOUT=60 bash "$ROOT/scripts/kafka-tool.sh" "$@"; }
+for l in SSL:$P_SSL:java-ssl MTLS:$P_MTLS:java-mtls; do
+  IFS=: read -r name port props <<<"$l"
+  seq 1 10 | sed "s/^/java-$name-/" | ktool kafka-console-producer --bootstrap-server "127.0.0.1:$port" \
+    --topic "tls-java-$name" --command-config "$WORK/$props.properties" >"$WORK/java-$name.out" 2>&1
+  got="$(ktool kafka-console-consumer --bootstrap-server "127.0.0.1:$port" --topic "tls-java-$name" \
+    --from-beginning --max-messages 10 --timeout-ms 30000 --command-config "$WORK/$props.properties" 2>>"$WORK/java-$name.out" \
+    | grep -c "^java-$name-")"
+  if [ "$got" = 10 ]; then pass "Java console producer and consumer over $name: 10 records"
+  else fail "Java over $name: read $got of 10 ($(grep -iE 'error|exception' "$WORK/java-$name.out" | head -3 | tr '\n' ' '))"; fi
+done
+
+step "mutual TLS: who may connect"
+echo mtls-1 | kc -P -b "127.0.0.1:$P_MTLS" "${MTLS_ARGS[@]}" -t tls-mtls 2>"$WORK/kcat-mtls.err"
+got="$(kc -C -b "127.0.0.1:$P_MTLS" "${MTLS_ARGS[@]}" -t tls-mtls -o beginning -e 2>>"$WORK/kcat-mtls.err" | grep -c '^mtls-1')"
+[ "$got" = 1 ] && pass "kcat with a trusted client certificate on MTLS" || fail "kcat on MTLS read $got ($(tail -2 "$WORK/kcat-mtls.err" | tr '\n' ' '))"
+# The principal mapping rule lower-cases the CN of O=Acme/OU=eng/CN=alice.
+if grep -q 'listener=MTLS principal=User:alice' "$WORK/broker.log"; then
+  pass "the client certificate's principal is User:alice (ssl.principal.mapping.rules)"
+else fail "no connection with principal User:alice in the log"; fi
+refused() { # DESCRIPTION kcat-args...
+  local what="$1"; shift
+  if kc -L -b "127.0.0.1:$P_MTLS" -m 5 "$@" >"$WORK/refused.out" 2>&1; then
+    fail "$what: the broker answered"
+  else
+    pass "$what: refused"
+  fi
+}
+refused "no client certificate on MTLS" "${SSL_ARGS[@]}"
+refused "a client certificate of an untrusted CA on MTLS" "${SSL_ARGS[@]}" \
+  -X "ssl.certificate.location=$C/rogue.pem" -X "ssl.key.location=$C/rogue.key"
+if grep -q "TLS handshake failed" "$WORK/broker.log"; then pass "the refusals are logged (TLS handshake failed)"
+else fail "no log line for the refused handshakes"; fi
+
+step "the wrong protocol on each port: a clean close, the broker unaffected"
+if kc -L -b "127.0.0.1:$P_SSL" -m 5 >/dev/null 2>&1; then fail "a plaintext client got an answer on the SSL port"
+else pass "a plaintext client on the SSL port gets no answer"; fi
+out="$(timeout 10 openssl s_client -connect "127.0.0.1:$P_PLAIN" </dev/null 2>&1)"
+if grep -qiE 'handshake failure|unexpected eof|errno|no peer certificate|wrong version' <<<"$out"; then
+  pass "a TLS client on the PLAINTEXT port is closed"
+else fail "TLS on PLAINTEXT: $(head -3 <<<"$out")"; fi
+head -c 4096 /dev/urandom | timeout 5 bash -c "cat >/dev/tcp/127.0.0.1/$P_SSL" 2>/dev/null
+kill -0 "$BROKER_PID" 2>/dev/null && kc -L -b "127.0.0.1:$P_SSL" "${SSL_ARGS[@]}" -m 5 >/dev/null 2>&1 \
+  && pass "after garbage on the SSL port the broker still serves TLS" \
+  || fail "the broker stopped serving after garbage"
+
+step "a renewed server certificate is served without a restart"
+leaf server2 ca "/CN=fjord-server-renewed" "IP:127.0.0.1,DNS:localhost"
+cat "$C/server2.key" "$C/server2.pem" >"$C/server-keystore.pem.new"
+mv "$C/server-keystore.pem.new" "$C/server-keystore.pem"
+renewed=""
+for _ in $(seq 1 30); do
+  if timeout 5 openssl s_client -connect "127.0.0.1:$P_SSL" -CAfile "$C/ca.pem" </dev/null 2>/dev/null \
+    | grep -q 'CN *= *fjord-server-renewed'; then renewed=1; break; fi
+  sleep 1
+done
+[ -n "$renewed" ] && pass "the SSL listener serves the renewed certificate" || fail "the renewed certificate was not picked up"
+got="$(kc -C -b "127.0.0.1:$P_SSL" "${SSL_ARGS[@]}" -t tls-SSL -o beginning -e 2>/dev/null | grep -c '^SSL-')"
+[ "$got" = 20 ] && pass "kcat over SSL after the renewal" || fail "kcat after the renewal read $got of 20"

@@ -1,0 +1,5 @@
+//! Who a client is and how its connection is protected: TLS listeners ([`tls`]) and the
+//! principal a connection acts as ([`principal`]).
+
+pub mod principal;
+pub mod tls;
