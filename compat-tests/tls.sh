@@ -5,8 +5,12 @@
 #   SSL        server key and chain in one PEM file (ssl.keystore.type=PEM);
 #   P12        server key store in PKCS12 (ssl.keystore.location + password);
 #   MTLS       mutual TLS (listener.name.mtls.ssl.client.auth=required, a PEM trust store,
-#              ssl.principal.mapping.rules taking the CN).
-# Checks: kcat (librdkafka) produce/consume over SSL and P12; confluent-kafka over SSL;
+#              ssl.principal.mapping.rules taking the CN);
+#   SASL_PLAINTEXT and SASL_SSL  SASL/PLAIN with users in the listeners' JAAS settings.
+# SASL checks: kcat, confluent-kafka, kafka-python and Kafka's console tools authenticate
+# with PLAIN over SASL_PLAINTEXT and SASL_SSL; a wrong password, an unknown user, a disabled
+# mechanism and a request before authentication are refused (connection closed, logged).
+# TLS checks: kcat (librdkafka) produce/consume over SSL and P12; confluent-kafka over SSL;
 # Kafka's console producer and consumer (Java) over SSL with a PEM trust store and over
 # MTLS with a PKCS12 client key store; kcat with a trusted client certificate on MTLS;
 # refused: no client certificate, an untrusted one, a plaintext client on the TLS port, a
@@ -77,10 +81,15 @@ if [ ! -s "$C/server.p12" ] || [ ! -s "$C/client.p12" ]; then
 fi
 
 P_PLAIN="$(free_port)" P_SSL="$(free_port)" P_P12="$(free_port)" P_MTLS="$(free_port)"
-# fjord::server at debug logs each TLS client's principal.
-env -u FJORD_CACHE -u FJORD_BIN RUST_LOG="${RUST_LOG:-info,fjord::server=debug}" "$FJORD_BIN" --log-dirs "$WORK/data" \
-  -o "listeners=PLAINTEXT://127.0.0.1:$P_PLAIN,SSL://127.0.0.1:$P_SSL,P12://127.0.0.1:$P_P12,MTLS://127.0.0.1:$P_MTLS" \
-  -o "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SSL:SSL,P12:SSL,MTLS:SSL" \
+P_SASL="$(free_port)" P_SASL_SSL="$(free_port)"
+JAAS='org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="admin-secret" user_admin="admin-secret" user_alice="alice-secret";'
+# fjord::server and fjord::security at debug log each client's principal or SASL user.
+env -u FJORD_CACHE -u FJORD_BIN RUST_LOG="${RUST_LOG:-info,fjord::server=debug,fjord::security=debug}" "$FJORD_BIN" --log-dirs "$WORK/data" \
+  -o "listeners=PLAINTEXT://127.0.0.1:$P_PLAIN,SSL://127.0.0.1:$P_SSL,P12://127.0.0.1:$P_P12,MTLS://127.0.0.1:$P_MTLS,SASL_PLAINTEXT://127.0.0.1:$P_SASL,SASL_SSL://127.0.0.1:$P_SASL_SSL" \
+  -o "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SSL:SSL,P12:SSL,MTLS:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL" \
+  -o "sasl.enabled.mechanisms=PLAIN" \
+  -o "listener.name.sasl_plaintext.plain.sasl.jaas.config=$JAAS" \
+  -o "listener.name.sasl_ssl.plain.sasl.jaas.config=$JAAS" \
   -o "ssl.keystore.type=PEM" -o "ssl.keystore.location=$C/server-keystore.pem" \
   -o "listener.name.p12.ssl.keystore.type=PKCS12" \
   -o "listener.name.p12.ssl.keystore.location=$C/server.p12" \
@@ -92,7 +101,7 @@ env -u FJORD_CACHE -u FJORD_BIN RUST_LOG="${RUST_LOG:-info,fjord::server=debug}"
   -o "num.partitions=1" >"$WORK/broker.log" 2>&1 &
 BROKER_PID=$!
 for _ in $(seq 1 100); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$P_MTLS") 2>/dev/null && break
+  (exec 3<>"/dev/tcp/127.0.0.1/$P_SASL_SSL") 2>/dev/null && break
   kill -0 "$BROKER_PID" 2>/dev/null || { echo "broker died:"; tail -30 "$WORK/broker.log"; exit 1; }
   sleep 0.1
 done
@@ -218,3 +227,112 @@ done
 [ -n "$renewed" ] && pass "the SSL listener serves the renewed certificate" || fail "the renewed certificate was not picked up"
 got="$(kc -C -b "127.0.0.1:$P_SSL" "${SSL_ARGS[@]}" -t tls-SSL -o beginning -e 2>/dev/null | grep -c '^SSL-')"
 [ "$got" = 20 ] && pass "kcat over SSL after the renewal" || fail "kcat after the renewal read $got of 20"
+
+step "SASL/PLAIN over SASL_PLAINTEXT and SASL_SSL"
+SASL_ARGS=(-X security.protocol=sasl_plaintext -X sasl.mechanisms=PLAIN -X sasl.username=alice -X sasl.password=alice-secret)
+SASL_SSL_ARGS=(-X security.protocol=sasl_ssl -X "ssl.ca.location=$C/ca.pem" -X sasl.mechanisms=PLAIN -X sasl.username=alice -X sasl.password=alice-secret)
+for l in SASL_PLAINTEXT:$P_SASL SASL_SSL:$P_SASL_SSL; do
+  name="${l%%:*}" port="${l#*:}"
+  if [ "$name" = SASL_SSL ]; then args=("${SASL_SSL_ARGS[@]}"); else args=("${SASL_ARGS[@]}"); fi
+  seq 1 20 | sed "s/^/$name-/" | kc -P -b "127.0.0.1:$port" "${args[@]}" -t "sasl-$name" 2>"$WORK/kcat-$name.err"
+  got="$(kc -C -b "127.0.0.1:$port" "${args[@]}" -t "sasl-$name" -o beginning -e 2>>"$WORK/kcat-$name.err" | grep -c "^$name-")"
+  if [ "$got" = 20 ]; then pass "kcat with SASL/PLAIN over $name: 20 records produced and read back"
+  else fail "kcat over $name: read $got of 20 ($(tail -3 "$WORK/kcat-$name.err" | tr '\n' ' '))"; fi
+done
+if grep -q 'mechanism=PLAIN user=alice' "$WORK/broker.log"; then pass "the broker logs user alice's authentication"
+else fail "no SASL authentication of alice in the log"; fi
+
+if [ -x "$VENV/bin/python" ]; then
+  out="$(timeout 90 "$VENV/bin/python" - "127.0.0.1:$P_SASL" "127.0.0.1:$P_SASL_SSL" "$C/ca.pem" <<'EOF' 2>&1
+import sys, ssl
+from confluent_kafka import Producer, Consumer
+plain, sasl_ssl, ca = sys.argv[1:4]
+conf = {"bootstrap.servers": sasl_ssl, "security.protocol": "SASL_SSL", "ssl.ca.location": ca,
+        "sasl.mechanisms": "PLAIN", "sasl.username": "alice", "sasl.password": "alice-secret"}
+p = Producer(conf)
+for i in range(30):
+    p.produce("sasl-py", value=f"py-{i}".encode())
+assert p.flush(20) == 0, "undelivered"
+c = Consumer(dict(conf, **{"group.id": "sasl-py", "auto.offset.reset": "earliest"}))
+c.subscribe(["sasl-py"])
+got = []
+for _ in range(200):
+    m = c.poll(0.2)
+    if m is not None and m.error() is None:
+        got.append(m.value().decode())
+    if len(got) == 30:
+        break
+c.close()
+print("confluent-kafka SASL_SSL read", len(got))
+
+from kafka import KafkaProducer, KafkaConsumer
+ctx = ssl.create_default_context(cafile=ca)
+for proto, bs, extra in (("SASL_PLAINTEXT", plain, {}), ("SASL_SSL", sasl_ssl, {"ssl_context": ctx})):
+    kw = dict(bootstrap_servers=bs, security_protocol=proto, sasl_mechanism="PLAIN",
+              sasl_plain_username="alice", sasl_plain_password="alice-secret", **extra)
+    kp = KafkaProducer(**kw)
+    for i in range(10):
+        kp.send(f"sasl-kp-{proto}", f"kp-{i}".encode())
+    kp.flush(20)
+    kp.close()
+    kc = KafkaConsumer(f"sasl-kp-{proto}", auto_offset_reset="earliest", consumer_timeout_ms=8000, **kw)
+    n = sum(1 for m in kc if m.value.startswith(b"kp-"))
+    kc.close()
+    print("kafka-python", proto, "read", n)
+try:
+    bad = KafkaProducer(bootstrap_servers=plain, security_protocol="SASL_PLAINTEXT", sasl_mechanism="PLAIN",
+                        sasl_plain_username="alice", sasl_plain_password="wrong", api_version_auto_timeout_ms=5000)
+    bad.close()
+    print("kafka-python wrong password: ACCEPTED")
+except Exception as e:
+    print("kafka-python wrong password refused:", type(e).__name__)
+EOF
+)"
+  grep -q "confluent-kafka SASL_SSL read 30" <<<"$out" && pass "confluent-kafka with SASL/PLAIN over SASL_SSL: 30 records, group" \
+    || fail "confluent-kafka SASL_SSL: $out"
+  for proto in SASL_PLAINTEXT SASL_SSL; do
+    grep -q "kafka-python $proto read 10" <<<"$out" && pass "kafka-python with SASL/PLAIN over $proto: 10 records" \
+      || fail "kafka-python $proto: $(tail -5 <<<"$out")"
+  done
+  grep -q "kafka-python wrong password refused" <<<"$out" && pass "kafka-python with a wrong password is refused" \
+    || fail "kafka-python wrong password: $(tail -3 <<<"$out")"
+else
+  fail "no venv at $VENV (scripts/setup-python.sh)"
+fi
+
+cat >"$WORK/java-sasl.properties" <<EOF
+security.protocol=SASL_SSL
+ssl.truststore.type=PEM
+ssl.truststore.location=$C/ca.pem
+sasl.mechanism=PLAIN
+sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="alice" password="alice-secret";
+EOF
+seq 1 10 | sed "s/^/java-sasl-/" | ktool kafka-console-producer --bootstrap-server "127.0.0.1:$P_SASL_SSL" \
+  --topic sasl-java --command-config "$WORK/java-sasl.properties" >"$WORK/java-sasl.out" 2>&1
+got="$(ktool kafka-console-consumer --bootstrap-server "127.0.0.1:$P_SASL_SSL" --topic sasl-java \
+  --from-beginning --max-messages 10 --timeout-ms 30000 --command-config "$WORK/java-sasl.properties" 2>>"$WORK/java-sasl.out" \
+  | grep -c '^java-sasl-')"
+if [ "$got" = 10 ]; then pass "Java console producer and consumer with SASL/PLAIN over SASL_SSL: 10 records"
+else fail "Java SASL_SSL: read $got of 10 ($(grep -iE 'error|exception' "$WORK/java-sasl.out" | head -3 | tr '\n' ' '))"; fi
+
+step "SASL refusals"
+out="$(kc -L -b "127.0.0.1:$P_SASL" -m 5 -X security.protocol=sasl_plaintext -X sasl.mechanisms=PLAIN \
+  -X sasl.username=alice -X sasl.password=wrong 2>&1)"
+if grep -qi 'Authentication failed' <<<"$out"; then pass "kcat with a wrong password: SASL authentication failed"
+else fail "kcat wrong password: $(tail -2 <<<"$out")"; fi
+out="$(kc -L -b "127.0.0.1:$P_SASL" -m 5 -X security.protocol=sasl_plaintext -X sasl.mechanisms=PLAIN \
+  -X sasl.username=nobody -X sasl.password=x 2>&1)"
+if grep -qi 'Authentication failed' <<<"$out"; then pass "kcat as an unknown user: SASL authentication failed"
+else fail "kcat unknown user: $(tail -2 <<<"$out")"; fi
+if grep -q 'SASL authentication failed; closing connection' "$WORK/broker.log" && ! grep -q 'wrong' "$WORK/broker.log"; then
+  pass "failures are logged, the password never"
+else fail "SASL failure log lines"; fi
+# A Metadata request with no authentication first: the connection is closed.
+if kc -L -b "127.0.0.1:$P_SASL" -m 5 >/dev/null 2>&1; then fail "a client that skips SASL got metadata"
+else pass "a client that skips SASL gets nothing"; fi
+out="$(kc -L -b "127.0.0.1:$P_SASL" -m 5 -X security.protocol=sasl_plaintext -X sasl.mechanisms=SCRAM-SHA-256 \
+  -X sasl.username=alice -X sasl.password=alice-secret 2>&1)"
+if grep -qiE 'unsupported sasl mechanism|not supported|mechanism' <<<"$out"; then pass "a mechanism that is not enabled is refused"
+else fail "disabled mechanism: $(tail -2 <<<"$out")"; fi
+kill -0 "$BROKER_PID" 2>/dev/null && kc -L -b "127.0.0.1:$P_SASL" "${SASL_ARGS[@]}" -m 5 >/dev/null 2>&1 \
+  && pass "after the refusals the broker still serves SASL" || fail "the broker stopped serving SASL"

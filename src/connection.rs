@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::Broker;
 use crate::dispatch;
+use crate::security::sasl::SaslListener;
 
 /// Requests read ahead of the one being handled; beyond this the reader stops reading
 /// (back pressure on the client) until the handler catches up.
@@ -56,12 +57,29 @@ pub async fn serve(
     shutdown: watch::Receiver<bool>,
     quota: RequestQuota,
 ) {
-    let (rd, wr) = stream.into_split();
-    let principal: Arc<str> = Arc::from(crate::security::principal::ANONYMOUS);
-    serve_split(broker, rd, wr, peer, listener, principal, shutdown, quota).await;
+    serve_stream(broker, stream, peer, listener, None, shutdown, quota).await;
 }
 
-/// Serves a connection given as its two halves (a TLS stream's, say), as `principal`.
+/// Serves a plaintext or SASL_PLAINTEXT connection.
+pub async fn serve_stream(
+    broker: Arc<Broker>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    listener: String,
+    sasl: Option<Arc<SaslListener>>,
+    shutdown: watch::Receiver<bool>,
+    quota: RequestQuota,
+) {
+    let (rd, wr) = stream.into_split();
+    let principal: Arc<str> = Arc::from(crate::security::principal::ANONYMOUS);
+    serve_split(
+        broker, rd, wr, peer, listener, principal, sasl, shutdown, quota,
+    )
+    .await;
+}
+
+/// Serves a connection given as its two halves (a TLS stream's, say), as `principal` (the
+/// TLS client's), or, on a SASL listener, as the user it authenticates as first.
 #[allow(clippy::too_many_arguments)]
 pub async fn serve_split<R, W>(
     broker: Arc<Broker>,
@@ -69,13 +87,31 @@ pub async fn serve_split<R, W>(
     mut wr: W,
     peer: SocketAddr,
     listener: String,
-    principal: Arc<str>,
+    mut principal: Arc<str>,
+    sasl: Option<Arc<SaslListener>>,
     mut shutdown: watch::Receiver<bool>,
     quota: RequestQuota,
 ) where
     R: tokio::io::AsyncRead + Unpin + Send + 'static,
     W: tokio::io::AsyncWrite + Unpin + Send,
 {
+    if let Some(sasl) = &sasl {
+        let auth = crate::security::authenticate::authenticate(
+            &broker, &mut rd, &mut wr, peer, &listener, sasl,
+        );
+        let user = tokio::select! {
+            _ = shutdown.changed() => return,
+            r = auth => r,
+        };
+        match user {
+            Ok(user) => principal = Arc::from(format!("User:{user}")),
+            Err(e) => {
+                tracing::debug!(%peer, %listener, error = %e, "closing connection before authentication");
+                let _ = wr.shutdown().await;
+                return;
+            }
+        }
+    }
     let (tx, mut rx) = mpsc::channel::<Parsed>(READ_AHEAD);
 
     let max = broker.config.socket_request_max_bytes as usize;
@@ -141,7 +177,7 @@ pub async fn serve_split<R, W>(
 }
 
 /// Reads one size-prefixed frame; `Ok(None)` on EOF between frames.
-async fn read_frame(
+pub(crate) async fn read_frame(
     rd: &mut (impl AsyncReadExt + Unpin),
     max: usize,
     quota: &RequestQuota,

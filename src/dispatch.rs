@@ -101,6 +101,10 @@ api_table! {
     DescribeTransactions: DescribeTransactionsRequest [0 ..= 0] => handlers::describe_transactions::handle,
     ListTransactions: ListTransactionsRequest [0 ..= 2] => handlers::list_transactions::handle,
     DescribeProducers: DescribeProducersRequest [0 ..= 0] => handlers::describe_producers::handle,
+    // SASL: served before any other request on SASL listeners (security::authenticate);
+    // these handlers answer elsewhere.
+    SaslHandshake: SaslHandshakeRequest [0 ..= 1] => handlers::sasl_handshake::handle,
+    SaslAuthenticate: SaslAuthenticateRequest [0 ..= 2] => handlers::sasl_authenticate::handle,
     // Inter-broker, and `kafka-transactions abort` for a hanging transaction.
     WriteTxnMarkers: WriteTxnMarkersRequest [1 ..= 1] => handlers::write_txn_markers::handle,
 }

@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::security::sasl::SaslListener;
 use crate::security::tls::TlsListener;
 use crate::{Broker, Config, connection};
 
@@ -65,8 +66,10 @@ impl ConnectionLimits {
 pub struct Server {
     broker: Arc<Broker>,
     listeners: Vec<(String, TcpListener)>,
-    /// The TLS state of each SSL listener, by name.
+    /// The TLS state of each SSL and SASL_SSL listener, by name.
     tls: HashMap<String, Arc<TlsListener>>,
+    /// The mechanisms and users of each SASL listener, by name.
+    sasl: HashMap<String, Arc<SaslListener>>,
 }
 
 /// How long a client has to complete its TLS handshake.
@@ -94,11 +97,17 @@ impl Server {
         // An SSL listener's key store is read before anything binds: a broker that cannot
         // serve one of its listeners does not start.
         let mut tls = HashMap::new();
+        let mut sasl = HashMap::new();
         for (name, p) in &config.listener_protocols {
             if p.uses_tls() {
                 let t = TlsListener::new(&config.values, name)
                     .map_err(|e| anyhow::anyhow!("listener {name} ({}): {e}", p.name()))?;
                 tls.insert(name.clone(), t);
+            }
+            if p.uses_sasl() {
+                let l = SaslListener::new(&config.values, name)
+                    .map_err(|e| anyhow::anyhow!("listener {name} ({}): {e}", p.name()))?;
+                sasl.insert(name.clone(), Arc::new(l));
             }
         }
         let mut listeners = Vec::new();
@@ -150,6 +159,7 @@ impl Server {
             broker,
             listeners,
             tls,
+            sasl,
         })
     }
 
@@ -256,10 +266,11 @@ impl Server {
                         let sd = shutdown.clone();
                         let quota = quota.clone();
                         let tls = self.tls.get(&listener).cloned();
+                        let sasl = self.sasl.get(&listener).cloned();
                         conns.spawn(async move {
                             match tls {
-                                None => connection::serve(broker, stream, peer, listener, sd, quota).await,
-                                Some(tls) => serve_tls(broker, tls, stream, peer, listener, sd, quota).await,
+                                None => connection::serve_stream(broker, stream, peer, listener, sasl, sd, quota).await,
+                                Some(tls) => serve_tls(broker, tls, stream, peer, listener, sasl, sd, quota).await,
                             }
                             drop(slot);
                         });
@@ -315,12 +326,14 @@ const TLS_RELOAD_CHECK: Duration = Duration::from_secs(5);
 /// A connection to an SSL listener: the TLS handshake (bounded), the client's principal,
 /// then the Kafka protocol over the encrypted stream. A failed handshake (a plaintext
 /// client, an untrusted certificate, garbage) closes the connection with a log line.
+#[allow(clippy::too_many_arguments)]
 async fn serve_tls(
     broker: Arc<Broker>,
     tls: Arc<TlsListener>,
     stream: tokio::net::TcpStream,
     peer: std::net::SocketAddr,
     listener: String,
+    sasl: Option<Arc<SaslListener>>,
     shutdown: watch::Receiver<bool>,
     quota: connection::RequestQuota,
 ) {
@@ -352,6 +365,7 @@ async fn serve_tls(
         peer,
         listener,
         Arc::from(principal),
+        sasl,
         shutdown,
         quota,
     )

@@ -20,7 +20,10 @@ const NOT_BUILT: &[(&str, &str)] = &[
         "ssl.",
         "TLS tuning (protocol versions and cipher suites are rustls's)",
     ),
-    ("sasl.", "SASL authentication"),
+    (
+        "sasl.",
+        "SASL tuning (Kerberos, OAUTHBEARER and login settings)",
+    ),
     ("security.", "security"),
     ("authorizer.", "ACLs"),
     ("super.users", "ACLs"),

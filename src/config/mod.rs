@@ -228,10 +228,14 @@ fn validate(key: &str, value: &str) -> Result<(), ConfigError> {
     };
     // A setting for one listener (`listener.name.<l>.ssl.keystore.location`) is checked as
     // the setting itself.
-    if let Some((_, inner)) = security::listener_setting(key)
-        && let Some((ty, _)) = accept::kafka_setting(inner)
-    {
-        return accept::check_type(ty, value).map_err(bad);
+    if let Some((_, inner)) = security::listener_setting(key) {
+        if let Some((ty, _)) = accept::kafka_setting(inner) {
+            return accept::check_type(ty, value).map_err(bad);
+        }
+        // A mechanism's JAAS entry: `listener.name.<l>.plain.sasl.jaas.config`.
+        if inner.ends_with(".sasl.jaas.config") {
+            return Ok(());
+        }
     }
     let Some((_, kind, _)) = SETTINGS.iter().find(|(n, _, _)| *n == key) else {
         let Some((ty, _)) = accept::kafka_setting(key) else {
@@ -658,7 +662,7 @@ impl Config {
                     && !SETTINGS.iter().any(|(n, _, _)| n == k)
                     && !matches!(k.as_str(), "log.retention.minutes" | "log.retention.hours")
                     && !cluster::CLUSTER_SETTINGS.contains(&k.as_str())
-                    && !security::is_tls_setting(k)
+                    && !security::is_security_setting(k)
             })
             // A broker that is not a controller finds the quorum through it.
             .filter(|(k, _)| {

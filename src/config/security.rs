@@ -35,6 +35,13 @@ impl SecurityProtocol {
         }
     }
 
+    pub fn uses_sasl(self) -> bool {
+        matches!(
+            self,
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+        )
+    }
+
     pub fn uses_tls(self) -> bool {
         matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
     }
@@ -57,10 +64,13 @@ pub const TLS_SETTINGS: &[&str] = &[
     "ssl.principal.mapping.rules",
 ];
 
-/// Whether `key` is a TLS setting Fjord acts on, global or for one listener.
-pub fn is_tls_setting(key: &str) -> bool {
+/// Whether `key` is a TLS or SASL setting Fjord acts on, global or for one listener
+/// (`listener.name.<l>.<mechanism>.sasl.jaas.config` included).
+pub fn is_security_setting(key: &str) -> bool {
     let key = listener_setting(key).map_or(key, |(_, k)| k);
     TLS_SETTINGS.contains(&key)
+        || matches!(key, "sasl.enabled.mechanisms" | "sasl.jaas.config")
+        || key.ends_with(".sasl.jaas.config")
 }
 
 /// `listener.name.<l>.<setting>` split into the listener (lower case) and the setting.
@@ -102,22 +112,13 @@ pub fn protocols(
                     "listener {l} has no security protocol: name it in `listener.security.protocol.map`"
                 ))
             })?;
-        if matches!(
-            p,
-            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
-        ) {
-            return Err(ConfigError(format!(
-                "listener {l} uses {}: SASL is not built yet (PLAINTEXT and SSL are)",
-                p.name()
-            )));
-        }
         out.insert(l.clone(), p);
     }
     Ok(out)
 }
 
-/// A TLS setting for `listener`: `listener.name.<listener>.<key>` first, then `<key>`.
-pub fn tls_value(
+/// A TLS or SASL setting for `listener`: `listener.name.<listener>.<key>` first, then `<key>`.
+pub fn listener_value(
     values: &BTreeMap<String, (String, Source)>,
     listener: &str,
     key: &str,
@@ -152,7 +153,10 @@ mod tests {
         let p = protocols(&vals(&[]), &["SSL".into(), "PLAINTEXT".into()]).unwrap();
         assert_eq!(p["SSL"], SecurityProtocol::Ssl);
         assert!(protocols(&vals(&[]), &["OTHER".into()]).is_err());
-        assert!(protocols(&vals(&[]), &["SASL_SSL".into()]).is_err());
+        assert_eq!(
+            protocols(&vals(&[]), &["SASL_SSL".into()]).unwrap()["SASL_SSL"],
+            SecurityProtocol::SaslSsl
+        );
         let bad = vals(&[("listener.security.protocol.map", "A:TLS")]);
         assert!(protocols(&bad, &["A".into()]).is_err());
     }
@@ -164,16 +168,19 @@ mod tests {
             ("listener.name.internal.ssl.client.auth", "required"),
         ]);
         assert_eq!(
-            tls_value(&v, "INTERNAL", "ssl.client.auth").as_deref(),
+            listener_value(&v, "INTERNAL", "ssl.client.auth").as_deref(),
             Some("required")
         );
         assert_eq!(
-            tls_value(&v, "EXT", "ssl.client.auth").as_deref(),
+            listener_value(&v, "EXT", "ssl.client.auth").as_deref(),
             Some("none")
         );
-        assert!(is_tls_setting(
+        assert!(is_security_setting(
             "listener.name.internal.ssl.keystore.location"
         ));
-        assert!(!is_tls_setting("ssl.cipher.suites"));
+        assert!(is_security_setting(
+            "listener.name.sasl_ssl.plain.sasl.jaas.config"
+        ));
+        assert!(!is_security_setting("ssl.cipher.suites"));
     }
 }

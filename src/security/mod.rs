@@ -1,5 +1,7 @@
 //! Who a client is and how its connection is protected: TLS listeners ([`tls`]) and the
 //! principal a connection acts as ([`principal`]).
 
+pub mod authenticate;
 pub mod principal;
+pub mod sasl;
 pub mod tls;

@@ -19,7 +19,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::principal::{ANONYMOUS, MappingRules, subject_dn};
 use crate::config::Source;
-use crate::config::security::tls_value;
+use crate::config::security::listener_value;
 
 type Values = BTreeMap<String, (String, Source)>;
 
@@ -38,7 +38,7 @@ impl TlsListener {
     /// start with a listener it cannot serve).
     pub fn new(values: &Values, listener: &str) -> anyhow::Result<Arc<TlsListener>> {
         let (config, files) = server_config(values, listener)?;
-        let rules = match tls_value(values, listener, "ssl.principal.mapping.rules") {
+        let rules = match listener_value(values, listener, "ssl.principal.mapping.rules") {
             Some(r) => MappingRules::parse(&r)
                 .map_err(|e| anyhow::anyhow!("ssl.principal.mapping.rules: {e}"))?,
             None => MappingRules::default(),
@@ -110,7 +110,7 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 
 /// The rustls configuration of `listener` and the files it was read from.
 fn server_config(values: &Values, listener: &str) -> anyhow::Result<(ServerConfig, Vec<PathBuf>)> {
-    let get = |k: &str| tls_value(values, listener, k);
+    let get = |k: &str| listener_value(values, listener, k);
     let mut files = Vec::new();
     let (certs, key) = key_store(&get, &mut files)?;
     let client_auth = get("ssl.client.auth").unwrap_or_else(|| "none".into());

@@ -1,0 +1,17 @@
+//! SaslHandshake outside a SASL listener's authentication (a plaintext or SSL listener, or a
+//! connection already authenticated): ILLEGAL_SASL_STATE, as Kafka answers. On SASL listeners
+//! the handshake itself is served by `security::authenticate` before any handler runs.
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::{SaslHandshakeRequest, SaslHandshakeResponse};
+
+use crate::Broker;
+use crate::connection::RequestContext;
+
+pub async fn handle(
+    _broker: &Broker,
+    _ctx: &RequestContext,
+    _req: SaslHandshakeRequest,
+) -> anyhow::Result<SaslHandshakeResponse> {
+    Ok(SaslHandshakeResponse::default().with_error_code(ResponseError::IllegalSaslState.code()))
+}

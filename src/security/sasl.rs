@@ -1,0 +1,284 @@
+//! SASL on `SASL_PLAINTEXT` and `SASL_SSL` listeners, as Kafka does it: the client sends
+//! SaslHandshake naming a mechanism of `sasl.enabled.mechanisms`, then the mechanism's
+//! messages in SaslAuthenticate requests (v0 handshakes: as raw size-prefixed tokens); any
+//! other request before that (but ApiVersions) closes the connection. Mechanisms: PLAIN,
+//! with the users of the listener's JAAS setting
+//! (`listener.name.<l>.plain.sasl.jaas.config=...PlainLoginModule required user_alice="...";`).
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::config::Source;
+use crate::config::security::listener_value;
+
+type Values = BTreeMap<String, (String, Source)>;
+
+/// The mechanisms Fjord serves.
+pub const MECHANISMS: &[&str] = &["PLAIN"];
+
+/// One SASL listener's mechanisms and users.
+#[derive(Debug)]
+pub struct SaslListener {
+    pub listener: String,
+    /// Enabled and served, in the configured order.
+    pub mechanisms: Vec<String>,
+    plain_users: HashMap<String, String>,
+}
+
+/// Why authentication failed: the message the client gets with SASL_AUTHENTICATION_FAILED
+/// (never a secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthFailed(pub String);
+
+/// What a mechanism answers to a client message.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Send this to the client and wait for its next message.
+    Continue(Vec<u8>),
+    /// Authenticated as `user`; send `response` (maybe empty).
+    Done { response: Vec<u8>, user: String },
+}
+
+/// A mechanism's server side for one authentication.
+pub trait Mechanism: Send {
+    fn step(&mut self, input: &[u8]) -> Result<Step, AuthFailed>;
+}
+
+impl SaslListener {
+    pub fn new(values: &Values, listener: &str) -> anyhow::Result<SaslListener> {
+        let enabled = listener_value(values, listener, "sasl.enabled.mechanisms")
+            .unwrap_or_else(|| "GSSAPI".to_string());
+        let mut mechanisms = Vec::new();
+        for m in enabled.split(',').map(str::trim).filter(|m| !m.is_empty()) {
+            if MECHANISMS.contains(&m) {
+                mechanisms.push(m.to_string());
+            } else {
+                tracing::warn!(
+                    listener,
+                    mechanism = m,
+                    "SASL mechanism not served by Fjord; ignored"
+                );
+            }
+        }
+        if mechanisms.is_empty() {
+            anyhow::bail!(
+                "sasl.enabled.mechanisms ({enabled}) names none Fjord serves: {}",
+                MECHANISMS.join(", ")
+            );
+        }
+        let mut plain_users = HashMap::new();
+        if mechanisms.iter().any(|m| m == "PLAIN") {
+            let jaas = jaas_config(values, listener, "plain").ok_or_else(|| {
+                anyhow::anyhow!(
+                    "PLAIN needs its users in listener.name.{}.plain.sasl.jaas.config",
+                    listener.to_ascii_lowercase()
+                )
+            })?;
+            let options = parse_jaas(&jaas)?;
+            for (k, v) in options {
+                if let Some(user) = k.strip_prefix("user_") {
+                    plain_users.insert(user.to_string(), v);
+                }
+            }
+            if plain_users.is_empty() {
+                anyhow::bail!("the PLAIN JAAS setting defines no user_<name>=\"<password>\"");
+            }
+        }
+        Ok(SaslListener {
+            listener: listener.to_string(),
+            mechanisms,
+            plain_users,
+        })
+    }
+
+    /// A new authentication with `mechanism`, if it is enabled here.
+    pub fn start(&self, mechanism: &str) -> Option<Box<dyn Mechanism + '_>> {
+        if !self.mechanisms.iter().any(|m| m == mechanism) {
+            return None;
+        }
+        match mechanism {
+            "PLAIN" => Some(Box::new(Plain {
+                users: &self.plain_users,
+            })),
+            _ => None,
+        }
+    }
+}
+
+/// `listener.name.<l>.<mechanism>.sasl.jaas.config`, then `listener.name.<l>.sasl.jaas.config`,
+/// then `sasl.jaas.config`.
+fn jaas_config(values: &Values, listener: &str, mechanism: &str) -> Option<String> {
+    let l = listener.to_ascii_lowercase();
+    [
+        format!("listener.name.{l}.{mechanism}.sasl.jaas.config"),
+        format!("listener.name.{l}.sasl.jaas.config"),
+        "sasl.jaas.config".to_string(),
+    ]
+    .iter()
+    .find_map(|k| values.get(k).map(|(v, _)| v.clone()))
+}
+
+/// The options of a JAAS login module entry: `Class required key="value" key2=value2;`.
+pub fn parse_jaas(s: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let s = s.trim().trim_end_matches(';').trim();
+    let mut parts = s.splitn(3, char::is_whitespace);
+    let _class = parts.next().filter(|c| !c.is_empty());
+    let flag = parts.next().unwrap_or_default();
+    if !matches!(flag, "required" | "requisite" | "sufficient" | "optional") {
+        anyhow::bail!("JAAS setting: expected `<LoginModule> required key=\"value\" ...;`");
+    }
+    let mut rest = parts.next().unwrap_or_default().trim();
+    let mut out = Vec::new();
+    while !rest.is_empty() {
+        let (key, r) = rest.split_once('=').ok_or_else(|| {
+            anyhow::anyhow!("JAAS setting: expected key=value at {:?}", first(rest))
+        })?;
+        let key = key.trim().to_string();
+        let r = r.trim_start();
+        let (value, r) = if let Some(q) = r.strip_prefix('"') {
+            let mut v = String::new();
+            let mut end = None;
+            let mut chars = q.char_indices();
+            while let Some((i, c)) = chars.next() {
+                match c {
+                    '\\' => {
+                        if let Some((_, n)) = chars.next() {
+                            v.push(n);
+                        }
+                    }
+                    '"' => {
+                        end = Some(i + 1);
+                        break;
+                    }
+                    c => v.push(c),
+                }
+            }
+            let end =
+                end.ok_or_else(|| anyhow::anyhow!("JAAS setting: unclosed quote for {key}"))?;
+            (v, &q[end..])
+        } else {
+            let end = r.find(char::is_whitespace).unwrap_or(r.len());
+            (r[..end].to_string(), &r[end..])
+        };
+        out.push((key, value));
+        rest = r.trim_start();
+    }
+    Ok(out)
+}
+
+/// The start of `s`, for error messages (a JAAS setting holds passwords).
+fn first(s: &str) -> String {
+    s.split(['=', ' ']).next().unwrap_or_default().to_string()
+}
+
+/// RFC 4616: `[authzid] NUL authcid NUL passwd`, checked against the configured users.
+struct Plain<'a> {
+    users: &'a HashMap<String, String>,
+}
+
+impl Mechanism for Plain<'_> {
+    fn step(&mut self, input: &[u8]) -> Result<Step, AuthFailed> {
+        let bad = || AuthFailed("Authentication failed: invalid SASL/PLAIN message".into());
+        let text = std::str::from_utf8(input).map_err(|_| bad())?;
+        let mut parts = text.split('\0');
+        let (Some(authzid), Some(user), Some(password), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad());
+        };
+        if user.is_empty() || password.is_empty() {
+            return Err(bad());
+        }
+        if !authzid.is_empty() && authzid != user {
+            return Err(AuthFailed(
+                "Authentication failed: Client requested an authorization id that is different from username".into(),
+            ));
+        }
+        match self.users.get(user) {
+            Some(expected) if constant_time_eq(expected.as_bytes(), password.as_bytes()) => {
+                Ok(Step::Done {
+                    response: Vec::new(),
+                    user: user.to_string(),
+                })
+            }
+            _ => Err(AuthFailed(
+                "Authentication failed: Invalid username or password".into(),
+            )),
+        }
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vals(kv: &[(&str, &str)]) -> Values {
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), (v.to_string(), Source::File)))
+            .collect()
+    }
+
+    #[test]
+    fn jaas_entries_parse_as_kafka_writes_them() {
+        let o = parse_jaas(
+            r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="a\"b" user_admin="admin-secret" user_alice=alice-secret;"#,
+        )
+        .unwrap();
+        assert_eq!(
+            o,
+            vec![
+                ("username".into(), "admin".into()),
+                ("password".into(), "a\"b".into()),
+                ("user_admin".into(), "admin-secret".into()),
+                ("user_alice".into(), "alice-secret".into()),
+            ]
+        );
+        assert!(parse_jaas("Module optional").unwrap().is_empty());
+        assert!(parse_jaas("Module sometimes a=b;").is_err());
+        assert!(parse_jaas(r#"Module required a="open;"#).is_err());
+    }
+
+    #[test]
+    fn plain_checks_users_of_the_listener() {
+        let v = vals(&[
+            ("sasl.enabled.mechanisms", "GSSAPI,PLAIN"),
+            (
+                "listener.name.sasl_plaintext.plain.sasl.jaas.config",
+                r#"org.apache.kafka.common.security.plain.PlainLoginModule required user_alice="alice-secret";"#,
+            ),
+        ]);
+        let l = SaslListener::new(&v, "SASL_PLAINTEXT").unwrap();
+        assert_eq!(l.mechanisms, vec!["PLAIN"]);
+        assert!(l.start("SCRAM-SHA-256").is_none());
+        let mut m = l.start("PLAIN").unwrap();
+        assert_eq!(
+            m.step(b"\0alice\0alice-secret"),
+            Ok(Step::Done {
+                response: vec![],
+                user: "alice".into()
+            })
+        );
+        assert!(
+            l.start("PLAIN")
+                .unwrap()
+                .step(b"alice\0alice\0alice-secret")
+                .is_ok()
+        );
+        for bad in [
+            &b"\0alice\0wrong"[..],
+            b"\0bob\0alice-secret",
+            b"bob\0alice\0alice-secret",
+            b"\0alice",
+            b"\0alice\0alice-secret\0x",
+            b"\xff\0a\0b",
+        ] {
+            assert!(l.start("PLAIN").unwrap().step(bad).is_err(), "{bad:?}");
+        }
+        // No users, or no served mechanism: the listener does not start.
+        assert!(SaslListener::new(&vals(&[("sasl.enabled.mechanisms", "PLAIN")]), "S").is_err());
+        assert!(SaslListener::new(&vals(&[]), "S").is_err());
+    }
+}
