@@ -181,8 +181,14 @@ fn put_unsigned_varint(buf: &mut BytesMut, mut v: u32) {
     buf.put_u8(v as u8);
 }
 
-/// Writes every chunk of `frame`, with vectored writes when there are several.
+/// Writes every chunk of `frame`, with vectored writes when there are several, and flushes:
+/// a TLS stream may hold the frame's last records until it is flushed (a no-op on TCP).
 pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, frame: &Frame) -> std::io::Result<()> {
+    write_chunks(w, frame).await?;
+    w.flush().await
+}
+
+async fn write_chunks<W: AsyncWrite + Unpin>(w: &mut W, frame: &Frame) -> std::io::Result<()> {
     if frame.chunks.len() == 1 {
         return w.write_all(&frame.chunks[0]).await;
     }

@@ -100,7 +100,7 @@ impl Server {
         let mut sasl = HashMap::new();
         for (name, p) in &config.listener_protocols {
             if p.uses_tls() {
-                let t = TlsListener::new(&config.values, name)
+                let t = TlsListener::new(&config.values, name, p.uses_sasl())
                     .map_err(|e| anyhow::anyhow!("listener {name} ({}): {e}", p.name()))?;
                 tls.insert(name.clone(), t);
             }

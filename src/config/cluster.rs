@@ -173,7 +173,21 @@ fn finish(
     }
     let inter_broker_listener = match get("inter.broker.listener.name") {
         Some(l) => l,
-        None => broker_listeners.first().cloned().unwrap_or_default(),
+        // Kafka's default (`security.inter.broker.protocol=PLAINTEXT`): the plaintext
+        // listener, else the first.
+        None => super::security::protocols(
+            &get_all(get, "listener.security.protocol.map"),
+            broker_listeners,
+        )
+        .ok()
+        .and_then(|p| {
+            broker_listeners
+                .iter()
+                .find(|l| p.get(*l) == Some(&super::SecurityProtocol::Plaintext))
+                .cloned()
+        })
+        .or_else(|| broker_listeners.first().cloned())
+        .unwrap_or_default(),
     };
     // Brokers talk to each other (replication, forwarding, transaction markers) with
     // plaintext clients so far.

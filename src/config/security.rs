@@ -73,6 +73,17 @@ pub fn is_security_setting(key: &str) -> bool {
         || key.ends_with(".sasl.jaas.config")
 }
 
+/// Whether a broker setting holds a secret (Kafka's PASSWORD type, also scoped to a
+/// listener, and every JAAS entry): DescribeConfigs shows it as sensitive, with no value.
+pub fn is_sensitive(key: &str) -> bool {
+    let inner = listener_setting(key).map_or(key, |(_, k)| k);
+    inner.ends_with("sasl.jaas.config")
+        || matches!(
+            super::kafka_setting(inner),
+            Some((super::kafka::KafkaType::Password, _))
+        )
+}
+
 /// `listener.name.<l>.<setting>` split into the listener (lower case) and the setting.
 pub fn listener_setting(key: &str) -> Option<(&str, &str)> {
     key.strip_prefix("listener.name.")?.split_once('.')
@@ -182,5 +193,16 @@ mod tests {
             "listener.name.sasl_ssl.plain.sasl.jaas.config"
         ));
         assert!(!is_security_setting("ssl.cipher.suites"));
+        for secret in [
+            "ssl.keystore.password",
+            "ssl.keystore.key",
+            "sasl.jaas.config",
+            "listener.name.sasl_ssl.plain.sasl.jaas.config",
+            "listener.name.ssl.ssl.key.password",
+        ] {
+            assert!(is_sensitive(secret), "{secret}");
+        }
+        assert!(!is_sensitive("ssl.keystore.location"));
+        assert!(!is_sensitive("log.retention.ms"));
     }
 }

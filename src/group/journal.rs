@@ -272,14 +272,35 @@ impl Journal {
     /// (acks=all), up to `timeout_ms`. Errors as Kafka's coordinator maps them: the
     /// leadership gone is NOT_COORDINATOR, a timeout COORDINATOR_NOT_AVAILABLE.
     pub async fn replicated(&self, key: &str, timeout_ms: u64) -> Result<(), ResponseError> {
+        self.replicated_after(key, timeout_ms, true).await
+    }
+
+    /// [`Self::replicated`] for a request that changed something (`wrote`) or not: one that
+    /// wrote nothing waits for the replication of what is there (an earlier attempt's
+    /// change) but is not refused for a small ISR, as Kafka refuses only writes for it.
+    pub async fn replicated_after(
+        &self,
+        key: &str,
+        timeout_ms: u64,
+        wrote: bool,
+    ) -> Result<(), ResponseError> {
         match self.partition_of(key) {
-            Some(p) => self.replicated_partition(p, timeout_ms).await,
+            Some(p) => self.wait_partition(p, timeout_ms, wrote).await,
             None => Ok(()),
         }
     }
 
     /// [`Self::replicated`] for partition `p`.
     pub async fn replicated_partition(&self, p: i32, timeout_ms: u64) -> Result<(), ResponseError> {
+        self.wait_partition(p, timeout_ms, true).await
+    }
+
+    async fn wait_partition(
+        &self,
+        p: i32,
+        timeout_ms: u64,
+        check_isr: bool,
+    ) -> Result<(), ResponseError> {
         let log = self.log(p).ok_or(ResponseError::NotCoordinator)?;
         let owned = self
             .owned
@@ -293,7 +314,9 @@ impl Journal {
             Some((target, epoch)) if epoch == owned => (target, epoch),
             _ => (log.log_end_offset(), owned),
         };
-        self.check_min_isr(p)?;
+        if check_isr {
+            self.check_min_isr(p)?;
+        }
         await_hw(&log, target, epoch, timeout_ms)
             .await
             .map_err(|e| match e {
@@ -302,7 +325,10 @@ impl Journal {
             })?;
         // The ISR that has it may have shrunk meanwhile (Kafka's
         // NOT_ENOUGH_REPLICAS_AFTER_APPEND).
-        self.check_min_isr(p)
+        if check_isr {
+            self.check_min_isr(p)?;
+        }
+        Ok(())
     }
 }
 
@@ -542,6 +568,11 @@ mod tests {
             j.replicated("g", 1000).await,
             Err(ResponseError::CoordinatorNotAvailable),
             "one in-sync replica of the two required"
+        );
+        assert_eq!(
+            j.replicated_after("g", 1000, false).await,
+            Ok(()),
+            "a request that wrote nothing is not refused"
         );
         isr.store(2, std::sync::atomic::Ordering::SeqCst);
         assert_eq!(j.replicated("g", 1000).await, Ok(()));

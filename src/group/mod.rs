@@ -202,7 +202,11 @@ pub async fn durable(
     broker
         .groups
         .journal
-        .replicated(group, broker.groups.settings.offsets_commit_timeout_ms)
+        .replicated_after(
+            group,
+            broker.groups.settings.offsets_commit_timeout_ms,
+            wrote,
+        )
         .await
 }
 

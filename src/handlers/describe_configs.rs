@@ -107,12 +107,14 @@ pub async fn handle(
 }
 
 fn entry(c: ResolvedConfig, v: i16, synonyms: bool, docs: bool) -> DescribeConfigsResourceResult {
+    // A secret (a key store password, a private key, JAAS users) is never shown, as in Kafka.
+    let sensitive = crate::config::security::is_sensitive(c.name);
     let mut e = DescribeConfigsResourceResult::default()
         .with_name(str_bytes(c.name))
-        .with_value((!c.null_value).then(|| str_bytes(c.value)))
+        .with_value((!c.null_value && !sensitive).then(|| str_bytes(c.value)))
         .with_read_only(c.read_only)
         .with_config_source(c.source as i8)
-        .with_is_sensitive(false)
+        .with_is_sensitive(sensitive)
         // Null unless asked for (v3+ with include_documentation), as Kafka sends it.
         .with_documentation(None);
     if v >= 1 && synonyms {
@@ -122,7 +124,7 @@ fn entry(c: ResolvedConfig, v: i16, synonyms: bool, docs: bool) -> DescribeConfi
             .map(|(n, val, s)| {
                 DescribeConfigsSynonym::default()
                     .with_name(str_bytes(n))
-                    .with_value(Some(str_bytes(val)))
+                    .with_value((!sensitive).then(|| str_bytes(val)))
                     .with_source(s as i8)
             })
             .collect();

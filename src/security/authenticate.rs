@@ -41,19 +41,25 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let idle = Duration::from_millis(broker.config.connections_max_idle_ms.max(1) as u64);
+    // The whole exchange must end within connections.max.idle.ms.
+    let deadline = tokio::time::Instant::now()
+        + Duration::from_millis(broker.config.connections_max_idle_ms.max(1) as u64);
     let mut mechanism: Option<(String, Box<dyn Mechanism + '_>)> = None;
     let mut raw = false;
+    // As in Kafka: one ApiVersions, before the handshake (again only after an answer of
+    // UNSUPPORTED_VERSION, KIP-511).
+    let mut versions_answered = false;
     loop {
-        let frame = match tokio::time::timeout(idle, read_frame(rd, MAX_RECEIVE, &None)).await {
-            Err(_) => anyhow::bail!("no SASL authentication within connections.max.idle.ms"),
-            Ok(r) => match r? {
-                Some((f, _)) => f,
-                None => {
-                    anyhow::bail!("the client closed the connection during SASL authentication")
-                }
-            },
-        };
+        let frame =
+            match tokio::time::timeout_at(deadline, read_frame(rd, MAX_RECEIVE, &None)).await {
+                Err(_) => anyhow::bail!("no SASL authentication within connections.max.idle.ms"),
+                Ok(r) => match r? {
+                    Some((f, _)) => f,
+                    None => {
+                        anyhow::bail!("the client closed the connection during SASL authentication")
+                    }
+                },
+            };
         if raw {
             let (name, m) = mechanism.as_mut().expect("raw mode follows a handshake");
             match m.step(&frame) {
@@ -65,6 +71,7 @@ where
                 }
                 Err(e) => {
                     tracing::warn!(%peer, listener, mechanism = %name, reason = %e.0, "SASL authentication failed; closing connection");
+                    failure_delay(broker).await;
                     anyhow::bail!("authentication failed");
                 }
             }
@@ -91,7 +98,8 @@ where
             anyhow::bail!("{key:?} v{version} is outside the supported range {min}..={max}");
         }
         match key {
-            ApiKey::ApiVersions => {
+            ApiKey::ApiVersions if mechanism.is_none() && !versions_answered => {
+                versions_answered = version <= max;
                 if let Some(f) = dispatch::handle(broker, ctx, api_key, body).await? {
                     write_frame(wr, &f).await?;
                 }
@@ -154,8 +162,8 @@ where
                             .with_error_code(ResponseError::SaslAuthenticationFailed.code())
                             .with_error_message(Some(StrBytes::from_string(e.0.clone())));
                         write_frame(wr, &encode_response(key, &ctx, resp)?).await?;
-                        let _ = wr.flush().await;
                         tracing::warn!(%peer, listener, mechanism = %name, reason = %e.0, "SASL authentication failed; closing connection");
+                        failure_delay(broker).await;
                         anyhow::bail!("authentication failed");
                     }
                 }
@@ -172,4 +180,16 @@ async fn write_raw<W: AsyncWrite + Unpin>(wr: &mut W, token: &[u8]) -> std::io::
     buf.extend_from_slice(token);
     wr.write_all(&buf).await?;
     wr.flush().await
+}
+
+/// Kafka's `connection.failed.authentication.delay.ms` (100 ms by default): a failed client
+/// waits before its connection closes, which slows down password guessing.
+async fn failure_delay(broker: &Broker) {
+    let ms = broker
+        .config
+        .values
+        .get("connection.failed.authentication.delay.ms")
+        .and_then(|(v, _)| v.trim().parse::<u64>().ok())
+        .unwrap_or(100);
+    tokio::time::sleep(Duration::from_millis(ms)).await;
 }

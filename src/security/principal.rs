@@ -4,6 +4,7 @@
 //! `DEFAULT`) to the name of a `User:` principal.
 
 use regex::Regex;
+use x509_parser::der_parser::asn1_rs::ToDer;
 
 /// The principal of a client that did not authenticate.
 pub const ANONYMOUS: &str = "User:ANONYMOUS";
@@ -19,12 +20,16 @@ pub fn subject_dn(cert_der: &[u8]) -> anyhow::Result<String> {
             rdn.iter()
                 .map(|atv| {
                     let oid = atv.attr_type().to_id_string();
-                    let value = match atv.as_str() {
-                        Ok(s) => escape(s),
-                        // Not a string type: the value's DER as hex, as Java writes it.
-                        Err(_) => format!("#{}", hex(atv.attr_value().as_bytes())),
-                    };
-                    format!("{}={value}", keyword(&oid).unwrap_or(&oid))
+                    // As Java's X500Principal writes it: a value of a type it has a keyword
+                    // for as escaped text, any other (or one that is not a string) as `#`
+                    // and the hex of its whole DER encoding.
+                    match (keyword(&oid), atv.as_str()) {
+                        (Some(k), Ok(s)) => format!("{k}={}", escape(s)),
+                        (k, _) => {
+                            let der = atv.attr_value().to_der_vec().unwrap_or_default();
+                            format!("{}=#{}", k.unwrap_or(&oid), hex(&der))
+                        }
+                    }
                 })
                 .collect::<Vec<_>>()
                 .join("+")
@@ -54,14 +59,18 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// RFC 2253 escaping of an attribute value.
+/// RFC 2253 escaping of an attribute value, with Java's set (`,=+<>#;"\` anywhere, spaces
+/// at either end, control characters as `\xx`).
 fn escape(v: &str) -> String {
     let mut out = String::with_capacity(v.len());
     let n = v.chars().count();
     for (i, c) in v.chars().enumerate() {
-        let special = matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';')
-            || (i == 0 && (c == '#' || c == ' '))
-            || (i + 1 == n && c == ' ');
+        if c.is_ascii_control() {
+            out.push_str(&format!("\\{:02x}", c as u8));
+            continue;
+        }
+        let special = matches!(c, ',' | '=' | '+' | '<' | '>' | '#' | ';' | '"' | '\\')
+            || (c == ' ' && (i == 0 || i + 1 == n));
         if special {
             out.push('\\');
         }
@@ -227,10 +236,28 @@ mod tests {
     }
 
     #[test]
+    fn a_certificates_subject_reads_as_java_writes_it() {
+        // openssl req -subj "/C=US/O=Acme, Inc./OU=eng/CN=alice/emailAddress=a@b.c"
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        let pem = include_bytes!("../../tests/fixtures/client-alice.pem");
+        let cert = CertificateDer::from_pem_slice(pem).unwrap();
+        // Most specific first; emailAddress has no keyword: its IA5String DER in hex.
+        assert_eq!(
+            subject_dn(cert.as_ref()).unwrap(),
+            "1.2.840.113549.1.9.1=#16056140622e63,CN=alice,OU=eng,O=Acme\\, Inc.,C=US"
+        );
+        assert!(subject_dn(b"not a certificate").is_err());
+    }
+
+    #[test]
     fn values_are_escaped_as_rfc_2253_says() {
         assert_eq!(escape("a,b+c"), r"a\,b\+c");
         assert_eq!(escape(" lead"), r"\ lead");
         assert_eq!(escape("#x"), r"\#x");
+        assert_eq!(escape("a=b#c"), r"a\=b\#c");
+        assert_eq!(escape("end "), r"end\ ");
+        assert_eq!(escape("nul\0"), r"nul\00");
         assert_eq!(escape("plain"), "plain");
     }
 }

@@ -120,17 +120,18 @@ fn jaas_config(values: &Values, listener: &str, mechanism: &str) -> Option<Strin
 /// The options of a JAAS login module entry: `Class required key="value" key2=value2;`.
 pub fn parse_jaas(s: &str) -> anyhow::Result<Vec<(String, String)>> {
     let s = s.trim().trim_end_matches(';').trim();
-    let mut parts = s.splitn(3, char::is_whitespace);
-    let _class = parts.next().filter(|c| !c.is_empty());
-    let flag = parts.next().unwrap_or_default();
+    let (_class, rest) = s.split_once(char::is_whitespace).unwrap_or((s, ""));
+    let rest = rest.trim_start();
+    let (flag, rest) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
     if !matches!(flag, "required" | "requisite" | "sufficient" | "optional") {
         anyhow::bail!("JAAS setting: expected `<LoginModule> required key=\"value\" ...;`");
     }
-    let mut rest = parts.next().unwrap_or_default().trim();
+    let mut rest = rest.trim();
     let mut out = Vec::new();
     while !rest.is_empty() {
+        // The error names the option's position only: the text may be a password.
         let (key, r) = rest.split_once('=').ok_or_else(|| {
-            anyhow::anyhow!("JAAS setting: expected key=value at {:?}", first(rest))
+            anyhow::anyhow!("JAAS setting: option {} is not key=value", out.len() + 1)
         })?;
         let key = key.trim().to_string();
         let r = r.trim_start();
@@ -165,11 +166,6 @@ pub fn parse_jaas(s: &str) -> anyhow::Result<Vec<(String, String)>> {
     Ok(out)
 }
 
-/// The start of `s`, for error messages (a JAAS setting holds passwords).
-fn first(s: &str) -> String {
-    s.split(['=', ' ']).next().unwrap_or_default().to_string()
-}
-
 /// RFC 4616: `[authzid] NUL authcid NUL passwd`, checked against the configured users.
 struct Plain<'a> {
     users: &'a HashMap<String, String>,
@@ -193,22 +189,37 @@ impl Mechanism for Plain<'_> {
                 "Authentication failed: Client requested an authorization id that is different from username".into(),
             ));
         }
-        match self.users.get(user) {
-            Some(expected) if constant_time_eq(expected.as_bytes(), password.as_bytes()) => {
-                Ok(Step::Done {
-                    response: Vec::new(),
-                    user: user.to_string(),
-                })
-            }
-            _ => Err(AuthFailed(
+        // The same work for an unknown user as for a wrong password, and a comparison of
+        // digests whose time does not depend on where they differ.
+        let expected = self.users.get(user);
+        let matches = same_secret(
+            expected.map_or(b"\0unknown user".as_slice(), |e| e.as_bytes()),
+            password.as_bytes(),
+        );
+        if expected.is_some() && matches {
+            Ok(Step::Done {
+                response: Vec::new(),
+                user: user.to_string(),
+            })
+        } else {
+            Err(AuthFailed(
                 "Authentication failed: Invalid username or password".into(),
-            )),
+            ))
         }
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Compares SHA-256 digests of two secrets in constant time.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    let (da, db) = (
+        ring::digest::digest(&ring::digest::SHA256, a),
+        ring::digest::digest(&ring::digest::SHA256, b),
+    );
+    da.as_ref()
+        .iter()
+        .zip(db.as_ref())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 #[cfg(test)]
@@ -237,6 +248,12 @@ mod tests {
             ]
         );
         assert!(parse_jaas("Module optional").unwrap().is_empty());
+        assert_eq!(
+            parse_jaas("Module \t required  a=b ;").unwrap(),
+            vec![("a".into(), "b".into())]
+        );
+        let e = parse_jaas("Module required a=b secret-password").unwrap_err();
+        assert!(!e.to_string().contains("secret"), "{e}");
         assert!(parse_jaas("Module sometimes a=b;").is_err());
         assert!(parse_jaas(r#"Module required a="open;"#).is_err());
     }

@@ -27,6 +27,8 @@ type Values = BTreeMap<String, (String, Source)>;
 pub struct TlsListener {
     listener: String,
     values: Values,
+    /// SASL_SSL: client certificates only from the listener's own `ssl.client.auth`.
+    sasl: bool,
     acceptor: RwLock<TlsAcceptor>,
     rules: MappingRules,
     /// The files the configuration was read from, with their modification times then.
@@ -36,8 +38,8 @@ pub struct TlsListener {
 impl TlsListener {
     /// Reads `listener`'s TLS settings; an error names what is wrong (the broker does not
     /// start with a listener it cannot serve).
-    pub fn new(values: &Values, listener: &str) -> anyhow::Result<Arc<TlsListener>> {
-        let (config, files) = server_config(values, listener)?;
+    pub fn new(values: &Values, listener: &str, sasl: bool) -> anyhow::Result<Arc<TlsListener>> {
+        let (config, files) = server_config(values, listener, sasl)?;
         let rules = match listener_value(values, listener, "ssl.principal.mapping.rules") {
             Some(r) => MappingRules::parse(&r)
                 .map_err(|e| anyhow::anyhow!("ssl.principal.mapping.rules: {e}"))?,
@@ -46,9 +48,10 @@ impl TlsListener {
         Ok(Arc::new(TlsListener {
             listener: listener.to_string(),
             values: values.clone(),
+            sasl,
             acceptor: RwLock::new(TlsAcceptor::from(Arc::new(config))),
             rules,
-            files: Mutex::new(stamped(files)),
+            files: Mutex::new(files),
         }))
     }
 
@@ -63,10 +66,10 @@ impl TlsListener {
         if files.iter().all(|(p, t)| mtime(p) == *t) {
             return;
         }
-        match server_config(&self.values, &self.listener) {
-            Ok((config, paths)) => {
+        match server_config(&self.values, &self.listener, self.sasl) {
+            Ok((config, read)) => {
                 *self.acceptor.write().unwrap() = TlsAcceptor::from(Arc::new(config));
-                *files = stamped(paths);
+                *files = read;
                 tracing::info!(listener = %self.listener, "TLS key store or trust store changed: reloaded");
             }
             Err(e) => {
@@ -94,6 +97,7 @@ fn mtime(p: &PathBuf) -> Option<SystemTime> {
     std::fs::metadata(p).and_then(|m| m.modified()).ok()
 }
 
+/// The files with their modification times now.
 fn stamped(files: Vec<PathBuf>) -> Vec<(PathBuf, Option<SystemTime>)> {
     files
         .into_iter()
@@ -108,12 +112,30 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// The rustls configuration of `listener` and the files it was read from.
-fn server_config(values: &Values, listener: &str) -> anyhow::Result<(ServerConfig, Vec<PathBuf>)> {
+type Files = Vec<(PathBuf, Option<SystemTime>)>;
+
+/// The rustls configuration of `listener` and the files it was read from (with their
+/// modification times taken before they were read, so a change while reading is seen).
+fn server_config(
+    values: &Values,
+    listener: &str,
+    sasl: bool,
+) -> anyhow::Result<(ServerConfig, Files)> {
     let get = |k: &str| listener_value(values, listener, k);
     let mut files = Vec::new();
     let (certs, key) = key_store(&get, &mut files)?;
-    let client_auth = get("ssl.client.auth").unwrap_or_else(|| "none".into());
+    // KIP-684: on SASL_SSL the clients authenticate with SASL; a certificate is asked for
+    // only when the listener itself says so.
+    let client_auth = if sasl {
+        let scoped = format!(
+            "listener.name.{}.ssl.client.auth",
+            listener.to_ascii_lowercase()
+        );
+        values.get(&scoped).map(|(v, _)| v.clone())
+    } else {
+        get("ssl.client.auth")
+    }
+    .unwrap_or_else(|| "none".into());
     let builder = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| anyhow::anyhow!("TLS protocol versions: {e}"))?;
@@ -161,10 +183,11 @@ fn store_kind(kind: Option<String>, data: &[u8]) -> anyhow::Result<&'static str>
     }
 }
 
-fn read(path: &str, what: &str, files: &mut Vec<PathBuf>) -> anyhow::Result<Vec<u8>> {
+fn read(path: &str, what: &str, files: &mut Files) -> anyhow::Result<Vec<u8>> {
     let p = PathBuf::from(path.trim());
+    let stamp = mtime(&p);
     let data = std::fs::read(&p).map_err(|e| anyhow::anyhow!("{what} {}: {e}", p.display()))?;
-    files.push(p);
+    files.push((p, stamp));
     Ok(data)
 }
 
@@ -187,7 +210,7 @@ fn pem_key(pem: &[u8], what: &str) -> anyhow::Result<PrivateKeyDer<'static>> {
 
 fn key_store(
     get: &dyn Fn(&str) -> Option<String>,
-    files: &mut Vec<PathBuf>,
+    files: &mut Files,
 ) -> anyhow::Result<(Certs, PrivateKeyDer<'static>)> {
     if let (Some(chain), Some(key)) = (
         get("ssl.keystore.certificate.chain"),
@@ -235,7 +258,7 @@ fn key_store(
 
 fn trust_store(
     get: &dyn Fn(&str) -> Option<String>,
-    files: &mut Vec<PathBuf>,
+    files: &mut Files,
 ) -> anyhow::Result<Option<rustls::RootCertStore>> {
     let certs = if let Some(pem) = get("ssl.truststore.certificates") {
         pem_certs(pem.as_bytes(), "ssl.truststore.certificates")?
