@@ -7,7 +7,7 @@
 #   MTLS       mutual TLS (listener.name.mtls.ssl.client.auth=required, a PEM trust store,
 #              ssl.principal.mapping.rules taking the CN);
 #   SASL_PLAINTEXT and SASL_SSL  SASL/PLAIN with users in the listeners' JAAS settings.
-# SASL checks: kcat, confluent-kafka, kafka-python and Kafka's console tools authenticate
+# SASL checks: kcat, confluent-kafka, kafka-python, aiokafka and Kafka's console tools authenticate
 # with PLAIN over SASL_PLAINTEXT and SASL_SSL; a wrong password, an unknown user, a disabled
 # mechanism and a request before authentication are refused (connection closed, logged).
 # TLS checks: kcat (librdkafka) produce/consume over SSL and P12; confluent-kafka over SSL;
@@ -298,6 +298,40 @@ EOF
     || fail "kafka-python wrong password: $(tail -3 <<<"$out")"
 else
   fail "no venv at $VENV (scripts/setup-python.sh)"
+fi
+
+if [ -x "$VENV/bin/python" ]; then
+  out="$(timeout 90 "$VENV/bin/python" - "127.0.0.1:$P_SASL_SSL" "$C/ca.pem" <<'EOF' 2>&1
+import asyncio, ssl, sys
+from aiokafka import AIOKafkaProducer, AIOKafkaConsumer
+bs, ca = sys.argv[1:3]
+async def main():
+    kw = dict(bootstrap_servers=bs, security_protocol="SASL_SSL", sasl_mechanism="PLAIN",
+              sasl_plain_username="alice", sasl_plain_password="alice-secret",
+              ssl_context=ssl.create_default_context(cafile=ca))
+    p = AIOKafkaProducer(**kw)
+    await p.start()
+    try:
+        for i in range(10):
+            await p.send_and_wait("sasl-aio", f"aio-{i}".encode())
+    finally:
+        await p.stop()
+    c = AIOKafkaConsumer("sasl-aio", auto_offset_reset="earliest", **kw)
+    await c.start()
+    got = []
+    try:
+        while len(got) < 10:
+            batch = await asyncio.wait_for(c.getmany(timeout_ms=1000), 20)
+            for msgs in batch.values():
+                got += [m.value for m in msgs]
+    finally:
+        await c.stop()
+    print("aiokafka SASL_SSL read", len(got))
+asyncio.run(main())
+EOF
+)"
+  grep -q "aiokafka SASL_SSL read 10" <<<"$out" && pass "aiokafka with SASL/PLAIN over SASL_SSL: 10 records" \
+    || fail "aiokafka SASL_SSL: $(tail -5 <<<"$out")"
 fi
 
 cat >"$WORK/java-sasl.properties" <<EOF

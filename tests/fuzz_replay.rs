@@ -76,3 +76,8 @@ fn produce_body_inputs_pass() {
         }
     });
 }
+
+#[test]
+fn security_inputs_pass() {
+    replay("security", fuzz_checks::check_security);
+}

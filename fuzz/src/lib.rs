@@ -116,3 +116,49 @@ fn validate_and_walk(data: &[u8]) {
         }
     }
 }
+
+/// Checks `data` against what a SASL listener and its configuration parse from untrusted or
+/// operator-written text: the first byte picks the PLAIN mechanism's message (what a client
+/// sends before authenticating), a JAAS entry, `ssl.principal.mapping.rules` applied to the
+/// rest, or a client certificate's subject. None may panic.
+pub fn check_security(data: &[u8]) {
+    use fjord::security::{principal, sasl};
+    let Some((&kind, rest)) = data.split_first() else {
+        return;
+    };
+    let text = String::from_utf8_lossy(rest);
+    match kind % 4 {
+        0 => {
+            let values = [
+                (
+                    "sasl.enabled.mechanisms".to_string(),
+                    ("PLAIN".to_string(), fjord::config::Source::File),
+                ),
+                (
+                    "listener.name.s.plain.sasl.jaas.config".to_string(),
+                    (
+                        "m required user_alice=\"alice-secret\";".to_string(),
+                        fjord::config::Source::File,
+                    ),
+                ),
+            ]
+            .into_iter()
+            .collect();
+            let l = sasl::SaslListener::new(&values, "S").expect("a valid listener");
+            let mut m = l.start("PLAIN").expect("PLAIN is enabled");
+            let _ = m.step(rest);
+        }
+        1 => {
+            let _ = sasl::parse_jaas(&text);
+        }
+        2 => {
+            let (rules, dn) = text.split_once('\n').unwrap_or((&text, "CN=x"));
+            if let Ok(r) = principal::MappingRules::parse(rules) {
+                let _ = r.apply(dn);
+            }
+        }
+        _ => {
+            let _ = principal::subject_dn(rest);
+        }
+    }
+}

@@ -572,6 +572,22 @@ impl ConfigBuilder {
         };
         let listeners_names: Vec<String> = listeners.iter().map(|l| l.name.clone()).collect();
         let listener_protocols = security::protocols(&values, &listeners_names)?;
+        // The metadata quorum's own transport is plaintext: a controller listener mapped to
+        // another protocol would silently not be what the operator asked for.
+        if let Some((map, _)) = values.get("listener.security.protocol.map") {
+            for (name, proto) in map.split(',').filter_map(|e| e.split_once(':')) {
+                if controller_names.iter().any(|c| c == name.trim())
+                    && SecurityProtocol::parse(proto) != Some(SecurityProtocol::Plaintext)
+                {
+                    return Err(ConfigError(format!(
+                        "setting `listener.security.protocol.map`: controller listener {} uses {}; \
+                         the metadata quorum speaks PLAINTEXT only so far",
+                        name.trim(),
+                        proto.trim()
+                    )));
+                }
+            }
+        }
         let queued = int("queued.max.request.bytes");
         if queued > 0 && queued < int("socket.request.max.bytes") {
             return Err(ConfigError(format!(
@@ -702,6 +718,36 @@ mod tests {
         assert!(err.0.contains("num.partitions"), "{err}");
         let err = b.set("no.such.thing", "1", Source::Flag).err().unwrap();
         assert!(err.0.contains("no.such.thing"), "{err}");
+    }
+
+    #[test]
+    fn listener_protocols_are_checked() {
+        let mut b = ConfigBuilder::new();
+        b.set(
+            "listeners",
+            "PLAINTEXT://127.0.0.1:9092,SECURE://127.0.0.1:9093,CONTROLLER://127.0.0.1:9094",
+            Source::File,
+        )
+        .unwrap();
+        b.set("controller.listener.names", "CONTROLLER", Source::File)
+            .unwrap();
+        b.set(
+            "listener.security.protocol.map",
+            "PLAINTEXT:PLAINTEXT,SECURE:SSL,CONTROLLER:PLAINTEXT",
+            Source::File,
+        )
+        .unwrap();
+        let c = b.build().unwrap();
+        assert_eq!(c.listener_protocols["SECURE"], SecurityProtocol::Ssl);
+        assert!(!c.listener_protocols.contains_key("CONTROLLER"));
+        b.set(
+            "listener.security.protocol.map",
+            "PLAINTEXT:PLAINTEXT,SECURE:SSL,CONTROLLER:SSL",
+            Source::File,
+        )
+        .unwrap();
+        let e = b.build().unwrap_err();
+        assert!(e.0.contains("controller listener CONTROLLER"), "{e}");
     }
 
     #[test]
