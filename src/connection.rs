@@ -36,10 +36,10 @@ pub struct RequestContext {
     pub principal: Arc<str>,
 }
 
-struct Parsed {
-    ctx: RequestContext,
-    api_key: i16,
-    body: Bytes,
+pub(crate) struct Parsed {
+    pub(crate) ctx: RequestContext,
+    pub(crate) api_key: i16,
+    pub(crate) body: Bytes,
     /// Share of `queued.max.request.bytes` held until the request has been handled.
     _quota: Option<tokio::sync::OwnedSemaphorePermit>,
 }
@@ -233,7 +233,7 @@ pub(crate) async fn read_frame(
 
 /// Decodes the request header. Errors here mean the frame cannot be a Kafka request at all
 /// (or names an API we do not serve), which ends the connection.
-fn parse(
+pub(crate) fn parse(
     mut frame: Bytes,
     peer: SocketAddr,
     listener: &str,

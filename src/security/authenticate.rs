@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{
     ApiKey, SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
@@ -20,7 +20,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use super::principal::ANONYMOUS;
 use super::sasl::{Mechanism, SaslListener, Step};
 use crate::Broker;
-use crate::connection::{RequestContext, read_frame};
+use crate::connection::{Parsed, parse, read_frame};
 use crate::dispatch;
 use crate::frame::{encode_response, write_frame};
 
@@ -77,21 +77,14 @@ where
             }
             continue;
         }
-        let mut body = frame;
-        if body.len() < 8 {
-            anyhow::bail!("frame too short for a request header");
-        }
-        let api_key = (&body[0..2]).get_i16();
-        let version = (&body[2..4]).get_i16();
-        let header = dispatch::decode_header(api_key, version, &mut body)?;
-        let ctx = RequestContext {
-            peer,
-            listener: listener.to_string(),
-            client_id: header.client_id.as_ref().map(|s| s.to_string()),
-            api_version: version,
-            correlation_id: header.correlation_id,
-            principal: Arc::from(ANONYMOUS),
-        };
+        let anonymous: Arc<str> = Arc::from(ANONYMOUS);
+        let Parsed {
+            ctx,
+            api_key,
+            mut body,
+            ..
+        } = parse(frame, peer, listener, &anonymous, None)?;
+        let version = ctx.api_version;
         let key = ApiKey::try_from(api_key).map_err(|_| anyhow::anyhow!("unknown API key"))?;
         let (min, max) = dispatch::supported_range(key).unwrap_or((0, -1));
         if key != ApiKey::ApiVersions && (version < min || version > max) {
