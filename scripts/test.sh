@@ -28,7 +28,7 @@ section "rust tests (unit + integration)"
 cargo test --release --locked
 
 failed=()
-for scenario in kcat python java java-groups java-lifecycle java-txn differential kafka-tools java-streams connect tls; do
+for scenario in kcat python java java-groups java-lifecycle java-txn differential kafka-tools java-streams connect tls auth; do
   section "compat: $scenario"
   if ! bash "compat-tests/$scenario.sh"; then
     failed+=("$scenario")

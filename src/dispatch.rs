@@ -105,6 +105,11 @@ api_table! {
     // these handlers answer elsewhere.
     SaslHandshake: SaslHandshakeRequest [0 ..= 1] => handlers::sasl_handshake::handle,
     SaslAuthenticate: SaslAuthenticateRequest [0 ..= 2] => handlers::sasl_authenticate::handle,
+    // SCRAM credentials, kept in the replicated metadata; quotas (none: kafka-configs
+    // --describe --entity-type users asks for them).
+    DescribeClientQuotas: DescribeClientQuotasRequest [0 ..= 1] => handlers::describe_client_quotas::handle,
+    DescribeUserScramCredentials: DescribeUserScramCredentialsRequest [0 ..= 0] => handlers::describe_user_scram_credentials::handle,
+    AlterUserScramCredentials: AlterUserScramCredentialsRequest [0 ..= 0] => handlers::alter_user_scram_credentials::handle,
     // Inter-broker, and `kafka-transactions abort` for a hanging transaction.
     WriteTxnMarkers: WriteTxnMarkersRequest [1 ..= 1] => handlers::write_txn_markers::handle,
 }

@@ -52,6 +52,8 @@ pub struct Broker {
     /// Partition replication (leaders' follower tracking, followers' fetchers); None for a
     /// single node.
     pub replication: Option<Arc<replication::Replication>>,
+    /// SCRAM credentials and ACLs (the image's on a cluster node).
+    pub security: security::store::SecurityStore,
     /// The Arc this broker lives in, so handlers (which see `&Broker`) can hand it to the
     /// blocking pool.
     me: Weak<Broker>,
@@ -178,6 +180,10 @@ impl Broker {
         let replication = cluster
             .as_ref()
             .map(|_| replication::Replication::new(config.node_id));
+        let security = match &cluster {
+            Some(_) => security::store::SecurityStore::mirrored(),
+            None => security::store::SecurityStore::load(store.meta_tree("security")?)?,
+        };
         Ok(Arc::new_cyclic(|me| Broker {
             config,
             store,
@@ -190,6 +196,7 @@ impl Broker {
             fetch_memory,
             cluster,
             replication,
+            security,
             me: me.clone(),
         }))
         .inspect(|b| {

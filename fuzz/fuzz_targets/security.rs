@@ -1,6 +1,6 @@
 //! What a SASL listener parses from a client before it has authenticated (the PLAIN
 //! message), and the security settings' own parsers (JAAS entries, principal mapping rules,
-//! certificate subjects). Must return, never panic.
+//! certificate subjects), and SCRAM exchanges. Must return, never panic.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -120,14 +120,15 @@ fn validate_and_walk(data: &[u8]) {
 /// Checks `data` against what a SASL listener and its configuration parse from untrusted or
 /// operator-written text: the first byte picks the PLAIN mechanism's message (what a client
 /// sends before authenticating), a JAAS entry, `ssl.principal.mapping.rules` applied to the
-/// rest, or a client certificate's subject. None may panic.
+/// rest, a client certificate's subject, or a SCRAM-SHA-256/512 exchange (the client's two
+/// messages separated by a newline, for a user `alice` that exists). None may panic.
 pub fn check_security(data: &[u8]) {
     use fjord::security::{principal, sasl};
     let Some((&kind, rest)) = data.split_first() else {
         return;
     };
     let text = String::from_utf8_lossy(rest);
-    match kind % 4 {
+    match kind % 6 {
         0 => {
             let values = [
                 (
@@ -145,7 +146,9 @@ pub fn check_security(data: &[u8]) {
             .into_iter()
             .collect();
             let l = sasl::SaslListener::new(&values, "S").expect("a valid listener");
-            let mut m = l.start("PLAIN").expect("PLAIN is enabled");
+            let mut m = l
+                .start("PLAIN", Default::default())
+                .expect("PLAIN is enabled");
             let _ = m.step(rest);
         }
         1 => {
@@ -157,8 +160,32 @@ pub fn check_security(data: &[u8]) {
                 let _ = r.apply(dn);
             }
         }
-        _ => {
+        3 => {
             let _ = principal::subject_dn(rest);
+        }
+        _ => {
+            use fjord::security::sasl::Mechanism as _;
+            use fjord::security::scram::{ScramCredential, ScramMechanism, ScramServer};
+            use fjord::security::store::{SecurityData, credential_record};
+            let m = if kind % 6 == 4 {
+                ScramMechanism::Sha256
+            } else {
+                ScramMechanism::Sha512
+            };
+            let salted = m.salted_password("alice-secret", b"salt", 1);
+            let mut data = SecurityData::default();
+            data.apply(&credential_record(
+                "alice",
+                m,
+                ScramCredential::from_salted_password(m, b"salt", &salted, 4096),
+            ))
+            .expect("a valid credential");
+            let mut server = ScramServer::new(m, std::sync::Arc::new(data));
+            for part in rest.splitn(3, |b| *b == b'\n') {
+                if server.step(part).is_err() {
+                    break;
+                }
+            }
         }
     }
 }

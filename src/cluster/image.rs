@@ -71,6 +71,9 @@ pub struct Image {
     /// Set once, by the first active controller.
     #[serde(default)]
     pub cluster_id: Option<String>,
+    /// SCRAM credentials and ACLs.
+    #[serde(default)]
+    pub security: crate::security::store::SecurityData,
 }
 
 impl Image {
@@ -223,6 +226,13 @@ pub fn apply(image: &mut Image, record: &MetadataRecord) -> Result<(), ApplyErro
         MetadataRecord::Config(r) => set_config(image, r),
         MetadataRecord::ProducerIds(r) => producer_ids(image, r),
         MetadataRecord::ClusterId(r) => set_cluster_id(image, r),
+        MetadataRecord::UserScramCredential(_) | MetadataRecord::RemoveUserScramCredential(_) => {
+            image
+                .security
+                .apply(record)
+                .map(|_| ())
+                .map_err(ApplyError::Invalid)
+        }
     }
 }
 

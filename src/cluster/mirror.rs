@@ -75,6 +75,7 @@ pub fn mirror(broker: &Broker, image: &Image) {
         }
     }
     mirror_dynamic_configs(broker, image);
+    broker.security.mirror(&image.security, image.offset);
     // Leaders and followers: epochs, high watermarks, fetchers.
     if let Some(r) = &broker.replication {
         r.on_image(broker, image);

@@ -145,6 +145,26 @@ pub struct ClusterId {
     pub cluster_id: String,
 }
 
+/// Kafka's `UserScramCredentialRecord`: a user's credential for one SCRAM mechanism (1 =
+/// SCRAM-SHA-256, 2 = SCRAM-SHA-512): the salt, iteration count and derived keys, never the
+/// password.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserScramCredential {
+    pub name: String,
+    pub mechanism: i8,
+    pub salt: Vec<u8>,
+    pub stored_key: Vec<u8>,
+    pub server_key: Vec<u8>,
+    pub iterations: i32,
+}
+
+/// Kafka's `RemoveUserScramCredentialRecord`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoveUserScramCredential {
+    pub name: String,
+    pub mechanism: i8,
+}
+
 /// One metadata record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MetadataRecord {
@@ -158,6 +178,8 @@ pub enum MetadataRecord {
     Config(ConfigRecord),
     ProducerIds(ProducerIds),
     ClusterId(ClusterId),
+    UserScramCredential(UserScramCredential),
+    RemoveUserScramCredential(RemoveUserScramCredential),
 }
 
 /// What one Raft log entry carries: records that are applied together or not at all, as

@@ -105,7 +105,7 @@ where
                     .iter()
                     .map(|m| StrBytes::from_string(m.clone()))
                     .collect();
-                let started = sasl.start(&name);
+                let started = sasl.start(&name, broker.security.get());
                 let resp = SaslHandshakeResponse::default()
                     .with_error_code(if started.is_some() {
                         0

@@ -4,4 +4,6 @@
 pub mod authenticate;
 pub mod principal;
 pub mod sasl;
+pub mod scram;
+pub mod store;
 pub mod tls;

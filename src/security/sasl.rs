@@ -3,17 +3,21 @@
 //! messages in SaslAuthenticate requests (v0 handshakes: as raw size-prefixed tokens); any
 //! other request before that (but ApiVersions) closes the connection. Mechanisms: PLAIN,
 //! with the users of the listener's JAAS setting
-//! (`listener.name.<l>.plain.sasl.jaas.config=...PlainLoginModule required user_alice="...";`).
+//! (`listener.name.<l>.plain.sasl.jaas.config=...PlainLoginModule required user_alice="...";`),
+//! and SCRAM-SHA-256/512 with the credentials of the replicated metadata ([`super::scram`]).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
+use super::scram::{ScramMechanism, ScramServer};
+use super::store::SecurityData;
 use crate::config::Source;
 use crate::config::security::listener_value;
 
 type Values = BTreeMap<String, (String, Source)>;
 
 /// The mechanisms Fjord serves.
-pub const MECHANISMS: &[&str] = &["PLAIN"];
+pub const MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
 
 /// One SASL listener's mechanisms and users.
 #[derive(Debug)]
@@ -90,8 +94,13 @@ impl SaslListener {
         })
     }
 
-    /// A new authentication with `mechanism`, if it is enabled here.
-    pub fn start(&self, mechanism: &str) -> Option<Box<dyn Mechanism + '_>> {
+    /// A new authentication with `mechanism`, if it is enabled here; SCRAM looks users up
+    /// in `data`.
+    pub fn start(
+        &self,
+        mechanism: &str,
+        data: Arc<SecurityData>,
+    ) -> Option<Box<dyn Mechanism + '_>> {
         if !self.mechanisms.iter().any(|m| m == mechanism) {
             return None;
         }
@@ -99,7 +108,8 @@ impl SaslListener {
             "PLAIN" => Some(Box::new(Plain {
                 users: &self.plain_users,
             })),
-            _ => None,
+            m => ScramMechanism::from_name(m)
+                .map(|m| Box::new(ScramServer::new(m, data)) as Box<dyn Mechanism>),
         }
     }
 }
@@ -269,8 +279,8 @@ mod tests {
         ]);
         let l = SaslListener::new(&v, "SASL_PLAINTEXT").unwrap();
         assert_eq!(l.mechanisms, vec!["PLAIN"]);
-        assert!(l.start("SCRAM-SHA-256").is_none());
-        let mut m = l.start("PLAIN").unwrap();
+        assert!(l.start("SCRAM-SHA-256", Default::default()).is_none());
+        let mut m = l.start("PLAIN", Default::default()).unwrap();
         assert_eq!(
             m.step(b"\0alice\0alice-secret"),
             Ok(Step::Done {
@@ -279,7 +289,7 @@ mod tests {
             })
         );
         assert!(
-            l.start("PLAIN")
+            l.start("PLAIN", Default::default())
                 .unwrap()
                 .step(b"alice\0alice\0alice-secret")
                 .is_ok()
@@ -292,7 +302,13 @@ mod tests {
             b"\0alice\0alice-secret\0x",
             b"\xff\0a\0b",
         ] {
-            assert!(l.start("PLAIN").unwrap().step(bad).is_err(), "{bad:?}");
+            assert!(
+                l.start("PLAIN", Default::default())
+                    .unwrap()
+                    .step(bad)
+                    .is_err(),
+                "{bad:?}"
+            );
         }
         // No users, or no served mechanism: the listener does not start.
         assert!(SaslListener::new(&vals(&[("sasl.enabled.mechanisms", "PLAIN")]), "S").is_err());
