@@ -2,6 +2,7 @@
 //! principal a connection acts as ([`principal`]).
 
 pub mod authenticate;
+pub mod oauthbearer;
 pub mod principal;
 pub mod sasl;
 pub mod scram;
