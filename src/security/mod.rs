@@ -1,6 +1,7 @@
 //! Who a client is and how its connection is protected: TLS listeners ([`tls`]) and the
 //! principal a connection acts as ([`principal`]).
 
+pub mod acl;
 pub mod authenticate;
 pub mod oauthbearer;
 pub mod principal;
