@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# SASL/SCRAM (issue 14) through real clients and Kafka's own tools, on one broker with
-#   SASL_PLAINTEXT  PLAIN (the admin user, from the JAAS setting), SCRAM-SHA-256, SCRAM-SHA-512;
-#   SASL_SSL        the same mechanisms over TLS (certificates made here by openssl).
+# SASL/SCRAM, OAUTHBEARER and re-authentication (issue 14) through real clients and Kafka's
+# own tools, on one broker with
+#   SASL_PLAINTEXT  PLAIN (the admin user, from the JAAS setting), SCRAM-SHA-256, SCRAM-SHA-512,
+#                   OAUTHBEARER with Kafka's unsecured tokens; sessions last 3 s
+#                   (connections.max.reauth.ms, KIP-368);
+#   SASL_SSL        the same over TLS (certificates made here by openssl), OAUTHBEARER with
+#                   signed JWTs checked against a JWKS file (RS256 tokens signed here).
 # Users are managed with `kafka-configs --entity-type users` (AlterUserScramCredentials,
 # DescribeUserScramCredentials); kcat, confluent-kafka, kafka-python, aiokafka and Kafka's
 # console tools (Java) authenticate with SCRAM; a wrong password, an unknown user, a mechanism
@@ -48,13 +52,43 @@ ca ca
 leaf server ca "/CN=fjord-server" "IP:127.0.0.1,DNS:localhost"
 if [ ! -s "$C/server.pem" ]; then echo "openssl could not make the certificates:"; cat "$WORK/openssl.log"; exit 2; fi
 cat "$C/server.key" "$C/server.pem" >"$C/server-keystore.pem"
+# The token issuer's RSA key and its JWKS (n from openssl, e = 65537).
+openssl genrsa -out "$C/issuer.key" 2048 2>>"$WORK/openssl.log"
+openssl genrsa -out "$C/rogue-issuer.key" 2048 2>>"$WORK/openssl.log"
+python3 - "$C/issuer.key" "$WORK/jwks.json" <<'EOF'
+import base64, json, subprocess, sys
+mod = subprocess.run(["openssl", "rsa", "-in", sys.argv[1], "-noout", "-modulus"], capture_output=True, text=True, check=True).stdout
+n = bytes.fromhex(mod.strip().split("=", 1)[1])
+b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+json.dump({"keys": [{"kty": "RSA", "kid": "k1", "alg": "RS256", "use": "sig", "n": b64(n), "e": "AQAB"}]}, open(sys.argv[2], "w"))
+EOF
+# token.py KIND SUB EXP-OFFSET [AUD] [KEY]: an unsecured (none) or RS256 JWT.
+cat >"$WORK/token.py" <<'EOF'
+import base64, json, subprocess, sys, time
+kind, sub, off = sys.argv[1], sys.argv[2], int(sys.argv[3])
+aud = sys.argv[4] if len(sys.argv) > 4 else "fjord"
+b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+now = int(time.time())
+claims = {"sub": sub, "iat": now - 5, "exp": now + off, "scope": "kafka"}
+if kind == "none":
+    print(b64(json.dumps({"alg": "none"}).encode()) + "." + b64(json.dumps(claims).encode()) + ".")
+else:
+    claims.update(aud=aud, iss="https://issuer.test")
+    signing = b64(json.dumps({"alg": "RS256", "kid": "k1", "typ": "JWT"}).encode()) + "." + b64(json.dumps(claims).encode())
+    sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", sys.argv[5]], input=signing.encode(), capture_output=True, check=True).stdout
+    print(signing + "." + b64(sig))
+EOF
 
 P_SASL="$(free_port)" P_SASL_SSL="$(free_port)"
 JAAS='org.apache.kafka.common.security.plain.PlainLoginModule required user_admin="admin-secret";'
 start() {
   env -u FJORD_CACHE -u FJORD_BIN RUST_LOG="${RUST_LOG:-info,fjord::security=debug}" "$FJORD_BIN" --log-dirs "$WORK/data" \
     -o "listeners=SASL_PLAINTEXT://127.0.0.1:$P_SASL,SASL_SSL://127.0.0.1:$P_SASL_SSL" \
-    -o "sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512" \
+    -o "sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512,OAUTHBEARER" \
+    -o "listener.name.sasl_plaintext.connections.max.reauth.ms=3000" \
+    -o "listener.name.sasl_ssl.oauthbearer.sasl.server.callback.handler.class=org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler" \
+    -o "listener.name.sasl_ssl.oauthbearer.sasl.oauthbearer.jwks.endpoint.url=file://$WORK/jwks.json" \
+    -o "sasl.oauthbearer.expected.audience=fjord" -o "sasl.oauthbearer.expected.issuer=https://issuer.test" \
     -o "listener.name.sasl_plaintext.plain.sasl.jaas.config=$JAAS" \
     -o "listener.name.sasl_ssl.plain.sasl.jaas.config=$JAAS" \
     -o "ssl.keystore.type=PEM" -o "ssl.keystore.location=$C/server-keystore.pem" \
@@ -223,6 +257,93 @@ grep -q "Completed updating config for user alice" <<<"$out" && pass "kafka-conf
 refused "alice with the deleted SCRAM-SHA-512 credential" $(scram SCRAM-SHA-512 alice alice-secret)
 if ! grep -qE 'alice-secret|bob-secret' "$WORK/broker.log"; then pass "no password in the broker log"
 else fail "a password is in the broker log"; fi
+
+step "OAUTHBEARER: unsecured tokens (SASL_PLAINTEXT) and signed JWTs (SASL_SSL)"
+OAUTH_ARGS=(-X security.protocol=sasl_plaintext -X sasl.mechanisms=OAUTHBEARER -X enable.sasl.oauthbearer.unsecure.jwt=true -X "sasl.oauthbearer.config=principal=carol")
+seq 1 10 | sed 's/^/oauth-/' | kc -P -b "127.0.0.1:$P_SASL" "${OAUTH_ARGS[@]}" -t oauth-kcat 2>"$WORK/kcat-oauth.err"
+got="$(kc -C -b "127.0.0.1:$P_SASL" "${OAUTH_ARGS[@]}" -t oauth-kcat -o beginning -e 2>>"$WORK/kcat-oauth.err" | grep -c '^oauth-')"
+[ "$got" = 10 ] && grep -q 'mechanism=OAUTHBEARER user=carol' "$WORK/broker.log" \
+  && pass "kcat with an unsecured OAUTHBEARER token (principal carol): 10 records" \
+  || fail "kcat OAUTHBEARER: read $got of 10 ($(tail -2 "$WORK/kcat-oauth.err" | tr '\n' ' '))"
+cat >"$WORK/java-oauth.properties" <<EOF
+security.protocol=SASL_PLAINTEXT
+sasl.mechanism=OAUTHBEARER
+sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="dave";
+EOF
+seq 1 5 | ktool kafka-console-producer --bootstrap-server "127.0.0.1:$P_SASL" --topic oauth-java \
+  --command-config "$WORK/java-oauth.properties" >"$WORK/java-oauth.out" 2>&1
+got="$(ktool kafka-console-consumer --bootstrap-server "127.0.0.1:$P_SASL" --topic oauth-java --from-beginning \
+  --max-messages 5 --timeout-ms 30000 --command-config "$WORK/java-oauth.properties" 2>>"$WORK/java-oauth.out" | grep -c .)"
+[ "$got" = 5 ] && grep -q 'mechanism=OAUTHBEARER user=dave' "$WORK/broker.log" \
+  && pass "Java console tools with Kafka's unsecured OAUTHBEARER login (sub dave): 5 records" \
+  || fail "Java OAUTHBEARER: read $got of 5 ($(grep -iE 'error|exception' "$WORK/java-oauth.out" | head -3 | tr '\n' ' '))"
+out="$(timeout 120 "$VENV/bin/python" - "127.0.0.1:$P_SASL" "127.0.0.1:$P_SASL_SSL" "$C" "$WORK/token.py" <<'EOF' 2>&1
+import subprocess, sys, time
+from confluent_kafka import Producer
+plain, sasl_ssl, certs, token_py = sys.argv[1:5]
+def token(*args):
+    return subprocess.run([sys.executable, token_py, *args], capture_output=True, text=True, check=True).stdout.strip()
+def attempt(name, bootstrap, ssl, tok):
+    conf = {"bootstrap.servers": bootstrap, "sasl.mechanisms": "OAUTHBEARER",
+            "security.protocol": "SASL_SSL" if ssl else "SASL_PLAINTEXT",
+            "oauth_cb": lambda _cfg: (tok, time.time() + 3600), "message.timeout.ms": 6000}
+    if ssl:
+        conf["ssl.ca.location"] = certs + "/ca.pem"
+    errors, delivered = [], []
+    conf["error_cb"] = lambda e: errors.append(str(e))
+    p = Producer(conf)
+    p.produce("oauth-py", value=name.encode(), on_delivery=lambda err, _m: delivered.append(err is None))
+    p.flush(8)
+    auth_err = any("Authentication" in e or "SASL" in e for e in errors)
+    print(name, "delivered" if delivered == [True] else "undelivered", "auth-error" if auth_err else "")
+attempt("signed-good", sasl_ssl, True, token("rs256", "erin", "3600", "fjord", certs + "/issuer.key"))
+attempt("signed-wrong-audience", sasl_ssl, True, token("rs256", "erin", "3600", "other", certs + "/issuer.key"))
+attempt("signed-by-another-key", sasl_ssl, True, token("rs256", "erin", "3600", "fjord", certs + "/rogue-issuer.key"))
+attempt("unsecured-on-signed-listener", sasl_ssl, True, token("none", "erin", "3600"))
+attempt("unsecured-expired", plain, False, token("none", "erin", "-60"))
+EOF
+)"
+grep -q "^signed-good delivered" <<<"$out" && grep -q 'mechanism=OAUTHBEARER user=erin' "$WORK/broker.log" \
+  && pass "confluent-kafka with an RS256 JWT checked against the JWKS file (sub erin)" \
+  || fail "signed JWT: $out"
+for bad in signed-wrong-audience signed-by-another-key unsecured-on-signed-listener unsecured-expired; do
+  grep -q "^$bad undelivered auth-error" <<<"$out" && pass "OAUTHBEARER refuses: $bad" || fail "OAUTHBEARER $bad: $(grep "^$bad" <<<"$out")"
+done
+
+step "re-authentication (KIP-368): sessions of 3 s on SASL_PLAINTEXT"
+out="$(timeout 60 "$VENV/bin/python" - "127.0.0.1:$P_SASL" <<'EOF' 2>&1
+import sys, time
+from confluent_kafka import Producer
+from kafka import KafkaProducer
+bs = sys.argv[1]
+p = Producer({"bootstrap.servers": bs, "security.protocol": "SASL_PLAINTEXT", "sasl.mechanisms": "SCRAM-SHA-256",
+              "sasl.username": "alice", "sasl.password": "alice-secret"})
+kp = KafkaProducer(bootstrap_servers=bs, security_protocol="SASL_PLAINTEXT", sasl_mechanism="SCRAM-SHA-256",
+                   sasl_plain_username="bob", sasl_plain_password="bob-secret")
+ok = kok = 0
+for i in range(16):
+    p.produce("reauth", value=b"ck")
+    ok += p.flush(10) == 0
+    try:
+        kp.send("reauth", b"kp").get(10)
+        kok += 1
+    except Exception as e:
+        print("kafka-python send failed:", type(e).__name__)
+    time.sleep(0.5)
+p.flush(10)
+kp.close()
+print("confluent-kafka delivered", ok, "kafka-python delivered", kok)
+EOF
+)"
+grep -q "confluent-kafka delivered 16 kafka-python delivered 16" <<<"$out" \
+  && pass "producers keep working across 8 s of 3 s sessions (both re-authenticate)" \
+  || fail "re-authentication run: $(tail -3 <<<"$out")"
+n="$(grep -c 'SASL re-authentication succeeded.*user=alice' "$WORK/broker.log")"
+[ "$n" -ge 1 ] && pass "librdkafka re-authenticated on its connection ($n times)" || fail "no re-authentication by librdkafka in the log"
+n="$(grep -c 'SASL re-authentication succeeded.*user=bob' "$WORK/broker.log")"
+[ "$n" -ge 1 ] && pass "kafka-python re-authenticated on its connection ($n times)" || fail "no re-authentication by kafka-python in the log"
+grep -q 'lifetime_ms=3000' "$WORK/broker.log" && pass "SaslAuthenticate tells clients their 3000 ms session lifetime" \
+  || fail "no 3000 ms session lifetime logged"
 
 step "credentials survive a restart"
 kill -TERM "$BROKER_PID"; wait "$BROKER_PID" 2>/dev/null; BROKER_PID=""

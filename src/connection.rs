@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::Broker;
 use crate::dispatch;
+use crate::security::authenticate::{Reauth, Reauthentication, reauth_handshake, reauth_step};
 use crate::security::sasl::SaslListener;
 
 /// Requests read ahead of the one being handled; beyond this the reader stops reading
@@ -95,16 +96,20 @@ pub async fn serve_split<R, W>(
     R: tokio::io::AsyncRead + Unpin + Send + 'static,
     W: tokio::io::AsyncWrite + Unpin + Send,
 {
+    let mut session = None;
     if let Some(sasl) = &sasl {
         let auth = crate::security::authenticate::authenticate(
             &broker, &mut rd, &mut wr, peer, &listener, sasl,
         );
-        let user = tokio::select! {
+        let authenticated = tokio::select! {
             _ = shutdown.changed() => return,
             r = auth => r,
         };
-        match user {
-            Ok(user) => principal = Arc::from(format!("User:{user}")),
+        match authenticated {
+            Ok(s) => {
+                principal = Arc::from(format!("User:{}", s.user));
+                session = Some(s);
+            }
             Err(e) => {
                 tracing::debug!(%peer, %listener, error = %e, "closing connection before authentication");
                 let _ = wr.shutdown().await;
@@ -116,6 +121,7 @@ pub async fn serve_split<R, W>(
 
     let max = broker.config.socket_request_max_bytes as usize;
     let idle = std::time::Duration::from_millis(broker.config.connections_max_idle_ms as u64);
+    let listener_name = listener.clone();
     let reader = tokio::spawn(async move {
         loop {
             let frame = tokio::select! {
@@ -154,7 +160,60 @@ pub async fn serve_split<R, W>(
 
     // Handle in arrival order; the channel closes when the reader stops, after which the
     // requests already read are still answered.
+    let mut reauth: Option<Reauthentication<'_>> = None;
     while let Some(p) = rx.recv().await {
+        if let (Some(sasl), Some(session)) = (sasl.as_deref(), session.as_mut()) {
+            use kafka_protocol::messages::ApiKey;
+            let step = match ApiKey::try_from(p.api_key) {
+                Ok(ApiKey::SaslHandshake) if reauth.is_none() && session.can_reauthenticate => {
+                    Some(reauth_handshake(
+                        sasl,
+                        broker.security.get(),
+                        session,
+                        &p.ctx,
+                        p.body.clone(),
+                    ))
+                }
+                Ok(ApiKey::SaslAuthenticate) if reauth.is_some() => Some(reauth_step(
+                    sasl,
+                    session,
+                    reauth.take().expect("checked"),
+                    &p.ctx,
+                    p.body.clone(),
+                )),
+                _ if reauth.is_some() => Some(Reauth::Failed(
+                    None,
+                    "a request other than SaslAuthenticate during re-authentication".into(),
+                )),
+                // KIP-368: past its session's end a connection serves nothing more.
+                _ if session.expired() => {
+                    tracing::info!(%peer, listener = %listener_name, user = %session.user, "SASL session expired without re-authentication; closing connection");
+                    break;
+                }
+                _ => None,
+            };
+            if let Some(step) = step {
+                let (frame, fail) = match step {
+                    Reauth::Continue(f, r) => {
+                        reauth = Some(r);
+                        (Some(f), None)
+                    }
+                    Reauth::Done(f) => (Some(f), None),
+                    Reauth::Failed(f, why) => (f, Some(why)),
+                };
+                if let Some(f) = frame
+                    && crate::frame::write_frame(&mut wr, &f).await.is_err()
+                {
+                    break;
+                }
+                if let Some(why) = fail {
+                    tracing::warn!(%peer, listener = %listener_name, reason = %why, "SASL re-authentication failed; closing connection");
+                    crate::security::authenticate::failure_delay(&broker).await;
+                    break;
+                }
+                continue;
+            }
+        }
         match dispatch::handle(&broker, p.ctx, p.api_key, p.body).await {
             Ok(Some(frame)) => {
                 if let Err(e) = crate::frame::write_frame(&mut wr, &frame).await {

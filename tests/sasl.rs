@@ -9,7 +9,7 @@ use common::*;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::*;
 
-const JAAS: &str = r#"org.apache.kafka.common.security.plain.PlainLoginModule required user_alice="alice-secret";"#;
+const JAAS: &str = r#"org.apache.kafka.common.security.plain.PlainLoginModule required user_alice="alice-secret" user_bob="bob-secret";"#;
 
 async fn sasl_broker() -> TestBroker {
     start_with(&[
@@ -55,9 +55,62 @@ async fn plain_authenticates_then_serves_requests() {
     // Authenticated: any request now.
     let m = c.call(12, &metadata()).await;
     assert_eq!(m.brokers.len(), 1);
-    // A second exchange on the same connection: not offered.
+    // A second exchange on the same connection is a re-authentication (KIP-368), which
+    // must keep the mechanism and the user.
+    let h = c.call(1, &handshake("PLAIN")).await;
+    assert_eq!(h.error_code, 0);
+    let a = c.call(2, &plain("alice", "alice-secret")).await;
+    assert_eq!(a.error_code, 0, "{:?}", a.error_message);
+    assert_eq!(c.call(12, &metadata()).await.brokers.len(), 1);
+    let h = c.call(1, &handshake("PLAIN")).await;
+    assert_eq!(h.error_code, 0);
+    let a = c.call(2, &plain("bob", "bob-secret")).await;
+    assert_eq!(a.error_code, ResponseError::SaslAuthenticationFailed.code());
+    let msg = a.error_message.map(|m| m.to_string()).unwrap_or_default();
+    assert!(msg.contains("Cannot change principals"), "{msg}");
+    assert!(c.closed().await);
+    // Another mechanism: refused, closed.
+    let mut c = Client::connect(b.addr).await;
+    c.call(1, &handshake("PLAIN")).await;
+    c.call(2, &plain("alice", "alice-secret")).await;
+    let h = c.call(1, &handshake("SCRAM-SHA-256")).await;
+    assert_eq!(h.error_code, ResponseError::UnsupportedSaslMechanism.code());
+    assert!(c.closed().await);
+    // A client that authenticated with SaslAuthenticate v0 cannot re-authenticate.
+    let mut c = Client::connect(b.addr).await;
+    c.call(1, &handshake("PLAIN")).await;
+    assert_eq!(
+        c.call(0, &plain("alice", "alice-secret")).await.error_code,
+        0
+    );
     let h = c.call(1, &handshake("PLAIN")).await;
     assert_eq!(h.error_code, ResponseError::IllegalSaslState.code());
+}
+
+#[tokio::test]
+async fn sessions_end_at_connections_max_reauth_ms() {
+    let b = start_with(&[
+        ("listeners", "SASL_PLAINTEXT://127.0.0.1:0"),
+        ("sasl.enabled.mechanisms", "PLAIN"),
+        ("listener.name.sasl_plaintext.plain.sasl.jaas.config", JAAS),
+        ("connections.max.reauth.ms", "400"),
+    ])
+    .await;
+    // Told its lifetime; re-authenticating in time keeps the connection.
+    let mut c = Client::connect(b.addr).await;
+    c.call(1, &handshake("PLAIN")).await;
+    let a = c.call(2, &plain("alice", "alice-secret")).await;
+    assert_eq!(a.session_lifetime_ms, 400);
+    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    assert_eq!(c.call(1, &handshake("PLAIN")).await.error_code, 0);
+    let a = c.call(2, &plain("alice", "alice-secret")).await;
+    assert_eq!(a.session_lifetime_ms, 400);
+    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    assert_eq!(c.call(12, &metadata()).await.brokers.len(), 1);
+    // Past the end without re-authenticating: the next request closes the connection.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    c.send(12, &metadata()).await;
+    assert!(c.closed().await, "served past the session's end");
 }
 
 #[tokio::test]

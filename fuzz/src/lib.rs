@@ -120,15 +120,16 @@ fn validate_and_walk(data: &[u8]) {
 /// Checks `data` against what a SASL listener and its configuration parse from untrusted or
 /// operator-written text: the first byte picks the PLAIN mechanism's message (what a client
 /// sends before authenticating), a JAAS entry, `ssl.principal.mapping.rules` applied to the
-/// rest, a client certificate's subject, or a SCRAM-SHA-256/512 exchange (the client's two
-/// messages separated by a newline, for a user `alice` that exists). None may panic.
+/// rest, a client certificate's subject, a SCRAM-SHA-256/512 exchange (the client's two
+/// messages separated by a newline, for a user `alice` that exists), or an OAUTHBEARER
+/// exchange with Kafka's unsecured tokens. None may panic.
 pub fn check_security(data: &[u8]) {
     use fjord::security::{principal, sasl};
     let Some((&kind, rest)) = data.split_first() else {
         return;
     };
     let text = String::from_utf8_lossy(rest);
-    match kind % 6 {
+    match kind % 7 {
         0 => {
             let values = [
                 (
@@ -163,11 +164,23 @@ pub fn check_security(data: &[u8]) {
         3 => {
             let _ = principal::subject_dn(rest);
         }
+        6 => {
+            use fjord::security::oauthbearer::{OAuthBearer, OAuthBearerConfig};
+            use fjord::security::sasl::Mechanism as _;
+            let config = OAuthBearerConfig::from_values(&Default::default(), "S")
+                .expect("unsecured OAUTHBEARER needs no settings");
+            let mut m = OAuthBearer::new(&config);
+            for part in rest.splitn(2, |b| *b == b'\n') {
+                if m.step(part).is_err() {
+                    break;
+                }
+            }
+        }
         _ => {
             use fjord::security::sasl::Mechanism as _;
             use fjord::security::scram::{ScramCredential, ScramMechanism, ScramServer};
             use fjord::security::store::{SecurityData, credential_record};
-            let m = if kind % 6 == 4 {
+            let m = if kind % 7 == 4 {
                 ScramMechanism::Sha256
             } else {
                 ScramMechanism::Sha512

@@ -20,16 +20,12 @@ const NOT_BUILT: &[(&str, &str)] = &[
         "ssl.",
         "TLS tuning (protocol versions and cipher suites are rustls's)",
     ),
-    (
-        "sasl.",
-        "SASL tuning (Kerberos, OAUTHBEARER and login settings)",
-    ),
+    ("sasl.", "SASL tuning (Kerberos and login settings)"),
     ("security.", "security"),
     ("authorizer.", "ACLs"),
     ("super.users", "ACLs"),
     ("allow.everyone.if.no.acl.found", "ACLs"),
     ("principal.builder", "authentication"),
-    ("connections.max.reauth.ms", "SASL re-authentication"),
     ("delegation.token", "delegation tokens"),
     (
         "controller.quorum.bootstrap.servers",

@@ -229,6 +229,8 @@ fn validate(key: &str, value: &str) -> Result<(), ConfigError> {
     // A setting for one listener (`listener.name.<l>.ssl.keystore.location`) is checked as
     // the setting itself.
     if let Some((_, inner)) = security::listener_setting(key) {
+        // Or for one mechanism there (`listener.name.<l>.oauthbearer.<setting>`).
+        let inner = security::without_mechanism(inner);
         if let Some((ty, _)) = accept::kafka_setting(inner) {
             return accept::check_type(ty, value).map_err(bad);
         }

@@ -67,10 +67,21 @@ pub const TLS_SETTINGS: &[&str] = &[
 /// Whether `key` is a TLS or SASL setting Fjord acts on, global or for one listener
 /// (`listener.name.<l>.<mechanism>.sasl.jaas.config` included).
 pub fn is_security_setting(key: &str) -> bool {
-    let key = listener_setting(key).map_or(key, |(_, k)| k);
+    let key = without_mechanism(listener_setting(key).map_or(key, |(_, k)| k));
     TLS_SETTINGS.contains(&key)
-        || matches!(key, "sasl.enabled.mechanisms" | "sasl.jaas.config")
-        || key.ends_with(".sasl.jaas.config")
+        || matches!(
+            key,
+            "sasl.enabled.mechanisms"
+                | "sasl.jaas.config"
+                | "connections.max.reauth.ms"
+                | "sasl.server.callback.handler.class"
+                | "sasl.oauthbearer.jwks.endpoint.url"
+                | "sasl.oauthbearer.expected.audience"
+                | "sasl.oauthbearer.expected.issuer"
+                | "sasl.oauthbearer.sub.claim.name"
+                | "sasl.oauthbearer.scope.claim.name"
+                | "sasl.oauthbearer.clock.skew.seconds"
+        )
 }
 
 /// Whether a broker setting holds a secret (Kafka's PASSWORD type, also scoped to a
@@ -82,6 +93,15 @@ pub fn is_sensitive(key: &str) -> bool {
             super::kafka_setting(inner),
             Some((super::kafka::KafkaType::Password, _))
         )
+}
+
+/// A listener's setting for one SASL mechanism (`oauthbearer.sasl.server.callback.handler.class`)
+/// as the setting itself.
+pub fn without_mechanism(key: &str) -> &str {
+    ["plain.", "scram-sha-256.", "scram-sha-512.", "oauthbearer."]
+        .iter()
+        .find_map(|p| key.strip_prefix(p))
+        .unwrap_or(key)
 }
 
 /// `listener.name.<l>.<setting>` split into the listener (lower case) and the setting.
@@ -193,6 +213,10 @@ mod tests {
             "listener.name.sasl_ssl.plain.sasl.jaas.config"
         ));
         assert!(!is_security_setting("ssl.cipher.suites"));
+        assert!(is_security_setting(
+            "listener.name.sasl_ssl.oauthbearer.sasl.server.callback.handler.class"
+        ));
+        assert!(is_security_setting("connections.max.reauth.ms"));
         for secret in [
             "ssl.keystore.password",
             "ssl.keystore.key",

@@ -1,6 +1,7 @@
 //! SaslHandshake outside a SASL listener's authentication (a plaintext or SSL listener, or a
-//! connection already authenticated): ILLEGAL_SASL_STATE, as Kafka answers. On SASL listeners
-//! the handshake itself is served by `security::authenticate` before any handler runs.
+//! client that authenticated with SaslAuthenticate v0 and so cannot re-authenticate):
+//! ILLEGAL_SASL_STATE, as Kafka answers. On SASL listeners the handshake itself, and a
+//! re-authentication's (KIP-368), are served by `security::authenticate`.
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{SaslHandshakeRequest, SaslHandshakeResponse};

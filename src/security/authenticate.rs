@@ -19,16 +19,57 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use super::principal::ANONYMOUS;
 use super::sasl::{Mechanism, SaslListener, Step};
+use super::store::SecurityData;
 use crate::Broker;
-use crate::connection::{Parsed, parse, read_frame};
+use crate::connection::{Parsed, RequestContext, parse, read_frame};
 use crate::dispatch;
-use crate::frame::{encode_response, write_frame};
+use crate::frame::{Frame, encode_response, write_frame};
 
 /// Kafka's `sasl.server.max.receive.size` default: a bigger frame before authentication is
 /// refused.
 const MAX_RECEIVE: usize = 524_288;
 
-/// Runs the SASL exchange; Ok(user name) once authenticated.
+/// An authenticated SASL session: who, how, and until when (KIP-368: a session with an
+/// expiry must be re-authenticated before it, or the connection is closed).
+#[derive(Debug)]
+pub struct Session {
+    pub mechanism: String,
+    pub user: String,
+    pub expires: Option<tokio::time::Instant>,
+    /// The client authenticated with SaslAuthenticate v1+, so it may re-authenticate (as in
+    /// Kafka, older clients cannot).
+    pub can_reauthenticate: bool,
+}
+
+impl Session {
+    fn new(
+        sasl: &SaslListener,
+        mechanism: &str,
+        m: &dyn Mechanism,
+        user: String,
+        version: Option<i16>,
+    ) -> (Session, i64) {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let lifetime = sasl.session_lifetime_ms(mechanism, m.session_expiry_ms(), now_ms);
+        let session = Session {
+            mechanism: mechanism.to_string(),
+            user,
+            expires: lifetime
+                .map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms as u64)),
+            can_reauthenticate: version.is_some_and(|v| v >= 1),
+        };
+        (session, lifetime.unwrap_or(0))
+    }
+
+    pub fn expired(&self) -> bool {
+        self.expires
+            .is_some_and(|e| tokio::time::Instant::now() >= e)
+    }
+}
+
+/// Runs the SASL exchange; the session once authenticated.
 pub async fn authenticate<R, W>(
     broker: &Broker,
     rd: &mut R,
@@ -36,7 +77,7 @@ pub async fn authenticate<R, W>(
     peer: SocketAddr,
     listener: &str,
     sasl: &SaslListener,
-) -> anyhow::Result<String>
+) -> anyhow::Result<Session>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -67,7 +108,7 @@ where
                 Ok(Step::Done { response, user }) => {
                     write_raw(wr, &response).await?;
                     tracing::debug!(%peer, listener, mechanism = %name, %user, "SASL authentication succeeded");
-                    return Ok(user);
+                    return Ok(Session::new(sasl, name, m.as_ref(), user, None).0);
                 }
                 Err(e) => {
                     tracing::warn!(%peer, listener, mechanism = %name, reason = %e.0, "SASL authentication failed; closing connection");
@@ -143,12 +184,12 @@ where
                         write_frame(wr, &encode_response(key, &ctx, resp)?).await?;
                     }
                     Ok(Step::Done { response, user }) => {
-                        let resp = SaslAuthenticateResponse::default()
-                            .with_auth_bytes(Bytes::from(response))
-                            .with_session_lifetime_ms(0);
+                        let (session, lifetime) =
+                            Session::new(sasl, name, m.as_ref(), user, Some(version));
+                        let resp = done_response(response, lifetime, version);
                         write_frame(wr, &encode_response(key, &ctx, resp)?).await?;
-                        tracing::debug!(%peer, listener, mechanism = %name, %user, "SASL authentication succeeded");
-                        return Ok(user);
+                        tracing::debug!(%peer, listener, mechanism = %name, user = %session.user, lifetime_ms = lifetime, "SASL authentication succeeded");
+                        return Ok(session);
                     }
                     Err(e) => {
                         let resp = SaslAuthenticateResponse::default()
@@ -166,6 +207,135 @@ where
     }
 }
 
+/// SaslAuthenticate's answer to a finished exchange; the session lifetime (v1+) tells the
+/// client when to re-authenticate.
+fn done_response(response: Vec<u8>, lifetime_ms: i64, version: i16) -> SaslAuthenticateResponse {
+    let resp = SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(response));
+    if version >= 1 {
+        resp.with_session_lifetime_ms(lifetime_ms)
+    } else {
+        resp
+    }
+}
+
+fn failed_response(message: &str) -> SaslAuthenticateResponse {
+    SaslAuthenticateResponse::default()
+        .with_error_code(ResponseError::SaslAuthenticationFailed.code())
+        .with_error_message(Some(StrBytes::from_string(message.to_string())))
+}
+
+/// A re-authentication in progress on an authenticated connection (KIP-368): the client
+/// sends SaslHandshake (v1) and SaslAuthenticate requests between its other requests; the
+/// mechanism and the user must stay the same.
+pub struct Reauthentication<'a> {
+    mechanism: Box<dyn Mechanism + 'a>,
+}
+
+/// What a re-authentication request leads to.
+pub enum Reauth<'a> {
+    /// Answer and wait for the next SaslAuthenticate.
+    Continue(Frame, Reauthentication<'a>),
+    /// Answer; the session is renewed.
+    Done(Frame),
+    /// Answer (maybe), then close the connection.
+    Failed(Option<Frame>, String),
+}
+
+/// Serves a SaslHandshake on an authenticated SASL connection: the start of a
+/// re-authentication with the session's mechanism.
+pub fn reauth_handshake<'a>(
+    sasl: &'a SaslListener,
+    data: Arc<SecurityData>,
+    session: &Session,
+    ctx: &RequestContext,
+    mut body: Bytes,
+) -> Reauth<'a> {
+    let version = ctx.api_version;
+    let req = match SaslHandshakeRequest::decode(&mut body, version) {
+        Ok(r) => r,
+        Err(e) => return Reauth::Failed(None, format!("bad SaslHandshake: {e}")),
+    };
+    let name = req.mechanism.as_str();
+    let enabled: Vec<StrBytes> = sasl
+        .mechanisms
+        .iter()
+        .map(|m| StrBytes::from_string(m.clone()))
+        .collect();
+    let started = (version >= 1 && name == session.mechanism)
+        .then(|| sasl.start(name, data))
+        .flatten();
+    let (code, why) = match &started {
+        Some(_) => (0, String::new()),
+        None if version < 1 => (
+            ResponseError::IllegalSaslState.code(),
+            "re-authentication needs SaslHandshake v1".to_string(),
+        ),
+        None => (
+            ResponseError::UnsupportedSaslMechanism.code(),
+            format!(
+                "re-authentication must use the session's mechanism {}, not {name}",
+                session.mechanism
+            ),
+        ),
+    };
+    let resp = SaslHandshakeResponse::default()
+        .with_error_code(code)
+        .with_mechanisms(enabled);
+    let frame = match encode_response(ApiKey::SaslHandshake, ctx, resp) {
+        Ok(f) => f,
+        Err(e) => return Reauth::Failed(None, e.to_string()),
+    };
+    match started {
+        Some(mechanism) => Reauth::Continue(frame, Reauthentication { mechanism }),
+        None => Reauth::Failed(Some(frame), why),
+    }
+}
+
+/// Serves a SaslAuthenticate of a re-authentication.
+pub fn reauth_step<'a>(
+    sasl: &'a SaslListener,
+    session: &mut Session,
+    mut r: Reauthentication<'a>,
+    ctx: &RequestContext,
+    mut body: Bytes,
+) -> Reauth<'a> {
+    let version = ctx.api_version;
+    let req = match SaslAuthenticateRequest::decode(&mut body, version) {
+        Ok(r) => r,
+        Err(e) => return Reauth::Failed(None, format!("bad SaslAuthenticate: {e}")),
+    };
+    let encode = |resp: SaslAuthenticateResponse| {
+        encode_response(ApiKey::SaslAuthenticate, ctx, resp).map_err(|e| e.to_string())
+    };
+    let result = match r.mechanism.step(&req.auth_bytes) {
+        Ok(Step::Continue(token)) => {
+            encode(SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(token)))
+                .map(|f| Reauth::Continue(f, r))
+        }
+        Ok(Step::Done { user, .. }) if user != session.user => {
+            let why = format!(
+                "Cannot change principals during re-authentication from User:{} to User:{user}",
+                session.user
+            );
+            encode(failed_response(&why)).map(|f| Reauth::Failed(Some(f), why))
+        }
+        Ok(Step::Done { response, user }) => {
+            let (renewed, lifetime) = Session::new(
+                sasl,
+                &session.mechanism,
+                r.mechanism.as_ref(),
+                user,
+                Some(version),
+            );
+            *session = renewed;
+            tracing::debug!(peer = %ctx.peer, listener = %ctx.listener, mechanism = %session.mechanism, user = %session.user, lifetime_ms = lifetime, "SASL re-authentication succeeded");
+            encode(done_response(response, lifetime, version)).map(Reauth::Done)
+        }
+        Err(e) => encode(failed_response(&e.0)).map(|f| Reauth::Failed(Some(f), e.0)),
+    };
+    result.unwrap_or_else(|e| Reauth::Failed(None, e))
+}
+
 /// A raw SASL token, size-prefixed (after a v0 handshake).
 async fn write_raw<W: AsyncWrite + Unpin>(wr: &mut W, token: &[u8]) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(4 + token.len());
@@ -177,7 +347,7 @@ async fn write_raw<W: AsyncWrite + Unpin>(wr: &mut W, token: &[u8]) -> std::io::
 
 /// Kafka's `connection.failed.authentication.delay.ms` (100 ms by default): a failed client
 /// waits before its connection closes, which slows down password guessing.
-async fn failure_delay(broker: &Broker) {
+pub async fn failure_delay(broker: &Broker) {
     let ms = broker
         .config
         .values

@@ -668,6 +668,10 @@ impl<'a> OAuthBearer<'a> {
 }
 
 impl Mechanism for OAuthBearer<'_> {
+    fn session_expiry_ms(&self) -> Option<i64> {
+        OAuthBearer::session_expiry_ms(self)
+    }
+
     fn step(&mut self, input: &[u8]) -> Result<Step, AuthFailed> {
         match std::mem::replace(&mut self.state, State::Over) {
             State::Start => self.first(input, now_ms()),

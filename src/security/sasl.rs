@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use super::oauthbearer::{OAuthBearer, OAuthBearerConfig};
 use super::scram::{ScramMechanism, ScramServer};
 use super::store::SecurityData;
 use crate::config::Source;
@@ -17,7 +18,7 @@ use crate::config::security::listener_value;
 type Values = BTreeMap<String, (String, Source)>;
 
 /// The mechanisms Fjord serves.
-pub const MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
+pub const MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"];
 
 /// One SASL listener's mechanisms and users.
 #[derive(Debug)]
@@ -26,6 +27,10 @@ pub struct SaslListener {
     /// Enabled and served, in the configured order.
     pub mechanisms: Vec<String>,
     plain_users: HashMap<String, String>,
+    oauth: Option<OAuthBearerConfig>,
+    /// `connections.max.reauth.ms` by mechanism (0: sessions do not expire unless the
+    /// credential does).
+    reauth_ms: HashMap<String, i64>,
 }
 
 /// Why authentication failed: the message the client gets with SASL_AUTHENTICATION_FAILED
@@ -45,6 +50,12 @@ pub enum Step {
 /// A mechanism's server side for one authentication.
 pub trait Mechanism: Send {
     fn step(&mut self, input: &[u8]) -> Result<Step, AuthFailed>;
+
+    /// When the credential just authenticated expires (epoch ms), if it does (an
+    /// OAUTHBEARER token's `exp`): the session ends then at the latest (KIP-368).
+    fn session_expiry_ms(&self) -> Option<i64> {
+        None
+    }
 }
 
 impl SaslListener {
@@ -87,10 +98,35 @@ impl SaslListener {
                 anyhow::bail!("the PLAIN JAAS setting defines no user_<name>=\"<password>\"");
             }
         }
+        let oauth = if mechanisms.iter().any(|m| m == "OAUTHBEARER") {
+            Some(OAuthBearerConfig::from_values(values, listener)?)
+        } else {
+            None
+        };
+        let mut reauth_ms = HashMap::new();
+        for m in &mechanisms {
+            let scoped = format!(
+                "listener.name.{}.{}.connections.max.reauth.ms",
+                listener.to_ascii_lowercase(),
+                m.to_ascii_lowercase()
+            );
+            let v = values
+                .get(&scoped)
+                .map(|(v, _)| v.clone())
+                .or_else(|| listener_value(values, listener, "connections.max.reauth.ms"));
+            if let Some(v) = v {
+                let ms: i64 = v.trim().parse().map_err(|_| {
+                    anyhow::anyhow!("connections.max.reauth.ms: {v} is not a number")
+                })?;
+                reauth_ms.insert(m.clone(), ms.max(0));
+            }
+        }
         Ok(SaslListener {
             listener: listener.to_string(),
             mechanisms,
             plain_users,
+            oauth,
+            reauth_ms,
         })
     }
 
@@ -108,9 +144,42 @@ impl SaslListener {
             "PLAIN" => Some(Box::new(Plain {
                 users: &self.plain_users,
             })),
+            "OAUTHBEARER" => self
+                .oauth
+                .as_ref()
+                .map(|c| Box::new(OAuthBearer::new(c)) as Box<dyn Mechanism>),
             m => ScramMechanism::from_name(m)
                 .map(|m| Box::new(ScramServer::new(m, data)) as Box<dyn Mechanism>),
         }
+    }
+}
+
+impl SaslListener {
+    /// How long a session authenticated with `mechanism` at `now_ms` lasts, in ms, as Kafka
+    /// computes it (KIP-368): the sooner of `connections.max.reauth.ms` and the credential's
+    /// expiry; None when neither applies (the session does not expire).
+    pub fn session_lifetime_ms(
+        &self,
+        mechanism: &str,
+        expiry_ms: Option<i64>,
+        now_ms: i64,
+    ) -> Option<i64> {
+        session_lifetime_ms(
+            self.reauth_ms.get(mechanism).copied().unwrap_or(0),
+            expiry_ms,
+            now_ms,
+        )
+    }
+}
+
+/// Kafka's `SaslServerAuthenticator` rule: with a credential expiry and/or a positive
+/// maximum, the smaller of the two (never negative); otherwise None (no expiry).
+pub fn session_lifetime_ms(max_reauth_ms: i64, expiry_ms: Option<i64>, now_ms: i64) -> Option<i64> {
+    match (expiry_ms, max_reauth_ms > 0) {
+        (None, false) => None,
+        (None, true) => Some(max_reauth_ms),
+        (Some(e), false) => Some((e - now_ms).max(0)),
+        (Some(e), true) => Some((e - now_ms).min(max_reauth_ms).max(0)),
     }
 }
 
@@ -313,5 +382,30 @@ mod tests {
         // No users, or no served mechanism: the listener does not start.
         assert!(SaslListener::new(&vals(&[("sasl.enabled.mechanisms", "PLAIN")]), "S").is_err());
         assert!(SaslListener::new(&vals(&[]), "S").is_err());
+    }
+
+    #[test]
+    fn session_lifetime_is_the_sooner_of_max_reauth_and_expiry() {
+        assert_eq!(session_lifetime_ms(0, None, 1000), None);
+        assert_eq!(session_lifetime_ms(5000, None, 1000), Some(5000));
+        assert_eq!(session_lifetime_ms(0, Some(4000), 1000), Some(3000));
+        assert_eq!(session_lifetime_ms(2000, Some(4000), 1000), Some(2000));
+        assert_eq!(session_lifetime_ms(9000, Some(4000), 1000), Some(3000));
+        // An expired credential: no session time left.
+        assert_eq!(session_lifetime_ms(9000, Some(500), 1000), Some(0));
+        let v = vals(&[
+            ("sasl.enabled.mechanisms", "SCRAM-SHA-256,OAUTHBEARER"),
+            ("connections.max.reauth.ms", "60000"),
+            (
+                "listener.name.s.oauthbearer.connections.max.reauth.ms",
+                "1000",
+            ),
+        ]);
+        let l = SaslListener::new(&v, "S").unwrap();
+        assert_eq!(l.session_lifetime_ms("SCRAM-SHA-256", None, 0), Some(60000));
+        assert_eq!(
+            l.session_lifetime_ms("OAUTHBEARER", Some(50_000), 0),
+            Some(1000)
+        );
     }
 }
