@@ -105,6 +105,10 @@ api_table! {
     // these handlers answer elsewhere.
     SaslHandshake: SaslHandshakeRequest [0 ..= 1] => handlers::sasl_handshake::handle,
     SaslAuthenticate: SaslAuthenticateRequest [0 ..= 2] => handlers::sasl_authenticate::handle,
+    // ACLs, kept in the replicated metadata.
+    DescribeAcls: DescribeAclsRequest [1 ..= 3] => handlers::describe_acls::handle,
+    CreateAcls: CreateAclsRequest [1 ..= 3] => handlers::create_acls::handle,
+    DeleteAcls: DeleteAclsRequest [1 ..= 3] => handlers::delete_acls::handle,
     // SCRAM credentials, kept in the replicated metadata; quotas (none: kafka-configs
     // --describe --entity-type users asks for them).
     DescribeClientQuotas: DescribeClientQuotasRequest [0 ..= 1] => handlers::describe_client_quotas::handle,

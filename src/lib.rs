@@ -180,9 +180,10 @@ impl Broker {
         let replication = cluster
             .as_ref()
             .map(|_| replication::Replication::new(config.node_id));
+        let authz = security::store::AuthorizerSettings::from_values(&config.values)?;
         let security = match &cluster {
-            Some(_) => security::store::SecurityStore::mirrored(),
-            None => security::store::SecurityStore::load(store.meta_tree("security")?)?,
+            Some(_) => security::store::SecurityStore::mirrored(authz),
+            None => security::store::SecurityStore::load(store.meta_tree("security")?, authz)?,
         };
         Ok(Arc::new_cyclic(|me| Broker {
             config,

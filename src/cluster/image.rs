@@ -226,13 +226,14 @@ pub fn apply(image: &mut Image, record: &MetadataRecord) -> Result<(), ApplyErro
         MetadataRecord::Config(r) => set_config(image, r),
         MetadataRecord::ProducerIds(r) => producer_ids(image, r),
         MetadataRecord::ClusterId(r) => set_cluster_id(image, r),
-        MetadataRecord::UserScramCredential(_) | MetadataRecord::RemoveUserScramCredential(_) => {
-            image
-                .security
-                .apply(record)
-                .map(|_| ())
-                .map_err(ApplyError::Invalid)
-        }
+        MetadataRecord::UserScramCredential(_)
+        | MetadataRecord::RemoveUserScramCredential(_)
+        | MetadataRecord::AccessControlEntry(_)
+        | MetadataRecord::RemoveAccessControlEntry(_) => image
+            .security
+            .apply(record)
+            .map(|_| ())
+            .map_err(ApplyError::Invalid),
     }
 }
 

@@ -180,6 +180,10 @@ pub enum MetadataRecord {
     ClusterId(ClusterId),
     UserScramCredential(UserScramCredential),
     RemoveUserScramCredential(RemoveUserScramCredential),
+    /// Kafka's `AccessControlEntryRecord`: an ACL exists.
+    AccessControlEntry(crate::security::acl::AclBinding),
+    /// Kafka's `RemoveAccessControlEntryRecord`.
+    RemoveAccessControlEntry(crate::security::acl::AclBinding),
 }
 
 /// What one Raft log entry carries: records that are applied together or not at all, as

@@ -22,9 +22,6 @@ const NOT_BUILT: &[(&str, &str)] = &[
     ),
     ("sasl.", "SASL tuning (Kerberos and login settings)"),
     ("security.", "security"),
-    ("authorizer.", "ACLs"),
-    ("super.users", "ACLs"),
-    ("allow.everyone.if.no.acl.found", "ACLs"),
     ("principal.builder", "authentication"),
     ("delegation.token", "delegation tokens"),
     (

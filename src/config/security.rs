@@ -81,6 +81,9 @@ pub fn is_security_setting(key: &str) -> bool {
                 | "sasl.oauthbearer.sub.claim.name"
                 | "sasl.oauthbearer.scope.claim.name"
                 | "sasl.oauthbearer.clock.skew.seconds"
+                | "authorizer.class.name"
+                | "super.users"
+                | "allow.everyone.if.no.acl.found"
         )
 }
 

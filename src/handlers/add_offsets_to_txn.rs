@@ -8,6 +8,8 @@ use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse};
 
 use crate::Broker;
 use crate::connection::RequestContext;
+use crate::security::acl::AclOperation;
+use crate::security::authz::Authz;
 
 pub async fn handle(
     broker: &Broker,
@@ -19,6 +21,12 @@ pub async fn handle(
         .ensure_coordinator_topic(crate::coordinator_topics::Kind::Group)
         .await
     {
+        Ok(()) if !Authz::of(broker, ctx).transactional_id(AclOperation::Write, tid) => {
+            Err(ResponseError::TransactionalIdAuthorizationFailed)
+        }
+        Ok(()) if !Authz::of(broker, ctx).group(AclOperation::Read, req.group_id.as_str()) => {
+            Err(ResponseError::GroupAuthorizationFailed)
+        }
         Ok(()) => broker.txns.check(tid).and_then(|()| {
             broker.txns.add_offsets(
                 tid,

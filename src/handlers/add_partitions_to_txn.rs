@@ -10,9 +10,12 @@ use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResp
 
 use crate::Broker;
 use crate::connection::RequestContext;
+use crate::security::acl::AclOperation;
+use crate::security::authz::Authz;
 
 /// Per-topic results for one transaction: unknown partitions fail alone, the others are
 /// OPERATION_NOT_ATTEMPTED (as in Kafka) or share the transaction's outcome.
+#[allow(clippy::too_many_arguments)]
 fn add(
     broker: &Broker,
     v: i16,
@@ -21,6 +24,7 @@ fn add(
     epoch: i16,
     verify_only: bool,
     topics: &[AddPartitionsToTxnTopic],
+    authz: &Authz,
 ) -> Vec<AddPartitionsToTxnTopicResult> {
     let unknown = |t: &str, p: i32| {
         broker
@@ -32,7 +36,9 @@ fn add(
     let any_unknown = topics
         .iter()
         .any(|t| t.partitions.iter().any(|p| unknown(t.name.as_str(), *p)));
-    let outcome = if let Err(e) = broker.txns.check(tid) {
+    let outcome = if !authz.transactional_id(AclOperation::Write, tid) {
+        Some(Err(ResponseError::TransactionalIdAuthorizationFailed))
+    } else if let Err(e) = broker.txns.check(tid) {
         // Not the coordinator (now): every partition gets the error.
         Some(Err(e))
     } else if any_unknown {
@@ -91,6 +97,7 @@ pub async fn handle(
     // A transaction's lock may be held by a completion sending markers to other brokers:
     // the coordinator is asked on the blocking pool, not an async worker.
     let b = broker.arc();
+    let authz = Authz::of(broker, ctx);
     if v <= 3 {
         let (mut results, req) = tokio::task::spawn_blocking(move || {
             let results = add(
@@ -101,6 +108,7 @@ pub async fn handle(
                 req.v3_and_below_producer_epoch,
                 false,
                 &req.v3_and_below_topics,
+                &authz,
             );
             (results, req)
         })
@@ -130,6 +138,7 @@ pub async fn handle(
                         t.producer_epoch,
                         t.verify_only,
                         &t.topics,
+                        &authz,
                     ))
             })
             .collect()

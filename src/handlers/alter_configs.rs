@@ -25,6 +25,8 @@ use crate::meta::configs::{AlterOp, apply_changes, topic_config_def, topic_def_f
 use crate::meta::group_configs::{
     GroupOverrides, apply_group_changes, group_config_def, validate_group_configs,
 };
+use crate::security::acl::AclOperation;
+use crate::security::authz::Authz;
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
@@ -169,12 +171,14 @@ fn apply_plain_broker_changes(
 /// A topic's change on a cluster node goes through the controller.
 pub async fn alter_resource(
     broker: &Broker,
+    authz: &Authz,
     resource_type: i8,
     name: &str,
     changes: &[(String, AlterOp)],
     replace: bool,
     validate_only: bool,
 ) -> Result<(), (ResponseError, String)> {
+    authz.config_resource(AclOperation::AlterConfigs, resource_type, name)?;
     match alter_resource_here(broker, resource_type, name, changes, replace, validate_only)? {
         None => Ok(()),
         Some((resource, name, new)) => {
@@ -394,9 +398,10 @@ pub fn response_entry(
 
 pub async fn handle(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: AlterConfigsRequest,
 ) -> anyhow::Result<AlterConfigsResponse> {
+    let authz = Authz::of(broker, ctx);
     let mut responses: Vec<AlterConfigsResourceResponse> = Vec::new();
     for res in &req.resources {
         let changes: Result<Vec<(String, AlterOp)>, (ResponseError, String)> = res
@@ -414,6 +419,7 @@ pub async fn handle(
             Ok(ch) => {
                 alter_resource(
                     broker,
+                    &authz,
                     res.resource_type,
                     res.resource_name.as_str(),
                     &ch,

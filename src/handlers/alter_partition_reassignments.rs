@@ -14,12 +14,18 @@ use super::str_bytes;
 use crate::Broker;
 use crate::cluster::reassign::{self, ReassignError};
 use crate::connection::RequestContext;
+use crate::security::acl::AclOperation;
+use crate::security::authz::Authz;
 
 pub async fn handle(
     broker: &Broker,
     ctx: &RequestContext,
     req: AlterPartitionReassignmentsRequest,
 ) -> anyhow::Result<AlterPartitionReassignmentsResponse> {
+    if !Authz::of(broker, ctx).cluster(AclOperation::Alter) {
+        return Ok(AlterPartitionReassignmentsResponse::default()
+            .with_error_code(kafka_protocol::ResponseError::ClusterAuthorizationFailed.code()));
+    }
     // v0 had no such field: a change of replication factor was allowed.
     let allow_rf_change = ctx.api_version < 1 || req.allow_replication_factor_change;
     let mut responses = Vec::with_capacity(req.topics.len());

@@ -18,6 +18,8 @@ use super::str_bytes;
 use crate::Broker;
 use crate::cluster::records::MetadataRecord;
 use crate::connection::RequestContext;
+use crate::security::acl::AclOperation;
+use crate::security::authz::Authz;
 use crate::security::scram::{ScramCredential, ScramMechanism, check_upsertion};
 use crate::security::store::{self, SecurityData, credential_record, remove_credential_record};
 
@@ -25,7 +27,7 @@ type Refusal = (ResponseError, String);
 
 pub async fn handle(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: AlterUserScramCredentialsRequest,
 ) -> anyhow::Result<AlterUserScramCredentialsResponse> {
     // Each user's changes, in the order users first appear; a (user, mechanism) pair named
@@ -65,12 +67,18 @@ pub async fn handle(
     }
     let mut results = Vec::new();
     let mut done = HashSet::new();
+    let allowed = Authz::of(broker, ctx).cluster(AclOperation::Alter);
     for user in order {
         if !done.insert(user.clone()) {
             continue;
         }
         let user_changes = changes.remove(&user).unwrap_or_default();
-        let outcome = if user.is_empty() {
+        let outcome = if !allowed {
+            Err((
+                ResponseError::ClusterAuthorizationFailed,
+                "Cluster authorization failed.".to_string(),
+            ))
+        } else if user.is_empty() {
             Err((
                 ResponseError::UnacceptableCredential,
                 "Username must not be empty".to_string(),

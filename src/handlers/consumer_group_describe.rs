@@ -7,12 +7,13 @@ use kafka_protocol::messages::consumer_group_describe_response::{
 };
 use kafka_protocol::messages::{ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse};
 
-use super::describe_groups::GROUP_OPERATIONS;
 use super::{str_bytes, topic_name};
 use crate::Broker;
 use crate::connection::RequestContext;
 use crate::group::Group;
 use crate::group::consumer::Assignment as Owned;
+use crate::security::acl::AclOperation;
+use crate::security::authz::Authz;
 
 /// Member type (v1): 1 = a member speaking the consumer protocol.
 const MEMBER_TYPE_CONSUMER: i8 = 1;
@@ -46,7 +47,8 @@ pub async fn handle(
         .map(|gid| {
             let mut d = DescribedGroup::default().with_group_id(gid.clone());
             if req.include_authorized_operations {
-                d.authorized_operations = GROUP_OPERATIONS;
+                d.authorized_operations = Authz::of(broker, ctx)
+                    .operations(crate::security::acl::ResourceType::Group, gid.as_str());
             }
             let not_found = |mut d: DescribedGroup, msg: String| {
                 d.error_code = ResponseError::GroupIdNotFound.code();
@@ -54,7 +56,10 @@ pub async fn handle(
                 d.group_state = str_bytes("");
                 d
             };
-            if let Err(e) = broker.groups.check(gid.as_str()) {
+            if let Err(e) = Authz::of(broker, ctx)
+                .group_check(AclOperation::Describe, gid.as_str())
+                .and_then(|()| broker.groups.check(gid.as_str()))
+            {
                 d.error_code = e.code();
                 return d;
             }

@@ -9,6 +9,8 @@ use super::str_bytes;
 use crate::Broker;
 use crate::connection::RequestContext;
 use crate::group::consumer::{self, HeartbeatRequest};
+use crate::security::acl::AclOperation;
+use crate::security::authz::Authz;
 
 pub async fn handle(
     broker: &Broker,
@@ -36,7 +38,10 @@ pub async fn handle(
             "group id must not be empty".into(),
         ));
     }
-    if let Err(e) = broker.groups.check(group_id) {
+    if let Err(e) = Authz::of(broker, ctx)
+        .group_check(AclOperation::Read, group_id)
+        .and_then(|()| broker.groups.check(group_id))
+    {
         return Ok(fail(
             resp,
             e,

@@ -7,15 +7,23 @@ use super::{str_bytes, topic_error};
 use crate::Broker;
 use crate::connection::RequestContext;
 use crate::meta::topics::TopicError;
+use crate::security::acl::AclOperation;
+use crate::security::authz::Authz;
 
 pub async fn handle(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: CreatePartitionsRequest,
 ) -> anyhow::Result<CreatePartitionsResponse> {
     let mut results = Vec::with_capacity(req.topics.len());
     for t in &req.topics {
         let mut r = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+        if !Authz::of(broker, ctx).topic(AclOperation::Alter, t.name.as_str()) {
+            r.error_code = kafka_protocol::ResponseError::TopicAuthorizationFailed.code();
+            r.error_message = Some(super::str_bytes("Authorization failed."));
+            results.push(r);
+            continue;
+        }
         let res = match &t.assignments {
             _ if broker.cluster.is_some() => {
                 let assignment = t.assignments.as_ref().map(|a| {

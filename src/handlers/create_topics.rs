@@ -14,6 +14,8 @@ use crate::Broker;
 use crate::connection::RequestContext;
 use crate::meta::configs::resolve_topic_configs;
 use crate::meta::topics::TopicError;
+use crate::security::acl::AclOperation;
+use crate::security::authz::Authz;
 
 pub async fn handle(
     broker: &Broker,
@@ -22,12 +24,22 @@ pub async fn handle(
 ) -> anyhow::Result<CreateTopicsResponse> {
     let mut results = Vec::with_capacity(req.topics.len());
     let mut seen = std::collections::HashSet::new();
+    let authz = Authz::of(broker, ctx);
     for t in &req.topics {
         let name = t.name.as_str();
         // kafka-protocol defaults the message to ""; Kafka sends null on success.
         let mut result = CreatableTopicResult::default()
             .with_name(t.name.clone())
             .with_error_message(None);
+        // CREATE on the cluster or on the topic.
+        if !authz.cluster_sees(AclOperation::Create) && !authz.topic(AclOperation::Create, name) {
+            result.error_code = kafka_protocol::ResponseError::TopicAuthorizationFailed.code();
+            result.error_message = Some(str_bytes("Authorization failed."));
+            result.num_partitions = -1;
+            result.replication_factor = -1;
+            results.push(result);
+            continue;
+        }
         if !seen.insert(name.to_string()) {
             result.error_code = kafka_protocol::ResponseError::InvalidRequest.code();
             result.error_message =

@@ -5,19 +5,21 @@ use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
 
 use crate::Broker;
 use crate::connection::RequestContext;
+use crate::security::acl::AclOperation;
+use crate::security::authz::Authz;
 
 pub async fn handle(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: DeleteGroupsRequest,
 ) -> anyhow::Result<DeleteGroupsResponse> {
     let mut codes: Vec<i16> = req
         .groups_names
         .iter()
         .map(|g| {
-            broker
-                .groups
-                .check(g.as_str())
+            Authz::of(broker, ctx)
+                .group_check(AclOperation::Delete, g.as_str())
+                .and_then(|()| broker.groups.check(g.as_str()))
                 .and_then(|()| broker.groups.delete(g.as_str()))
                 .err()
                 .map(|e| e.code())

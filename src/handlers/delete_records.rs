@@ -9,16 +9,50 @@ use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
 use crate::Broker;
 use crate::connection::RequestContext;
+use crate::security::acl::AclOperation;
+use crate::security::authz::Authz;
 
 pub async fn handle(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: DeleteRecordsRequest,
 ) -> anyhow::Result<DeleteRecordsResponse> {
     // Advancing a log start writes the index, flushes sled and deletes segment files: on
     // the blocking pool, not an async worker.
+    // DELETE on each topic; the denied ones are answered here.
+    let authz = Authz::of(broker, ctx);
+    let (req, denied): (DeleteRecordsRequest, Vec<DeleteRecordsTopicResult>) = {
+        let mut req = req;
+        let (ok, no): (Vec<_>, Vec<_>) = std::mem::take(&mut req.topics)
+            .into_iter()
+            .partition(|t| authz.topic(AclOperation::Delete, t.name.as_str()));
+        req.topics = ok;
+        let denied = no
+            .into_iter()
+            .map(|t| {
+                DeleteRecordsTopicResult::default()
+                    .with_name(t.name.clone())
+                    .with_partitions(
+                        t.partitions
+                            .iter()
+                            .map(|p| {
+                                DeleteRecordsPartitionResult::default()
+                                    .with_partition_index(p.partition_index)
+                                    .with_low_watermark(-1)
+                                    .with_error_code(
+                                        kafka_protocol::ResponseError::TopicAuthorizationFailed
+                                            .code(),
+                                    )
+                            })
+                            .collect(),
+                    )
+            })
+            .collect();
+        (req, denied)
+    };
     let b = broker.arc();
     let mut topics = tokio::task::spawn_blocking(move || delete(&b, &req)).await?;
+    topics.extend(denied);
     super::unless_durable(
         super::durable(broker).await,
         topics

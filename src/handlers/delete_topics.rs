@@ -9,6 +9,8 @@ use super::{topic_error, topic_name};
 use crate::Broker;
 use crate::connection::RequestContext;
 use crate::meta::topics::TopicError;
+use crate::security::acl::AclOperation;
+use crate::security::authz::Authz;
 
 pub async fn handle(
     broker: &Broker,
@@ -41,6 +43,15 @@ pub async fn handle(
                 .ok_or(ResponseError::UnknownTopicId),
             (None, true) => Err(ResponseError::InvalidRequest),
         };
+        let authz = Authz::of(broker, ctx);
+        let resolved = resolved.and_then(|n| {
+            if authz.topic(AclOperation::Delete, &n) {
+                Ok(n)
+            } else {
+                r.name = Some(topic_name(&n));
+                Err(ResponseError::TopicAuthorizationFailed)
+            }
+        });
         match resolved {
             Ok(n) => {
                 r.name = Some(topic_name(&n));

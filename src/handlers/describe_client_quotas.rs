@@ -10,12 +10,18 @@ use kafka_protocol::messages::{DescribeClientQuotasRequest, DescribeClientQuotas
 use super::str_bytes;
 use crate::Broker;
 use crate::connection::RequestContext;
+use crate::security::acl::AclOperation;
+use crate::security::authz::Authz;
 
 pub async fn handle(
-    _broker: &Broker,
-    _ctx: &RequestContext,
+    broker: &Broker,
+    ctx: &RequestContext,
     req: DescribeClientQuotasRequest,
 ) -> anyhow::Result<DescribeClientQuotasResponse> {
+    if !Authz::of(broker, ctx).cluster(AclOperation::DescribeConfigs) {
+        return Ok(DescribeClientQuotasResponse::default()
+            .with_error_code(kafka_protocol::ResponseError::ClusterAuthorizationFailed.code()));
+    }
     let resp = DescribeClientQuotasResponse::default().with_error_message(None);
     Ok(match check(&req) {
         Ok(()) => resp.with_entries(Some(Vec::new())),

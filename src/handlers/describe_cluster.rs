@@ -4,7 +4,6 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 
-use super::metadata::CLUSTER_OPERATIONS;
 use super::str_bytes;
 use crate::Broker;
 use crate::connection::RequestContext;
@@ -44,7 +43,11 @@ pub async fn handle(
         })
         .collect();
     if req.include_cluster_authorized_operations {
-        resp.cluster_authorized_operations = CLUSTER_OPERATIONS;
+        resp.cluster_authorized_operations = crate::security::authz::Authz::of(broker, ctx)
+            .operations(
+                crate::security::acl::ResourceType::Cluster,
+                crate::security::acl::CLUSTER_NAME,
+            );
     }
     Ok(resp)
 }

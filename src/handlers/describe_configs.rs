@@ -14,6 +14,8 @@ use crate::meta::configs::{
     ConfigSource, ConfigType, ResolvedConfig, TOPIC_CONFIGS, broker_value_chain,
     resolve_topic_configs, topic_def_for_broker_config,
 };
+use crate::security::acl::AclOperation;
+use crate::security::authz::Authz;
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
@@ -25,6 +27,7 @@ pub async fn handle(
     req: DescribeConfigsRequest,
 ) -> anyhow::Result<DescribeConfigsResponse> {
     let v = ctx.api_version;
+    let authz = Authz::of(broker, ctx);
     let results = req
         .resources
         .iter()
@@ -33,7 +36,10 @@ pub async fn handle(
                 .with_resource_type(res.resource_type)
                 .with_resource_name(res.resource_name.clone());
             let name = res.resource_name.as_str();
+            let allowed =
+                authz.config_resource(AclOperation::DescribeConfigs, res.resource_type, name);
             let entries = match res.resource_type {
+                _ if allowed.is_err() => Err(allowed.clone().expect_err("checked")),
                 RESOURCE_TOPIC => match broker.topics.get(name) {
                     Some(t) => Ok(resolve_topic_configs(
                         &broker.config,

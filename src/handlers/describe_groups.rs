@@ -9,9 +9,8 @@ use super::str_bytes;
 use crate::Broker;
 use crate::connection::RequestContext;
 use crate::group::Group;
-
-/// READ, DESCRIBE, DELETE on a group (AclOperation bits); no authorizer allows them all.
-pub const GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
+use crate::security::acl::AclOperation;
+use crate::security::authz::Authz;
 
 pub async fn handle(
     broker: &Broker,
@@ -25,7 +24,8 @@ pub async fn handle(
         .map(|gid| {
             let mut d = DescribedGroup::default().with_group_id(gid.clone());
             if v >= 3 && req.include_authorized_operations {
-                d.authorized_operations = GROUP_OPERATIONS;
+                d.authorized_operations = Authz::of(broker, ctx)
+                    .operations(crate::security::acl::ResourceType::Group, gid.as_str());
             }
             let missing = |mut d: DescribedGroup, msg: &str| {
                 d.group_state = str_bytes("Dead");
@@ -35,7 +35,10 @@ pub async fn handle(
                 }
                 d
             };
-            if let Err(e) = broker.groups.check(gid.as_str()) {
+            if let Err(e) = Authz::of(broker, ctx)
+                .group_check(AclOperation::Describe, gid.as_str())
+                .and_then(|()| broker.groups.check(gid.as_str()))
+            {
                 d.error_code = e.code();
                 return d;
             }

@@ -9,6 +9,8 @@ use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse};
 use super::{str_bytes, topic_name};
 use crate::Broker;
 use crate::connection::RequestContext;
+use crate::security::acl::AclOperation;
+use crate::security::authz::Authz;
 
 /// (total, usable) bytes of the filesystem holding `path`.
 fn fs_space(path: &std::path::Path) -> Option<(i64, i64)> {
@@ -28,6 +30,10 @@ pub async fn handle(
     ctx: &RequestContext,
     req: DescribeLogDirsRequest,
 ) -> anyhow::Result<DescribeLogDirsResponse> {
+    if !Authz::of(broker, ctx).cluster(AclOperation::Describe) {
+        return Ok(DescribeLogDirsResponse::default()
+            .with_error_code(kafka_protocol::ResponseError::ClusterAuthorizationFailed.code()));
+    }
     let wanted: Option<Vec<(String, Vec<i32>)>> = req.topics.as_ref().map(|ts| {
         ts.iter()
             .map(|t| (t.topic.to_string(), t.partitions.clone()))

@@ -9,22 +9,30 @@ use kafka_protocol::messages::{DescribeProducersRequest, DescribeProducersRespon
 
 use crate::Broker;
 use crate::connection::RequestContext;
+use crate::security::acl::AclOperation;
+use crate::security::authz::Authz;
 
 pub async fn handle(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: DescribeProducersRequest,
 ) -> anyhow::Result<DescribeProducersResponse> {
+    let authz = Authz::of(broker, ctx);
     let topics = req
         .topics
         .iter()
         .map(|t| {
+            let allowed = authz.topic(AclOperation::Read, t.name.as_str());
             let topic = broker.topics.get(t.name.as_str());
             let partitions = t
                 .partition_indexes
                 .iter()
                 .map(|p| {
                     let mut r = PartitionResponse::default().with_partition_index(*p);
+                    if !allowed {
+                        r.error_code = ResponseError::TopicAuthorizationFailed.code();
+                        return r;
+                    }
                     let Some(log) = topic.as_ref().and_then(|x| x.partition(*p)) else {
                         r.error_code = ResponseError::UnknownTopicOrPartition.code();
                         return r;

@@ -11,6 +11,8 @@ use kafka_protocol::messages::{BrokerId, DescribeQuorumRequest, DescribeQuorumRe
 use super::{str_bytes, topic_name};
 use crate::Broker;
 use crate::connection::RequestContext;
+use crate::security::acl::AclOperation;
+use crate::security::authz::Authz;
 
 /// Kafka's name for the metadata log.
 const METADATA_TOPIC: &str = "__cluster_metadata";
@@ -20,6 +22,10 @@ pub async fn handle(
     ctx: &RequestContext,
     req: DescribeQuorumRequest,
 ) -> anyhow::Result<DescribeQuorumResponse> {
+    if !Authz::of(broker, ctx).cluster(AclOperation::Describe) {
+        return Ok(DescribeQuorumResponse::default()
+            .with_error_code(kafka_protocol::ResponseError::ClusterAuthorizationFailed.code()));
+    }
     let asks_metadata = req.topics.len() == 1
         && req.topics[0].topic_name.as_str() == METADATA_TOPIC
         && req.topics[0].partitions.len() == 1

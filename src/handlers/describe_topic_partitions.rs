@@ -10,24 +10,29 @@ use kafka_protocol::messages::{
     BrokerId, DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse,
 };
 
-use super::metadata::TOPIC_OPERATIONS;
 use super::topic_name;
 use crate::Broker;
 use crate::connection::RequestContext;
+use crate::security::acl::{AclOperation, ResourceType};
+use crate::security::authz::Authz;
 
 /// Kafka's broker-side cap (`max.request.partition.size.limit` default).
 const MAX_PARTITIONS: i32 = 2000;
 
 pub async fn handle(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: DescribeTopicPartitionsRequest,
 ) -> anyhow::Result<DescribeTopicPartitionsResponse> {
+    // All topics: those the principal may DESCRIBE; a named one it may not:
+    // TOPIC_AUTHORIZATION_FAILED.
+    let authz = Authz::of(broker, ctx);
     let mut names: Vec<String> = if req.topics.is_empty() {
         broker
             .topics
             .list()
             .iter()
+            .filter(|t| authz.sees(AclOperation::Describe, ResourceType::Topic, &t.name))
             .map(|t| t.name.clone())
             .collect()
     } else {
@@ -58,12 +63,21 @@ pub async fn handle(
         {
             continue;
         }
+        let ops = authz.operations(ResourceType::Topic, &name);
+        if !authz.topic(AclOperation::Describe, &name) {
+            topics.push(
+                DescribeTopicPartitionsResponseTopic::default()
+                    .with_name(Some(topic_name(&name)))
+                    .with_error_code(ResponseError::TopicAuthorizationFailed.code()),
+            );
+            continue;
+        }
         let Some(t) = broker.topics.get(&name) else {
             topics.push(
                 DescribeTopicPartitionsResponseTopic::default()
                     .with_name(Some(topic_name(&name)))
                     .with_error_code(ResponseError::UnknownTopicOrPartition.code())
-                    .with_topic_authorized_operations(TOPIC_OPERATIONS),
+                    .with_topic_authorized_operations(ops),
             );
             continue;
         };
@@ -108,7 +122,7 @@ pub async fn handle(
                 .with_topic_id(t.id)
                 .with_is_internal(t.is_internal())
                 .with_partitions(parts)
-                .with_topic_authorized_operations(TOPIC_OPERATIONS),
+                .with_topic_authorized_operations(ops),
         );
         if next_cursor.is_some() {
             break;

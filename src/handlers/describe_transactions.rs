@@ -9,25 +9,36 @@ use kafka_protocol::messages::{
 use super::{str_bytes, topic_name};
 use crate::Broker;
 use crate::connection::RequestContext;
+use crate::security::acl::AclOperation;
+use crate::security::authz::Authz;
 
 pub async fn handle(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: DescribeTransactionsRequest,
 ) -> anyhow::Result<DescribeTransactionsResponse> {
     // A transaction's lock may be held by a completion sending markers to other brokers:
     // read the states on the blocking pool.
     let b = broker.arc();
-    let states = tokio::task::spawn_blocking(move || describe(&b, &req)).await?;
+    let authz = Authz::of(broker, ctx);
+    let states = tokio::task::spawn_blocking(move || describe(&b, &authz, &req)).await?;
     Ok(DescribeTransactionsResponse::default().with_transaction_states(states))
 }
 
-fn describe(broker: &Broker, req: &DescribeTransactionsRequest) -> Vec<TransactionState> {
+fn describe(
+    broker: &Broker,
+    authz: &Authz,
+    req: &DescribeTransactionsRequest,
+) -> Vec<TransactionState> {
     req.transactional_ids
         .iter()
         .map(|id| {
             // An unknown id answers zeros, as Kafka does.
             let mut s = TransactionState::default().with_transactional_id(id.clone());
+            if !authz.transactional_id(AclOperation::Describe, id.as_str()) {
+                s.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
+                return s;
+            }
             if let Err(e) = broker.txns.check(id.as_str()) {
                 s.error_code = e.code();
                 return s;

@@ -16,13 +16,19 @@ use kafka_protocol::messages::{
 use super::str_bytes;
 use crate::Broker;
 use crate::connection::RequestContext;
+use crate::security::acl::AclOperation;
+use crate::security::authz::Authz;
 use crate::security::store::SecurityData;
 
 pub async fn handle(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: DescribeUserScramCredentialsRequest,
 ) -> anyhow::Result<DescribeUserScramCredentialsResponse> {
+    if !Authz::of(broker, ctx).cluster(AclOperation::Describe) {
+        return Ok(DescribeUserScramCredentialsResponse::default()
+            .with_error_code(kafka_protocol::ResponseError::ClusterAuthorizationFailed.code()));
+    }
     let data = broker.security.get();
     let results = match req.users.as_deref() {
         None | Some([]) => data

@@ -10,6 +10,8 @@ use super::str_bytes;
 use crate::Broker;
 use crate::cluster::election::{self, ElectionError};
 use crate::connection::RequestContext;
+use crate::security::acl::AclOperation;
+use crate::security::authz::Authz;
 
 const PREFERRED: i8 = 0;
 const UNCLEAN: i8 = 1;
@@ -19,6 +21,10 @@ pub async fn handle(
     ctx: &RequestContext,
     req: ElectLeadersRequest,
 ) -> anyhow::Result<ElectLeadersResponse> {
+    if !Authz::of(broker, ctx).cluster(AclOperation::Alter) {
+        return Ok(ElectLeadersResponse::default()
+            .with_error_code(kafka_protocol::ResponseError::ClusterAuthorizationFailed.code()));
+    }
     let kind = if ctx.api_version >= 1 {
         req.election_type
     } else {

@@ -7,6 +7,8 @@ use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse, ProducerId};
 
 use crate::Broker;
 use crate::connection::RequestContext;
+use crate::security::acl::AclOperation;
+use crate::security::authz::Authz;
 
 pub async fn handle(
     broker: &Broker,
@@ -17,7 +19,13 @@ pub async fn handle(
     let txns = broker.txns.clone();
     let tid = req.transactional_id.to_string();
     let (pid, epoch, commit) = (req.producer_id.0, req.producer_epoch, req.committed);
-    let result = match broker.txns.check(&tid) {
+    let allowed = Authz::of(broker, ctx).transactional_id(AclOperation::Write, &tid);
+    let denied = Err(ResponseError::TransactionalIdAuthorizationFailed);
+    let result = match broker
+        .txns
+        .check(&tid)
+        .and(if allowed { Ok(()) } else { denied })
+    {
         Ok(()) => {
             tokio::task::spawn_blocking(move || txns.end_txn(&tid, pid, epoch, commit, v >= 5))
                 .await?

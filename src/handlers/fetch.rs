@@ -22,6 +22,8 @@ use crate::connection::RequestContext;
 use crate::frame::Frame;
 use crate::log::{PartitionLog, ReadError, ReadPlan, ReadResult};
 use crate::meta::topics::Topic;
+use crate::security::acl::AclOperation;
+use crate::security::authz::Authz;
 
 /// The broker-wide cap on record bytes of fetch responses in memory
 /// (`queued.max.fetch.bytes`), like `queued.max.request.bytes` for requests. A fetch takes
@@ -123,6 +125,29 @@ async fn serve(
         req.replica_id.0
     };
     let replica = replica_id >= 0;
+    // Authorization: a follower needs CLUSTER_ACTION, a consumer READ on each topic.
+    let authz = Authz::of(broker, ctx);
+    if replica && !authz.cluster(AclOperation::ClusterAction) {
+        return Ok((
+            FetchResponse::default()
+                .with_error_code(ResponseError::ClusterAuthorizationFailed.code()),
+            None,
+        ));
+    }
+    let denied: Vec<bool> = req
+        .topics
+        .iter()
+        .zip(&topics)
+        .map(|(t, topic)| {
+            !replica
+                && authz.enabled()
+                && (topic.is_some() || v < 13)
+                && !authz.topic(
+                    AclOperation::Read,
+                    topic.as_ref().map_or(t.topic.as_str(), |t| t.name.as_str()),
+                )
+        })
+        .collect();
     if replica && let Some(repl) = &broker.replication {
         for (t, topic) in req.topics.iter().zip(&topics) {
             let Some(topic) = topic else { continue };
@@ -143,7 +168,7 @@ async fn serve(
     let mut registered = false;
     loop {
         let (resp, bytes, had_error, memory) =
-            read_all(broker, v, &ctx.listener, &req, &topics, replica).await?;
+            read_all(broker, v, &ctx.listener, &req, &topics, &denied, replica).await?;
         let now = tokio::time::Instant::now();
         if bytes >= min_bytes.max(1) || had_error || now >= deadline || min_bytes == 0 {
             return Ok((resp, memory));
@@ -162,7 +187,7 @@ async fn serve(
             .is_err()
         {
             let (resp, _, _, memory) =
-                read_all(broker, v, &ctx.listener, &req, &topics, replica).await?;
+                read_all(broker, v, &ctx.listener, &req, &topics, &denied, replica).await?;
             return Ok((resp, memory));
         }
         for_each_log(&req, &topics, |log| log.register_waiter(&notify));
@@ -199,6 +224,7 @@ async fn read_all(
     listener: &str,
     req: &FetchRequest,
     topics: &[Option<Arc<Topic>>],
+    denied: &[bool],
     replica: bool,
 ) -> anyhow::Result<(FetchResponse, usize, bool, Option<OwnedSemaphorePermit>)> {
     let mut budget = (req.max_bytes.max(0) as usize).min(broker.config.fetch_max_bytes);
@@ -230,6 +256,7 @@ async fn read_all(
                 ResponseError::UnknownTopicOrPartition
             };
             let log = match topic {
+                _ if denied[ti] => Err(ResponseError::TopicAuthorizationFailed),
                 None => {
                     // Kafka's answer for an unknown topic carries an empty list here.
                     pd.aborted_transactions = Some(Vec::new());

@@ -12,6 +12,8 @@ use super::str_bytes;
 use crate::Broker;
 use crate::connection::RequestContext;
 use crate::coordinator_topics::Kind;
+use crate::security::acl::AclOperation;
+use crate::security::authz::Authz;
 
 const KEY_GROUP: i8 = 0;
 const KEY_TRANSACTION: i8 = 1;
@@ -30,11 +32,23 @@ async fn lookup(
         KEY_GROUP if key.is_empty() => {
             Some((ResponseError::InvalidRequest, "group id must not be empty"))
         }
+        KEY_GROUP if !Authz::of(broker, ctx).group(AclOperation::Describe, key.as_str()) => Some((
+            ResponseError::GroupAuthorizationFailed,
+            "Group authorization failed.",
+        )),
         KEY_GROUP => None,
         KEY_TRANSACTION if key.is_empty() => Some((
             ResponseError::InvalidRequest,
             "transactional id must not be empty",
         )),
+        KEY_TRANSACTION
+            if !Authz::of(broker, ctx).transactional_id(AclOperation::Describe, key.as_str()) =>
+        {
+            Some((
+                ResponseError::TransactionalIdAuthorizationFailed,
+                "Transactional Id authorization failed.",
+            ))
+        }
         KEY_TRANSACTION => None,
         _ => Some((
             ResponseError::InvalidRequest,

@@ -6,14 +6,19 @@ use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 use crate::Broker;
 use crate::connection::RequestContext;
 use crate::group::Group;
+use crate::security::acl::AclOperation;
+use crate::security::authz::Authz;
 
 pub async fn handle(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: HeartbeatRequest,
 ) -> anyhow::Result<HeartbeatResponse> {
     let group_id = req.group_id.as_str();
-    if let Err(e) = broker.groups.check(group_id) {
+    if let Err(e) = Authz::of(broker, ctx)
+        .group_check(AclOperation::Read, group_id)
+        .and_then(|()| broker.groups.check(group_id))
+    {
         return Ok(HeartbeatResponse::default().with_error_code(e.code()));
     }
     let result = broker

@@ -13,9 +13,10 @@ use crate::meta::configs::AlterOp;
 
 pub async fn handle(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: IncrementalAlterConfigsRequest,
 ) -> anyhow::Result<IncrementalAlterConfigsResponse> {
+    let authz = crate::security::authz::Authz::of(broker, ctx);
     let mut responses: Vec<AlterConfigsResourceResponse> = Vec::new();
     for res in &req.resources {
         let changes: Result<Vec<(String, AlterOp)>, (ResponseError, String)> = res
@@ -31,6 +32,7 @@ pub async fn handle(
             Ok(ch) => {
                 alter_resource(
                     broker,
+                    &authz,
                     res.resource_type,
                     res.resource_name.as_str(),
                     &ch,

@@ -7,6 +7,8 @@ use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, Pr
 
 use crate::Broker;
 use crate::connection::RequestContext;
+use crate::security::acl::AclOperation;
+use crate::security::authz::Authz;
 
 pub async fn handle(
     broker: &Broker,
@@ -21,6 +23,8 @@ pub async fn handle(
             let (pid, epoch) = (req.producer_id.0, req.producer_epoch);
             if (pid == -1) != (epoch == -1) {
                 Err(ResponseError::InvalidRequest)
+            } else if !Authz::of(broker, ctx).transactional_id(AclOperation::Write, tid) {
+                Err(ResponseError::TransactionalIdAuthorizationFailed)
             } else if let Err(e) = broker.txns.check(tid) {
                 Err(e)
             } else {
@@ -39,6 +43,10 @@ pub async fn handle(
             }
         }
         Some(_) => Err(ResponseError::InvalidRequest),
+        // An idempotent producer: IDEMPOTENT_WRITE on the cluster or WRITE on a topic.
+        None if !Authz::of(broker, ctx).idempotent_write() => {
+            Err(ResponseError::ClusterAuthorizationFailed)
+        }
         None => broker.pids.next().await.map(|id| (id, 0)).map_err(|e| {
             tracing::error!(error = %e, "cannot allocate producer id");
             // In a cluster the block comes from the controller: retriable, as Kafka's

@@ -9,6 +9,8 @@ use super::str_bytes;
 use crate::Broker;
 use crate::connection::RequestContext;
 use crate::group::classic::{JoinRequest, JoinResult, Reply};
+use crate::security::acl::AclOperation;
+use crate::security::authz::Authz;
 
 pub async fn handle(
     broker: &Broker,
@@ -19,7 +21,10 @@ pub async fn handle(
     let group_id = req.group_id.as_str().to_string();
     let result = if group_id.is_empty() {
         JoinResult::error(ResponseError::InvalidGroupId, req.member_id.as_str())
-    } else if let Err(e) = broker.groups.check(&group_id) {
+    } else if let Err(e) = Authz::of(broker, ctx)
+        .group_check(AclOperation::Read, &group_id)
+        .and_then(|()| broker.groups.check(&group_id))
+    {
         JoinResult::error(e, req.member_id.as_str())
     } else {
         let join = JoinRequest {

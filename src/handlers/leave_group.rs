@@ -9,6 +9,8 @@ use super::str_bytes;
 use crate::Broker;
 use crate::connection::RequestContext;
 use crate::group::Group;
+use crate::security::acl::AclOperation;
+use crate::security::authz::Authz;
 
 pub async fn handle(
     broker: &Broker,
@@ -16,7 +18,10 @@ pub async fn handle(
     req: LeaveGroupRequest,
 ) -> anyhow::Result<LeaveGroupResponse> {
     let group_id = req.group_id.as_str();
-    if let Err(e) = broker.groups.check(group_id) {
+    if let Err(e) = Authz::of(broker, ctx)
+        .group_check(AclOperation::Read, group_id)
+        .and_then(|()| broker.groups.check(group_id))
+    {
         return Ok(LeaveGroupResponse::default().with_error_code(e.code()));
     }
     let leaving: Vec<(String, Option<String>)> = if ctx.api_version >= 3 {

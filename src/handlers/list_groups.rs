@@ -6,6 +6,8 @@ use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 use super::str_bytes;
 use crate::Broker;
 use crate::connection::RequestContext;
+use crate::security::acl::AclOperation;
+use crate::security::authz::Authz;
 
 pub async fn handle(
     broker: &Broker,
@@ -13,12 +15,29 @@ pub async fn handle(
     req: ListGroupsRequest,
 ) -> anyhow::Result<ListGroupsResponse> {
     let v = ctx.api_version;
+    // DESCRIBE on the cluster lists every group; otherwise only those the principal may
+    // DESCRIBE.
+    let authz = Authz::of(broker, ctx);
+    let all_visible = !authz.enabled()
+        || authz.sees(
+            AclOperation::Describe,
+            crate::security::acl::ResourceType::Cluster,
+            crate::security::acl::CLUSTER_NAME,
+        );
     let states: Vec<String> = req.states_filter.iter().map(|s| s.to_lowercase()).collect();
     let types: Vec<String> = req.types_filter.iter().map(|s| s.to_lowercase()).collect();
     let groups = broker
         .groups
         .list()
         .into_iter()
+        .filter(|(id, _)| {
+            all_visible
+                || authz.sees(
+                    AclOperation::Describe,
+                    crate::security::acl::ResourceType::Group,
+                    id,
+                )
+        })
         .filter_map(|(id, h)| {
             let g = crate::group::lock(&h);
             let state = g.state_name();

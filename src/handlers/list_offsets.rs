@@ -12,6 +12,8 @@ use crate::Broker;
 use crate::connection::RequestContext;
 use crate::log::partition::IndexEntry;
 use crate::log::{PartitionLog, records};
+use crate::security::acl::AclOperation;
+use crate::security::authz::Authz;
 
 pub const LATEST: i64 = -1;
 pub const EARLIEST: i64 = -2;
@@ -29,8 +31,10 @@ pub async fn handle(
     let v = ctx.api_version;
     let read_committed = v >= 2 && req.isolation_level == 1;
     let mut topics = Vec::with_capacity(req.topics.len());
+    let authz = Authz::of(broker, ctx);
     for t in &req.topics {
-        let topic = broker.topics.get(t.name.as_str());
+        let allowed = authz.topic(AclOperation::Describe, t.name.as_str());
+        let topic = broker.topics.get(t.name.as_str()).filter(|_| allowed);
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for p in &t.partitions {
             let mut r = ListOffsetsPartitionResponse::default()
@@ -41,7 +45,11 @@ pub async fn handle(
                 .as_ref()
                 .and_then(|t| t.partition(p.partition_index))
                 .cloned()
-                .ok_or(ResponseError::UnknownTopicOrPartition)
+                .ok_or(if allowed {
+                    ResponseError::UnknownTopicOrPartition
+                } else {
+                    ResponseError::TopicAuthorizationFailed
+                })
                 .and_then(|log| {
                     let t = topic.as_ref().expect("the log is the topic's");
                     broker

@@ -11,12 +11,18 @@ use kafka_protocol::messages::{
 use super::str_bytes;
 use crate::Broker;
 use crate::connection::RequestContext;
+use crate::security::acl::AclOperation;
+use crate::security::authz::Authz;
 
 pub async fn handle(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: ListPartitionReassignmentsRequest,
 ) -> anyhow::Result<ListPartitionReassignmentsResponse> {
+    if !Authz::of(broker, ctx).cluster(AclOperation::Describe) {
+        return Ok(ListPartitionReassignmentsResponse::default()
+            .with_error_code(kafka_protocol::ResponseError::ClusterAuthorizationFailed.code()));
+    }
     let Some(node) = &broker.cluster else {
         return Ok(ListPartitionReassignmentsResponse::default());
     };

@@ -8,6 +8,8 @@ use kafka_protocol::messages::{
 use super::{now_ms, str_bytes};
 use crate::Broker;
 use crate::connection::RequestContext;
+use crate::security::acl::AclOperation;
+use crate::security::authz::Authz;
 use crate::txn::coordinator::TxnState;
 
 pub async fn handle(
@@ -15,6 +17,7 @@ pub async fn handle(
     ctx: &RequestContext,
     req: ListTransactionsRequest,
 ) -> anyhow::Result<ListTransactionsResponse> {
+    let authz = Authz::of(broker, ctx);
     let known: Vec<&str> = TxnState::ALL.iter().map(|s| s.name()).collect();
     let unknown_states: Vec<_> = req
         .state_filters
@@ -61,6 +64,14 @@ pub async fn handle(
                 return None;
             }
             if pattern.as_ref().is_some_and(|r| !r.is_match(&id)) {
+                return None;
+            }
+            // Only the transactional ids the principal may DESCRIBE.
+            if !authz.sees(
+                AclOperation::Describe,
+                crate::security::acl::ResourceType::TransactionalId,
+                &id,
+            ) {
                 return None;
             }
             Some(

@@ -15,14 +15,8 @@ use super::{str_bytes, topic_error, topic_name};
 use crate::Broker;
 use crate::connection::RequestContext;
 use crate::meta::topics::{Topic, TopicError, validate_name};
-
-/// Bits of Kafka's AclOperation codes a topic supports: READ, WRITE, CREATE, DELETE, ALTER,
-/// DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS. With no authorizer every one is allowed.
-pub const TOPIC_OPERATIONS: i32 =
-    (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
-/// CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE.
-pub const CLUSTER_OPERATIONS: i32 =
-    (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
+use crate::security::acl::{AclOperation, ResourceType};
+use crate::security::authz::Authz;
 
 pub fn broker_entries(broker: &Broker, ctx: &RequestContext) -> Vec<MetadataResponseBroker> {
     broker
@@ -60,16 +54,23 @@ pub fn partitions_of(broker: &Broker, t: &Topic) -> Vec<MetadataResponsePartitio
         .collect()
 }
 
-fn topic_entry(broker: &Broker, t: &Topic, ops: bool) -> MetadataResponseTopic {
+fn topic_entry(broker: &Broker, t: &Topic, ops: Option<&Authz>) -> MetadataResponseTopic {
     let mut e = MetadataResponseTopic::default()
         .with_name(Some(topic_name(&t.name)))
         .with_topic_id(t.id)
         .with_is_internal(t.is_internal())
         .with_partitions(partitions_of(broker, t));
-    if ops {
-        e.topic_authorized_operations = TOPIC_OPERATIONS;
+    if let Some(authz) = ops {
+        e.topic_authorized_operations = authz.operations(ResourceType::Topic, &t.name);
     }
     e
+}
+
+fn denied_entry(name: Option<&str>, id: uuid::Uuid) -> MetadataResponseTopic {
+    MetadataResponseTopic::default()
+        .with_name(name.map(topic_name))
+        .with_topic_id(id)
+        .with_error_code(ResponseError::TopicAuthorizationFailed.code())
 }
 
 /// Looks a topic up, creating it when auto-creation is allowed (on the blocking pool:
@@ -125,7 +126,13 @@ pub async fn handle(
     req: MetadataRequest,
 ) -> anyhow::Result<MetadataResponse> {
     let v = ctx.api_version;
-    let ops = v >= 8 && req.include_topic_authorized_operations;
+    // Authorization: all-topics requests list only the topics the principal may DESCRIBE;
+    // a named topic it may not gets TOPIC_AUTHORIZATION_FAILED; auto-creation needs CREATE
+    // on the cluster or the topic.
+    let authz = Authz::of(broker, ctx);
+    let ops = (v >= 8 && req.include_topic_authorized_operations).then_some(&authz);
+    let visible =
+        |t: &&Arc<Topic>| authz.sees(AclOperation::Describe, ResourceType::Topic, &t.name);
     // v0 has no null array: an empty list means "all topics". v4+ lets the client opt out of
     // auto-creation; earlier versions always allowed it.
     let allow_auto = v < 4 || req.allow_auto_topic_creation;
@@ -134,25 +141,44 @@ pub async fn handle(
             .topics
             .list()
             .iter()
+            .filter(visible)
             .map(|t| topic_entry(broker, t, ops))
             .collect(),
         Some(list) if list.is_empty() && v == 0 => broker
             .topics
             .list()
             .iter()
+            .filter(visible)
             .map(|t| topic_entry(broker, t, ops))
             .collect(),
         Some(list) => {
             let mut entries = Vec::with_capacity(list.len());
             for rt in list {
                 entries.push(match &rt.name {
-                    Some(name) => match get_or_create(broker, name.as_str(), allow_auto).await {
-                        Ok(t) => topic_entry(broker, &t, ops),
-                        Err(e) => MetadataResponseTopic::default()
-                            .with_name(Some(name.clone()))
-                            .with_error_code(topic_error(&e).0),
-                    },
+                    Some(name) if !authz.topic(AclOperation::Describe, name.as_str()) => {
+                        denied_entry(Some(name.as_str()), rt.topic_id)
+                    }
+                    Some(name) => {
+                        let exists = broker.topics.get(name.as_str()).is_some();
+                        let may_create = exists
+                            || !(allow_auto && broker.config.auto_create_topics_enable)
+                            || authz.cluster(AclOperation::Create)
+                            || authz.topic(AclOperation::Create, name.as_str());
+                        if !may_create {
+                            denied_entry(Some(name.as_str()), rt.topic_id)
+                        } else {
+                            match get_or_create(broker, name.as_str(), allow_auto).await {
+                                Ok(t) => topic_entry(broker, &t, ops),
+                                Err(e) => MetadataResponseTopic::default()
+                                    .with_name(Some(name.clone()))
+                                    .with_error_code(topic_error(&e).0),
+                            }
+                        }
+                    }
                     None => match broker.topics.get_by_id(rt.topic_id) {
+                        Some(t) if !authz.topic(AclOperation::Describe, &t.name) => {
+                            denied_entry(None, rt.topic_id)
+                        }
                         Some(t) => topic_entry(broker, &t, ops),
                         None => MetadataResponseTopic::default()
                             .with_topic_id(rt.topic_id)
@@ -169,7 +195,8 @@ pub async fn handle(
         .with_controller_id(BrokerId(broker.metadata_controller_id()))
         .with_topics(topics);
     if (8..=10).contains(&v) && req.include_cluster_authorized_operations {
-        resp.cluster_authorized_operations = CLUSTER_OPERATIONS;
+        resp.cluster_authorized_operations =
+            authz.operations(ResourceType::Cluster, crate::security::acl::CLUSTER_NAME);
     }
     Ok(resp)
 }

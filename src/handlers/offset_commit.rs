@@ -11,6 +11,8 @@ use super::now_ms;
 use crate::Broker;
 use crate::connection::RequestContext;
 use crate::group::offsets::Committed;
+use crate::security::acl::AclOperation;
+use crate::security::authz::Authz;
 
 /// Why a commit was not stored.
 enum Stored {
@@ -22,10 +24,11 @@ enum Stored {
 
 pub async fn handle(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: OffsetCommitRequest,
 ) -> anyhow::Result<OffsetCommitResponse> {
     let group_id = req.group_id.as_str();
+    let authz = Authz::of(broker, ctx);
     let now = now_ms();
     let max_meta = broker.groups.settings.offset_metadata_max_bytes;
     let mut to_store = Vec::new();
@@ -33,13 +36,16 @@ pub async fn handle(
     for t in &req.topics {
         let topic = broker.topics.get(t.name.as_str());
         let mut tr = OffsetCommitResponseTopic::default().with_name(t.name.clone());
+        let topic_allowed = authz.topic(AclOperation::Read, t.name.as_str());
         for p in &t.partitions {
             let meta = p
                 .committed_metadata
                 .as_ref()
                 .map(|m| m.to_string())
                 .unwrap_or_default();
-            let error = if topic
+            let error = if !topic_allowed {
+                Some(ResponseError::TopicAuthorizationFailed)
+            } else if topic
                 .as_ref()
                 .and_then(|x| x.partition(p.partition_index))
                 .is_none()
@@ -72,7 +78,10 @@ pub async fn handle(
     // lock: a rebalance or offsets expiry cannot slip in between.
     let stored = if group_id.is_empty() {
         Err(Stored::Refused(ResponseError::InvalidGroupId))
-    } else if let Err(e) = broker.groups.check(group_id) {
+    } else if let Err(e) = Authz::of(broker, ctx)
+        .group_check(AclOperation::Read, group_id)
+        .and_then(|()| broker.groups.check(group_id))
+    {
         Err(Stored::Refused(e))
     } else {
         let simple = req.generation_id_or_member_epoch < 0 && req.member_id.is_empty();

@@ -9,16 +9,21 @@ use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 use crate::Broker;
 use crate::connection::RequestContext;
 use crate::group::Group;
+use crate::security::acl::AclOperation;
+use crate::security::authz::Authz;
 
 pub async fn handle(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: OffsetDeleteRequest,
 ) -> anyhow::Result<OffsetDeleteResponse> {
     let group_id = req.group_id.as_str();
     // The subscription check and the deletes happen under the group's lock, so a member
     // cannot subscribe to a topic between the check and the delete.
-    if let Err(e) = broker.groups.check(group_id) {
+    if let Err(e) = Authz::of(broker, ctx)
+        .group_check(AclOperation::Delete, group_id)
+        .and_then(|()| broker.groups.check(group_id))
+    {
         return Ok(OffsetDeleteResponse::default().with_error_code(e.code()));
     }
     let mut wrote = false;

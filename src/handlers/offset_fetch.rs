@@ -13,6 +13,8 @@ use super::{str_bytes, topic_name};
 use crate::Broker;
 use crate::connection::RequestContext;
 use crate::group::Group;
+use crate::security::acl::AclOperation;
+use crate::security::authz::Authz;
 
 /// (topic, [(partition, offset, leader epoch, metadata)]) for one group.
 type GroupOffsets = Vec<(String, Vec<(i32, i64, i32, String)>)>;
@@ -95,9 +97,9 @@ pub async fn handle(
                         .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
                         .collect()
                 });
-                let result = broker
-                    .groups
-                    .check(id)
+                let result = Authz::of(broker, ctx)
+                    .group_check(AclOperation::Describe, id)
+                    .and_then(|()| broker.groups.check(id))
                     .and_then(|()| check_member(broker, id, g.member_id.as_deref(), g.member_epoch))
                     .and_then(|_| fetch_group(broker, id, wanted));
                 let mut r = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
@@ -148,9 +150,9 @@ pub async fn handle(
             .collect()
     });
     let mut resp = OffsetFetchResponse::default();
-    match broker
-        .groups
-        .check(id)
+    match Authz::of(broker, ctx)
+        .group_check(AclOperation::Describe, id)
+        .and_then(|()| broker.groups.check(id))
         .and_then(|()| fetch_group(broker, id, wanted))
     {
         Ok(rows) => {

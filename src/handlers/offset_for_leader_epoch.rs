@@ -12,16 +12,29 @@ use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpoch
 use super::fetch::check_epoch;
 use crate::Broker;
 use crate::connection::RequestContext;
+use crate::security::acl::AclOperation;
+use crate::security::authz::Authz;
 
 pub async fn handle(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: OffsetForLeaderEpochRequest,
 ) -> anyhow::Result<OffsetForLeaderEpochResponse> {
+    // A follower (replica id >= 0) needs CLUSTER_ACTION, a client DESCRIBE on the topic.
+    let authz = Authz::of(broker, ctx);
+    let follower = req.replica_id.0 >= 0;
+    let cluster_ok = !follower || authz.cluster(AclOperation::ClusterAction);
     let topics = req
         .topics
         .iter()
         .map(|t| {
+            let denied = if !cluster_ok {
+                Some(ResponseError::ClusterAuthorizationFailed)
+            } else if !follower && !authz.topic(AclOperation::Describe, t.topic.as_str()) {
+                Some(ResponseError::TopicAuthorizationFailed)
+            } else {
+                None
+            };
             let topic = broker.topics.get(t.topic.as_str());
             let partitions = t
                 .partitions
@@ -31,6 +44,10 @@ pub async fn handle(
                         .with_partition(p.partition)
                         .with_leader_epoch(-1)
                         .with_end_offset(-1);
+                    if let Some(e) = denied {
+                        r.error_code = e.code();
+                        return r;
+                    }
                     let log = topic.as_ref().and_then(|t| t.partition(p.partition));
                     let Some(log) = log else {
                         r.error_code = ResponseError::UnknownTopicOrPartition.code();

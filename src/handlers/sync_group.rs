@@ -8,6 +8,8 @@ use crate::Broker;
 use crate::connection::RequestContext;
 use crate::group::Group;
 use crate::group::classic::{Reply, SyncRequest, SyncResult};
+use crate::security::acl::AclOperation;
+use crate::security::authz::Authz;
 
 pub async fn handle(
     broker: &Broker,
@@ -15,7 +17,10 @@ pub async fn handle(
     req: SyncGroupRequest,
 ) -> anyhow::Result<SyncGroupResponse> {
     let group_id = req.group_id.as_str().to_string();
-    if let Err(e) = broker.groups.check(&group_id) {
+    if let Err(e) = Authz::of(broker, ctx)
+        .group_check(AclOperation::Read, &group_id)
+        .and_then(|()| broker.groups.check(&group_id))
+    {
         return Ok(SyncGroupResponse::default().with_error_code(e.code()));
     }
     let reply = broker.groups.with_group(&group_id, false, |g| {

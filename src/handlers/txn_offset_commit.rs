@@ -12,6 +12,8 @@ use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 use crate::Broker;
 use crate::connection::RequestContext;
 use crate::group::offsets::Committed;
+use crate::security::acl::AclOperation;
+use crate::security::authz::Authz;
 
 /// Checks the group (this broker must coordinate it; with the consumer's generation, v3+,
 /// the member like a normal commit) and the transaction (with its coordinator, here or on
@@ -25,6 +27,11 @@ async fn stage(
     staged: Vec<(String, i32, Committed)>,
 ) -> Result<bool, ResponseError> {
     let group = req.group_id.as_str();
+    let authz = Authz::of(broker, ctx);
+    if !authz.transactional_id(AclOperation::Write, req.transactional_id.as_str()) {
+        return Err(ResponseError::TransactionalIdAuthorizationFailed);
+    }
+    authz.group_check(AclOperation::Read, group)?;
     broker.groups.check(group)?;
     let p = broker
         .groups

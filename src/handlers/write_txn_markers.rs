@@ -15,14 +15,20 @@ use super::now_ms;
 use crate::Broker;
 use crate::connection::RequestContext;
 use crate::log::AppendError;
+use crate::security::acl::AclOperation;
+use crate::security::authz::Authz;
 
 pub async fn handle(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: WriteTxnMarkersRequest,
 ) -> anyhow::Result<WriteTxnMarkersResponse> {
     let b = broker.arc();
     // Markers are appends (segment writes, index checkpoints): on the blocking pool.
+    // Brokers only: CLUSTER_ACTION on the cluster.
+    if !Authz::of(broker, ctx).cluster(AclOperation::ClusterAction) {
+        return Ok(WriteTxnMarkersResponse::default().with_markers(denied(&req)));
+    }
     let mut markers = tokio::task::spawn_blocking(move || write_all(&b, &req)).await?;
     if broker.config.flush_on_ack() {
         broker.store.flush_all_after_write().await?;
@@ -63,6 +69,39 @@ pub async fn handle(
         }
     }
     Ok(WriteTxnMarkersResponse::default().with_markers(markers))
+}
+
+/// Every partition of the request refused with CLUSTER_AUTHORIZATION_FAILED.
+fn denied(req: &WriteTxnMarkersRequest) -> Vec<WritableTxnMarkerResult> {
+    req.markers
+        .iter()
+        .map(|m| {
+            WritableTxnMarkerResult::default()
+                .with_producer_id(m.producer_id)
+                .with_topics(
+                    m.topics
+                        .iter()
+                        .map(|t| {
+                            WritableTxnMarkerTopicResult::default()
+                                .with_name(t.name.clone())
+                                .with_partitions(
+                                    t.partition_indexes
+                                        .iter()
+                                        .map(|p| {
+                                            WritableTxnMarkerPartitionResult::default()
+                                                .with_partition_index(*p)
+                                                .with_error_code(
+                                                    ResponseError::ClusterAuthorizationFailed
+                                                        .code(),
+                                                )
+                                        })
+                                        .collect(),
+                                )
+                        })
+                        .collect(),
+                )
+        })
+        .collect()
 }
 
 fn write_all(broker: &Broker, req: &WriteTxnMarkersRequest) -> Vec<WritableTxnMarkerResult> {

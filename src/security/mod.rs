@@ -3,6 +3,7 @@
 
 pub mod acl;
 pub mod authenticate;
+pub mod authz;
 pub mod oauthbearer;
 pub mod principal;
 pub mod sasl;

@@ -4,13 +4,14 @@
 //! store's `meta/security` tree. Either way a change is a list of metadata records, applied
 //! by the same pure function.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use kafka_protocol::ResponseError;
 use serde::{Deserialize, Serialize};
 
+use super::acl::{AclBinding, Authorizer};
 use super::scram::{ScramCredential, ScramMechanism};
 use crate::Broker;
 use crate::cluster::node::ChangeError;
@@ -22,6 +23,9 @@ pub struct SecurityData {
     /// SCRAM credentials by user, then mechanism.
     #[serde(default)]
     pub scram: BTreeMap<String, BTreeMap<ScramMechanism, ScramCredential>>,
+    /// The ACLs (CreateAcls, DeleteAcls).
+    #[serde(default)]
+    pub acls: BTreeSet<AclBinding>,
 }
 
 impl SecurityData {
@@ -64,8 +68,68 @@ impl SecurityData {
                 }
                 Ok(true)
             }
+            MetadataRecord::AccessControlEntry(b) => {
+                super::acl::validate_binding(b).map_err(|e| e.to_string())?;
+                self.acls.insert(b.clone());
+                Ok(true)
+            }
+            MetadataRecord::RemoveAccessControlEntry(b) => {
+                if !self.acls.remove(b) {
+                    return Err(format!("no such ACL: {b:?}"));
+                }
+                Ok(true)
+            }
             _ => Ok(false),
         }
+    }
+}
+
+/// Whether requests are authorized, and how (`authorizer.class.name`, `super.users`,
+/// `allow.everyone.if.no.acl.found`).
+#[derive(Debug, Clone, Default)]
+pub struct AuthorizerSettings {
+    pub enabled: bool,
+    pub super_users: Vec<String>,
+    pub allow_everyone_if_no_acl_found: bool,
+}
+
+/// Kafka's KRaft authorizer class; the only one Fjord accepts.
+pub const STANDARD_AUTHORIZER: &str = "org.apache.kafka.metadata.authorizer.StandardAuthorizer";
+
+impl AuthorizerSettings {
+    pub fn from_values(
+        values: &BTreeMap<String, (String, crate::config::Source)>,
+    ) -> anyhow::Result<AuthorizerSettings> {
+        let get = |k: &str| values.get(k).map(|(v, _)| v.trim().to_string());
+        let class = get("authorizer.class.name").unwrap_or_default();
+        let enabled = match class.as_str() {
+            "" => false,
+            STANDARD_AUTHORIZER => true,
+            other => anyhow::bail!(
+                "authorizer.class.name={other}: Fjord's authorizer is Kafka's {STANDARD_AUTHORIZER}"
+            ),
+        };
+        Ok(AuthorizerSettings {
+            enabled,
+            super_users: super::acl::parse_super_users(&get("super.users").unwrap_or_default())
+                .map_err(|e| anyhow::anyhow!("super.users: {e}"))?,
+            allow_everyone_if_no_acl_found: super::acl::parse_allow_everyone_if_no_acl_found(
+                &get("allow.everyone.if.no.acl.found").unwrap_or_default(),
+            ),
+        })
+    }
+
+    fn build(&self, data: &SecurityData) -> Option<Arc<Authorizer>> {
+        self.enabled.then(|| {
+            let mut a = Authorizer::new(
+                self.super_users.clone(),
+                self.allow_everyone_if_no_acl_found,
+            );
+            for b in &data.acls {
+                a.add(b.clone());
+            }
+            Arc::new(a)
+        })
     }
 }
 
@@ -93,55 +157,91 @@ pub fn remove_credential_record(user: &str, m: ScramMechanism) -> MetadataRecord
 pub struct SecurityStore {
     /// Where a single node persists it; None on a cluster node (the image holds it).
     tree: Option<sled::Tree>,
-    current: RwLock<(Arc<SecurityData>, u64)>,
+    current: RwLock<Current>,
+    settings: AuthorizerSettings,
+}
+
+struct Current {
+    data: Arc<SecurityData>,
+    /// The metadata offset mirrored last (cluster nodes).
+    offset: u64,
+    /// Built from `data` when it changes; None without an authorizer.
+    authorizer: Option<Arc<Authorizer>>,
+}
+
+impl Current {
+    fn new(data: SecurityData, settings: &AuthorizerSettings) -> Current {
+        let authorizer = settings.build(&data);
+        Current {
+            data: Arc::new(data),
+            offset: 0,
+            authorizer,
+        }
+    }
 }
 
 const KEY: &str = "data";
 
 impl SecurityStore {
     /// A single node's, from its store.
-    pub fn load(tree: sled::Tree) -> anyhow::Result<SecurityStore> {
+    pub fn load(tree: sled::Tree, settings: AuthorizerSettings) -> anyhow::Result<SecurityStore> {
         let data = match tree.get(KEY)? {
             Some(v) => serde_json::from_slice(&v)?,
             None => SecurityData::default(),
         };
         Ok(SecurityStore {
             tree: Some(tree),
-            current: RwLock::new((Arc::new(data), 0)),
+            current: RwLock::new(Current::new(data, &settings)),
+            settings,
         })
     }
 
     /// A cluster node's, filled by [`SecurityStore::mirror`].
-    pub fn mirrored() -> SecurityStore {
+    pub fn mirrored(settings: AuthorizerSettings) -> SecurityStore {
         SecurityStore {
             tree: None,
-            current: RwLock::new((Arc::default(), 0)),
+            current: RwLock::new(Current::new(SecurityData::default(), &settings)),
+            settings,
         }
     }
 
     pub fn get(&self) -> Arc<SecurityData> {
-        self.current.read().unwrap().0.clone()
+        self.current.read().unwrap().data.clone()
+    }
+
+    /// The ACL authorizer, if `authorizer.class.name` is set.
+    pub fn authorizer(&self) -> Option<Arc<Authorizer>> {
+        self.current.read().unwrap().authorizer.clone()
+    }
+
+    pub fn authorizer_enabled(&self) -> bool {
+        self.settings.enabled
     }
 
     /// Takes the image's security data (at metadata offset `offset`).
     pub fn mirror(&self, data: &SecurityData, offset: u64) {
         let mut cur = self.current.write().unwrap();
-        if *cur.0 != *data {
-            cur.0 = Arc::new(data.clone());
-            tracing::info!("security metadata (credentials, ACLs) updated");
+        if *cur.data != *data {
+            cur.data = Arc::new(data.clone());
+            cur.authorizer = self.settings.build(data);
+            tracing::info!(
+                acls = data.acls.len(),
+                users = data.scram.len(),
+                "security metadata (credentials, ACLs) updated"
+            );
         }
-        cur.1 = cur.1.max(offset);
+        cur.offset = cur.offset.max(offset);
     }
 
     fn applied_offset(&self) -> u64 {
-        self.current.read().unwrap().1
+        self.current.read().unwrap().offset
     }
 
     /// Applies records on a single node: all or none, persisted before they take effect.
     fn apply_local(&self, records: &[MetadataRecord]) -> Result<(), (ResponseError, String)> {
         let tree = self.tree.as_ref().expect("a single node");
         let mut cur = self.current.write().unwrap();
-        let mut next = (*cur.0).clone();
+        let mut next = (*cur.data).clone();
         for r in records {
             next.apply(r)
                 .map_err(|m| (ResponseError::InvalidRequest, m))?;
@@ -151,7 +251,8 @@ impl SecurityStore {
         tree.insert(KEY, bytes)
             .and_then(|_| tree.flush())
             .map_err(|e| (ResponseError::KafkaStorageError, e.to_string()))?;
-        cur.0 = Arc::new(next);
+        cur.authorizer = self.settings.build(&next);
+        cur.data = Arc::new(next);
         Ok(())
     }
 }

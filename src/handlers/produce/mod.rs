@@ -18,6 +18,8 @@ use crate::log::AppendError;
 use crate::log::batch::{self, BatchError};
 use crate::log::validate;
 use crate::meta::topics::Topic;
+use crate::security::acl::AclOperation;
+use crate::security::authz::Authz;
 
 pub async fn handle(
     broker: &Broker,
@@ -25,6 +27,18 @@ pub async fn handle(
     req: ProduceRequest,
 ) -> anyhow::Result<ProduceResponse> {
     let v = ctx.api_version;
+    // Authorization (Kafka's order): the transactional id, or an idempotent producer's
+    // IDEMPOTENT_WRITE, for the whole request; then WRITE on each topic.
+    let authz = Authz::of(broker, ctx);
+    let request_denied = match &req.transactional_id {
+        Some(tid) if !authz.transactional_id(AclOperation::Write, tid.as_str()) => {
+            Some(ResponseError::TransactionalIdAuthorizationFailed)
+        }
+        None if authz.enabled() && has_producer_id(&req) && !authz.idempotent_write() => {
+            Some(ResponseError::ClusterAuthorizationFailed)
+        }
+        _ => None,
+    };
     let mut any_appended = false;
     let mut responses = Vec::with_capacity(req.topic_data.len());
     // Leaders named in NOT_LEADER_OR_FOLLOWER answers, with their addresses (KIP-951, v10+).
@@ -48,13 +62,22 @@ pub async fn handle(
         let mut tr = TopicProduceResponse::default()
             .with_name(td.name.clone())
             .with_topic_id(td.topic_id);
+        let denied = request_denied.or_else(|| {
+            let name = topic.as_ref().map_or(td.name.as_str(), |t| t.name.as_str());
+            (topic.is_some() || v < 13)
+                .then(|| !authz.topic(AclOperation::Write, name))
+                .filter(|d| *d)
+                .map(|_| ResponseError::TopicAuthorizationFailed)
+        });
         for pd in &td.partition_data {
             let mut pr = PartitionProduceResponse::default()
                 .with_index(pd.index)
                 .with_base_offset(-1)
                 .with_log_append_time_ms(-1)
                 .with_log_start_offset(-1);
-            let outcome = if !matches!(req.acks, -1..=1) {
+            let outcome = if let Some(e) = denied {
+                Err(Refusal::of(e, None))
+            } else if !matches!(req.acks, -1..=1) {
                 Err(Refusal::of(ResponseError::InvalidRequiredAcks, None))
             } else {
                 let not_leader = topic
@@ -495,4 +518,18 @@ fn append_partition(
             ))
         }
     }
+}
+
+/// Whether the request's batches carry a producer id (an idempotent or transactional
+/// producer's): a v2 batch's producer id is at byte 43.
+fn has_producer_id(req: &ProduceRequest) -> bool {
+    req.topic_data.iter().any(|t| {
+        t.partition_data.iter().any(|p| {
+            p.records.as_ref().is_some_and(|r| {
+                r.len() >= 51
+                    && r[16] == 2
+                    && i64::from_be_bytes(r[43..51].try_into().expect("8 bytes")) >= 0
+            })
+        })
+    })
 }
