@@ -181,6 +181,14 @@ impl Broker {
             .as_ref()
             .map(|_| replication::Replication::new(config.node_id));
         let authz = security::store::AuthorizerSettings::from_values(&config.values)?;
+        if authz.enabled && cluster.is_some() {
+            tracing::warn!(
+                "ACLs in a cluster: brokers reach each other over the plaintext inter-broker \
+                 listener unauthenticated, as User:ANONYMOUS, and need CLUSTER_ACTION on the \
+                 cluster (follower fetches, transaction markers); grant it (or list \
+                 User:ANONYMOUS in super.users) only if clients cannot reach that listener"
+            );
+        }
         let security = match &cluster {
             Some(_) => security::store::SecurityStore::mirrored(authz),
             None => security::store::SecurityStore::load(store.meta_tree("security")?, authz)?,

@@ -36,13 +36,23 @@ fn add(
     let any_unknown = topics
         .iter()
         .any(|t| t.partitions.iter().any(|p| unknown(t.name.as_str(), *p)));
+    // A client (v0-3) needs WRITE on each topic, and never adds the coordinators' own
+    // topics (their markers would be written there), as in Kafka; brokers (v4+) are
+    // checked for CLUSTER_ACTION by the caller.
+    let denied = |t: &str| {
+        v <= 3
+            && (t == crate::group::journal::TOPIC
+                || t == crate::txn::coordinator::TOPIC
+                || !authz.topic(AclOperation::Write, t))
+    };
+    let any_denied = topics.iter().any(|t| denied(t.name.as_str()));
     let outcome = if !authz.transactional_id(AclOperation::Write, tid) {
         Some(Err(ResponseError::TransactionalIdAuthorizationFailed))
+    } else if any_denied || any_unknown {
+        None
     } else if let Err(e) = broker.txns.check(tid) {
         // Not the coordinator (now): every partition gets the error.
         Some(Err(e))
-    } else if any_unknown {
-        None
     } else {
         let parts: Vec<(String, i32)> = topics
             .iter()
@@ -62,6 +72,9 @@ fn add(
                 .iter()
                 .map(|p| {
                     let code = match &outcome {
+                        None if denied(t.name.as_str()) => {
+                            ResponseError::TopicAuthorizationFailed.code()
+                        }
                         None if unknown(t.name.as_str(), *p) => {
                             ResponseError::UnknownTopicOrPartition.code()
                         }
@@ -123,6 +136,11 @@ pub async fn handle(
         return Ok(
             AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results)
         );
+    }
+    // v4+ is the brokers' (verification before a transactional produce): CLUSTER_ACTION.
+    if !authz.cluster(AclOperation::ClusterAction) {
+        return Ok(AddPartitionsToTxnResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code()));
     }
     let mut results: Vec<AddPartitionsToTxnResult> = tokio::task::spawn_blocking(move || {
         req.transactions

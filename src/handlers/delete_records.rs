@@ -74,6 +74,13 @@ fn delete(broker: &Broker, req: &DeleteRecordsRequest) -> Vec<DeleteRecordsTopic
                     let mut r = DeleteRecordsPartitionResult::default()
                         .with_partition_index(p.partition_index)
                         .with_low_watermark(-1);
+                    // The coordinators' state lives there: Kafka refuses it too.
+                    if t.name.as_str() == crate::group::journal::TOPIC
+                        || t.name.as_str() == crate::txn::coordinator::TOPIC
+                    {
+                        r.error_code = ResponseError::InvalidTopicException.code();
+                        return r;
+                    }
                     let Some(log) = topic.as_ref().and_then(|x| x.partition(p.partition_index))
                     else {
                         r.error_code = ResponseError::UnknownTopicOrPartition.code();

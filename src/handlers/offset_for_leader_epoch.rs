@@ -20,21 +20,19 @@ pub async fn handle(
     ctx: &RequestContext,
     req: OffsetForLeaderEpochRequest,
 ) -> anyhow::Result<OffsetForLeaderEpochResponse> {
-    // A follower (replica id >= 0) needs CLUSTER_ACTION, a client DESCRIBE on the topic.
+    // CLUSTER_ACTION on the cluster (a follower), or DESCRIBE on the topic, as in Kafka.
     let authz = Authz::of(broker, ctx);
-    let follower = req.replica_id.0 >= 0;
-    let cluster_ok = !follower || authz.cluster(AclOperation::ClusterAction);
+    let cluster_action = authz.cluster_sees(AclOperation::ClusterAction);
     let topics = req
         .topics
         .iter()
         .map(|t| {
-            let denied = if !cluster_ok {
-                Some(ResponseError::ClusterAuthorizationFailed)
-            } else if !follower && !authz.topic(AclOperation::Describe, t.topic.as_str()) {
-                Some(ResponseError::TopicAuthorizationFailed)
-            } else {
-                None
-            };
+            let denied =
+                if !cluster_action && !authz.topic(AclOperation::Describe, t.topic.as_str()) {
+                    Some(ResponseError::TopicAuthorizationFailed)
+                } else {
+                    None
+                };
             let topic = broker.topics.get(t.topic.as_str());
             let partitions = t
                 .partitions

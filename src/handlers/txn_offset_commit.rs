@@ -27,11 +27,6 @@ async fn stage(
     staged: Vec<(String, i32, Committed)>,
 ) -> Result<bool, ResponseError> {
     let group = req.group_id.as_str();
-    let authz = Authz::of(broker, ctx);
-    if !authz.transactional_id(AclOperation::Write, req.transactional_id.as_str()) {
-        return Err(ResponseError::TransactionalIdAuthorizationFailed);
-    }
-    authz.group_check(AclOperation::Read, group)?;
     broker.groups.check(group)?;
     let p = broker
         .groups
@@ -99,7 +94,23 @@ pub async fn handle(
     let mut unknown = Vec::new();
     let mut too_large = Vec::new();
     let max_meta = broker.groups.settings.offset_metadata_max_bytes;
+    // Kafka's order: WRITE on the transactional id and READ on the group for the whole
+    // request, then READ on each topic, before anything says whether a topic exists.
+    let authz = Authz::of(broker, ctx);
+    let refused = if !authz.transactional_id(AclOperation::Write, req.transactional_id.as_str()) {
+        Some(ResponseError::TransactionalIdAuthorizationFailed)
+    } else {
+        authz.group_check(AclOperation::Read, group).err()
+    };
+    let mut denied = Vec::new();
     for t in &req.topics {
+        if refused.is_some() {
+            break;
+        }
+        if !authz.topic(AclOperation::Read, t.name.as_str()) {
+            denied.push(t.name.to_string());
+            continue;
+        }
         for p in &t.partitions {
             if p.committed_metadata
                 .as_ref()
@@ -133,9 +144,14 @@ pub async fn handle(
             ));
         }
     }
-    let error = match stage(broker, ctx, &req, staged).await {
-        Ok(wrote) => crate::group::durable(broker, group, wrote).await.err(),
-        Err(e) => Some(e),
+    // The partitions that passed are committed; the others carry their own error.
+    let error = if refused.is_some() {
+        refused
+    } else {
+        match stage(broker, ctx, &req, staged).await {
+            Ok(wrote) => crate::group::durable(broker, group, wrote).await.err(),
+            Err(e) => Some(e),
+        }
     };
     let topics = req
         .topics
@@ -146,7 +162,11 @@ pub async fn handle(
                 .iter()
                 .map(|p| {
                     let key = (t.name.to_string(), p.partition_index);
-                    let code = if unknown.contains(&key) {
+                    let code = if refused.is_some() {
+                        error.map(|e| e.code()).unwrap_or(0)
+                    } else if denied.contains(&key.0) {
+                        ResponseError::TopicAuthorizationFailed.code()
+                    } else if unknown.contains(&key) {
                         ResponseError::UnknownTopicOrPartition.code()
                     } else if too_large.contains(&key) {
                         ResponseError::OffsetMetadataTooLarge.code()

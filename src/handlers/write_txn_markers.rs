@@ -25,8 +25,9 @@ pub async fn handle(
 ) -> anyhow::Result<WriteTxnMarkersResponse> {
     let b = broker.arc();
     // Markers are appends (segment writes, index checkpoints): on the blocking pool.
-    // Brokers only: CLUSTER_ACTION on the cluster.
-    if !Authz::of(broker, ctx).cluster(AclOperation::ClusterAction) {
+    // Brokers (CLUSTER_ACTION) and `kafka-transactions abort` (ALTER) on the cluster.
+    let authz = Authz::of(broker, ctx);
+    if !authz.cluster_sees(AclOperation::ClusterAction) && !authz.cluster(AclOperation::Alter) {
         return Ok(WriteTxnMarkersResponse::default().with_markers(denied(&req)));
     }
     let mut markers = tokio::task::spawn_blocking(move || write_all(&b, &req)).await?;

@@ -73,10 +73,9 @@ impl SecurityData {
                 self.acls.insert(b.clone());
                 Ok(true)
             }
+            // Removing an ACL that is gone already (two DeleteAcls racing) changes nothing.
             MetadataRecord::RemoveAccessControlEntry(b) => {
-                if !self.acls.remove(b) {
-                    return Err(format!("no such ACL: {b:?}"));
-                }
+                self.acls.remove(b);
                 Ok(true)
             }
             _ => Ok(false),
@@ -196,11 +195,20 @@ impl SecurityStore {
         })
     }
 
-    /// A cluster node's, filled by [`SecurityStore::mirror`].
+    /// A cluster node's, filled by [`SecurityStore::mirror`]. Until the first image is
+    /// mirrored, only super users are authorized (Kafka answers AUTHORIZER_NOT_READY):
+    /// with `allow.everyone.if.no.acl.found`, ACLs not loaded yet must not mean "none".
     pub fn mirrored(settings: AuthorizerSettings) -> SecurityStore {
+        let mut current = Current::new(SecurityData::default(), &settings);
+        if settings.enabled {
+            current.authorizer = Some(Arc::new(Authorizer::new(
+                settings.super_users.clone(),
+                false,
+            )));
+        }
         SecurityStore {
             tree: None,
-            current: RwLock::new(Current::new(SecurityData::default(), &settings)),
+            current: RwLock::new(current),
             settings,
         }
     }
@@ -221,7 +229,7 @@ impl SecurityStore {
     /// Takes the image's security data (at metadata offset `offset`).
     pub fn mirror(&self, data: &SecurityData, offset: u64) {
         let mut cur = self.current.write().unwrap();
-        if *cur.data != *data {
+        if *cur.data != *data || cur.offset == 0 {
             cur.data = Arc::new(data.clone());
             cur.authorizer = self.settings.build(data);
             tracing::info!(
@@ -271,7 +279,13 @@ pub async fn commit(
         ChangeError::Unavailable(m) => (ResponseError::RequestTimedOut, m),
     })?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while broker.security.applied_offset() < img.offset && tokio::time::Instant::now() < deadline {
+    while broker.security.applied_offset() < img.offset {
+        if tokio::time::Instant::now() >= deadline {
+            return Err((
+                ResponseError::RequestTimedOut,
+                "committed, but not yet in effect on this broker".into(),
+            ));
+        }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     Ok(())

@@ -27,15 +27,12 @@ pub async fn handle(
     req: ProduceRequest,
 ) -> anyhow::Result<ProduceResponse> {
     let v = ctx.api_version;
-    // Authorization (Kafka's order): the transactional id, or an idempotent producer's
-    // IDEMPOTENT_WRITE, for the whole request; then WRITE on each topic.
+    // Authorization (Kafka's order): the transactional id for the whole request, then WRITE
+    // on each topic. (An idempotent producer's right was checked at InitProducerId.)
     let authz = Authz::of(broker, ctx);
     let request_denied = match &req.transactional_id {
         Some(tid) if !authz.transactional_id(AclOperation::Write, tid.as_str()) => {
             Some(ResponseError::TransactionalIdAuthorizationFailed)
-        }
-        None if authz.enabled() && has_producer_id(&req) && !authz.idempotent_write() => {
-            Some(ResponseError::ClusterAuthorizationFailed)
         }
         _ => None,
     };
@@ -518,18 +515,4 @@ fn append_partition(
             ))
         }
     }
-}
-
-/// Whether the request's batches carry a producer id (an idempotent or transactional
-/// producer's): a v2 batch's producer id is at byte 43.
-fn has_producer_id(req: &ProduceRequest) -> bool {
-    req.topic_data.iter().any(|t| {
-        t.partition_data.iter().any(|p| {
-            p.records.as_ref().is_some_and(|r| {
-                r.len() >= 51
-                    && r[16] == 2
-                    && i64::from_be_bytes(r[43..51].try_into().expect("8 bytes")) >= 0
-            })
-        })
-    })
 }
