@@ -156,7 +156,7 @@ fail() { FAILED+=("$1"); warn "FAILED: $1"; }
 
 # ---------------------------------------------------------------------------------------
 # Tools. librdkafka builds from source with its own ./configure + make: it needs a C
-# compiler, make, pkg-config and zlib headers, not cmake. iperf3 gives the loopback
+# compiler, make, pkg-config, zlib and OpenSSL headers (fjord-bench's TLS), not cmake. iperf3 gives the loopback
 # reference; without it a short python socket test stands in. fio gives the disk
 # reference; without it dd stands in. Kafka needs java (17+) and its jars, which
 # kafka-ref.sh resolves through scripts/setup-kafka.sh if they are missing.
@@ -175,6 +175,7 @@ log "checking tools"
 missing=()
 for c in cc c++ make pkg-config; do command -v "$c" >/dev/null || missing+=(build-essential pkg-config); done
 dpkg -s zlib1g-dev >/dev/null 2>&1 || missing+=(zlib1g-dev)
+dpkg -s libssl-dev >/dev/null 2>&1 || missing+=(libssl-dev)
 if [ ${#missing[@]} -gt 0 ]; then
   warn "installing build dependencies for librdkafka: ${missing[*]}"
   apt_install "${missing[@]}" || { warn "apt-get install ${missing[*]} failed"; exit 1; }
