@@ -10,9 +10,7 @@ use super::str_bytes;
 use crate::Broker;
 use crate::cluster::records::MetadataRecord;
 use crate::connection::RequestContext;
-use crate::security::acl::{
-    AclBinding, AclOperation, AclPermissionType, PatternType, ResourceType, validate_binding,
-};
+use crate::security::acl::{AclBinding, AclOperation, validate_binding};
 use crate::security::authz::Authz;
 use crate::security::store;
 
@@ -45,18 +43,15 @@ pub async fn handle(
     let mut outcomes: Vec<Result<(), (ResponseError, String)>> = Vec::new();
     let mut records = Vec::new();
     for c in &req.creations {
-        let b = AclBinding {
-            resource_type: ResourceType::from_code(c.resource_type)
-                .unwrap_or(ResourceType::Unknown),
-            resource_name: c.resource_name.to_string(),
-            pattern_type: PatternType::from_code(c.resource_pattern_type)
-                .unwrap_or(PatternType::Unknown),
-            principal: c.principal.to_string(),
-            host: c.host.to_string(),
-            operation: AclOperation::from_code(c.operation).unwrap_or(AclOperation::Unknown),
-            permission: AclPermissionType::from_code(c.permission_type)
-                .unwrap_or(AclPermissionType::Unknown),
-        };
+        let b = AclBinding::from_wire(
+            c.resource_type,
+            c.resource_name.as_str(),
+            c.resource_pattern_type,
+            c.principal.as_str(),
+            c.host.as_str(),
+            c.operation,
+            c.permission_type,
+        );
         match validate_binding(&b) {
             Err(e) => outcomes.push(Err((e.error(), e.message().to_string()))),
             Ok(()) => {

@@ -12,10 +12,7 @@ use super::str_bytes;
 use crate::Broker;
 use crate::cluster::records::MetadataRecord;
 use crate::connection::RequestContext;
-use crate::security::acl::{
-    AclBinding, AclBindingFilter, AclOperation, AclPermissionType, PatternType, ResourceType,
-    validate_filter,
-};
+use crate::security::acl::{AclBinding, AclBindingFilter, AclOperation, validate_filter};
 use crate::security::authz::Authz;
 use crate::security::store;
 
@@ -44,18 +41,15 @@ pub async fn handle(
     let mut results: Vec<Result<Vec<AclBinding>, (ResponseError, String)>> = Vec::new();
     let mut removed: Vec<AclBinding> = Vec::new();
     for f in &req.filters {
-        let filter = AclBindingFilter {
-            resource_type: ResourceType::from_code(f.resource_type_filter)
-                .unwrap_or(ResourceType::Unknown),
-            resource_name: f.resource_name_filter.as_ref().map(|s| s.to_string()),
-            pattern_type: PatternType::from_code(f.pattern_type_filter)
-                .unwrap_or(PatternType::Unknown),
-            principal: f.principal_filter.as_ref().map(|s| s.to_string()),
-            host: f.host_filter.as_ref().map(|s| s.to_string()),
-            operation: AclOperation::from_code(f.operation).unwrap_or(AclOperation::Unknown),
-            permission: AclPermissionType::from_code(f.permission_type)
-                .unwrap_or(AclPermissionType::Unknown),
-        };
+        let filter = AclBindingFilter::from_wire(
+            f.resource_type_filter,
+            f.resource_name_filter.as_deref(),
+            f.pattern_type_filter,
+            f.principal_filter.as_deref(),
+            f.host_filter.as_deref(),
+            f.operation,
+            f.permission_type,
+        );
         match validate_filter(&filter) {
             Err(e) => results.push(Err((e.error(), e.message().to_string()))),
             Ok(()) => {

@@ -11,7 +11,7 @@ use super::str_bytes;
 use crate::Broker;
 use crate::connection::RequestContext;
 use crate::security::acl::{
-    AclBindingFilter, AclOperation, AclPermissionType, PatternType, ResourceType, validate_filter,
+    AclBindingFilter, AclOperation, PatternType, ResourceType, validate_filter,
 };
 use crate::security::authz::Authz;
 
@@ -37,18 +37,15 @@ pub async fn handle(
             "Cluster authorization failed.",
         );
     }
-    let filter = AclBindingFilter {
-        resource_type: ResourceType::from_code(req.resource_type_filter)
-            .unwrap_or(ResourceType::Unknown),
-        resource_name: req.resource_name_filter.map(|s| s.to_string()),
-        pattern_type: PatternType::from_code(req.pattern_type_filter)
-            .unwrap_or(PatternType::Unknown),
-        principal: req.principal_filter.map(|s| s.to_string()),
-        host: req.host_filter.map(|s| s.to_string()),
-        operation: AclOperation::from_code(req.operation).unwrap_or(AclOperation::Unknown),
-        permission: AclPermissionType::from_code(req.permission_type)
-            .unwrap_or(AclPermissionType::Unknown),
-    };
+    let filter = AclBindingFilter::from_wire(
+        req.resource_type_filter,
+        req.resource_name_filter.as_deref(),
+        req.pattern_type_filter,
+        req.principal_filter.as_deref(),
+        req.host_filter.as_deref(),
+        req.operation,
+        req.permission_type,
+    );
     if let Err(e) = validate_filter(&filter) {
         return failed(e.error(), e.message());
     }

@@ -169,6 +169,29 @@ pub struct AclBinding {
 }
 
 impl AclBinding {
+    /// A binding as CreateAcls carries it: wire codes, read as Kafka's `fromCode` reads them
+    /// (a code it does not define is UNKNOWN, which validation then refuses).
+    pub fn from_wire(
+        resource_type: i8,
+        resource_name: &str,
+        pattern_type: i8,
+        principal: &str,
+        host: &str,
+        operation: i8,
+        permission: i8,
+    ) -> AclBinding {
+        AclBinding {
+            resource_type: ResourceType::from_code(resource_type).unwrap_or(ResourceType::Unknown),
+            resource_name: resource_name.to_string(),
+            pattern_type: PatternType::from_code(pattern_type).unwrap_or(PatternType::Unknown),
+            principal: principal.to_string(),
+            host: host.to_string(),
+            operation: AclOperation::from_code(operation).unwrap_or(AclOperation::Unknown),
+            permission: AclPermissionType::from_code(permission)
+                .unwrap_or(AclPermissionType::Unknown),
+        }
+    }
+
     /// The filter that matches exactly this binding (Kafka's `AclBinding.toFilter`).
     pub fn to_filter(&self) -> AclBindingFilter {
         AclBindingFilter {
@@ -197,6 +220,37 @@ pub struct AclBindingFilter {
 }
 
 impl AclBindingFilter {
+    /// A filter as DescribeAcls and DeleteAcls carry it, codes read as in
+    /// [`AclBinding::from_wire`].
+    pub fn from_wire(
+        resource_type: i8,
+        resource_name: Option<&str>,
+        pattern_type: i8,
+        principal: Option<&str>,
+        host: Option<&str>,
+        operation: i8,
+        permission: i8,
+    ) -> AclBindingFilter {
+        let b = AclBinding::from_wire(
+            resource_type,
+            "",
+            pattern_type,
+            "",
+            "",
+            operation,
+            permission,
+        );
+        AclBindingFilter {
+            resource_type: b.resource_type,
+            resource_name: resource_name.map(str::to_string),
+            pattern_type: b.pattern_type,
+            principal: principal.map(str::to_string),
+            host: host.map(str::to_string),
+            operation: b.operation,
+            permission: b.permission,
+        }
+    }
+
     /// The filter that matches every ACL (Kafka's `AclBindingFilter.ANY`).
     pub const ANY: AclBindingFilter = AclBindingFilter {
         resource_type: ResourceType::Any,
