@@ -13,7 +13,8 @@
 #
 # Env: CLUSTER_SESSION_TIMEOUT_MS (default 3000) and CLUSTER_HEARTBEAT_MS (default 500) become
 # broker.session.timeout.ms / broker.heartbeat.interval.ms; CLUSTER_EXTRA_OVERRIDES (k=v ...)
-# adds settings to every node.
+# adds settings to every node, as does the array CLUSTER_EXTRA (for values with spaces);
+# CLUSTER_BROKER_LISTENER (default PLAINTEXT) names the broker listener.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 NODES=(1 2 3)
@@ -64,9 +65,9 @@ node_start() {
   LOG_MARK[$n]=$(wc -l <"$log")
   for o in "node.id=$n" "process.roles=broker,controller" "controller.quorum.voters=$VOTERS" \
       "controller.listener.names=CONTROLLER" \
-      "listeners=PLAINTEXT://${ADDR[$n]},CONTROLLER://127.0.0.1:${QPORT[$n]}" \
+      "listeners=${CLUSTER_BROKER_LISTENER:-PLAINTEXT}://${ADDR[$n]},CONTROLLER://127.0.0.1:${QPORT[$n]}" \
       "broker.session.timeout.ms=$SESSION_TIMEOUT_MS" "broker.heartbeat.interval.ms=$HEARTBEAT_MS" \
-      ${CLUSTER_EXTRA_OVERRIDES:-}; do
+      ${CLUSTER_EXTRA_OVERRIDES:-} ${CLUSTER_EXTRA[@]+"${CLUSTER_EXTRA[@]}"}; do
     overrides+=(--override "$o")
   done
   echo "=== node $n started at $(date +%T.%3N)" >>"$log"

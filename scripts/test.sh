@@ -42,6 +42,10 @@ KAFKA_CLIENT_VERSION=4.4.0 bash compat-tests/java.sh || failed+=("java-clients-4
 # active controller and then another node SIGKILLed and restarted (about a minute).
 section "compat: cluster (three nodes, SIGKILL of the controller and of another node)"
 bash compat-tests/cluster.sh || failed+=("cluster")
+# Three nodes with no plaintext port: SASL_SSL between brokers, the quorum on mutual TLS and
+# then SASL_SSL, ACLs on (issue 14; about a minute).
+section "compat: cluster-secure (inter-broker and controller traffic over TLS and SASL)"
+bash compat-tests/cluster-secure.sh || failed+=("cluster-secure")
 
 # Replication under faults (issues 12, 13), short form: one round of each fault (SIGKILL of a
 # leader, a follower, the controller, the group's coordinator; SIGSTOP past the session

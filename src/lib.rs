@@ -181,12 +181,17 @@ impl Broker {
             .as_ref()
             .map(|_| replication::Replication::new(config.node_id));
         let authz = security::store::AuthorizerSettings::from_values(&config.values)?;
-        if authz.enabled && cluster.is_some() {
+        if authz.enabled
+            && let Some(node) = &cluster
+            && node.inter_broker.login.is_none()
+            && !node.inter_broker.protocol.uses_tls()
+        {
             tracing::warn!(
                 "ACLs in a cluster: brokers reach each other over the plaintext inter-broker \
                  listener unauthenticated, as User:ANONYMOUS, and need CLUSTER_ACTION on the \
                  cluster (follower fetches, transaction markers); grant it (or list \
-                 User:ANONYMOUS in super.users) only if clients cannot reach that listener"
+                 User:ANONYMOUS in super.users) only if clients cannot reach that listener, \
+                 or set inter.broker.listener.name to an SSL or SASL listener"
             );
         }
         let security = match &cluster {

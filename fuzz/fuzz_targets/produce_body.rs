@@ -13,7 +13,11 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let raw = i16::from_be_bytes([data[0], data[1]]);
-    let version = if (3..=13).contains(&raw) { raw } else { 3 + raw.rem_euclid(11) };
+    let version = if (3..=13).contains(&raw) {
+        raw
+    } else {
+        3 + raw.rem_euclid(11)
+    };
     let mut body = Bytes::copy_from_slice(&data[2..]);
     let Ok(req) = ProduceRequest::decode(&mut body, version) else {
         return;

@@ -16,11 +16,14 @@ use uuid::Uuid;
 use super::image::{ApplyError, Image};
 use super::raft::{
     Heartbeat, Member, MetadataObserver, MetadataQuorum, ProposeError, QuorumConfig, QuorumStatus,
+    Transport,
 };
 use super::records::*;
 use super::{controller, election};
 use crate::config::Config;
 use crate::config::cluster::ClusterSettings;
+use crate::config::security::SecurityProtocol;
+use crate::security::connector::Connector;
 
 /// How often the controller duties and a registering broker look at the image again.
 const TICK: Duration = Duration::from_millis(100);
@@ -46,6 +49,8 @@ impl From<ProposeError> for ChangeError {
 pub struct ClusterNode {
     pub node_id: i32,
     pub settings: ClusterSettings,
+    /// How this broker reaches the others' inter-broker listener (TLS, SASL login).
+    pub inter_broker: Arc<Connector>,
     quorum: Member,
     /// Random per process start: tells a restarted broker from a retrying one.
     incarnation: Uuid,
@@ -69,7 +74,22 @@ impl ClusterNode {
         bootstrap_id: String,
     ) -> anyhow::Result<Arc<ClusterNode>> {
         let node_id = config.node_id;
+        let inter_broker = Arc::new(
+            match config
+                .listener_protocols
+                .get(&settings.inter_broker_listener)
+            {
+                Some(protocol) if settings.broker => Connector::new(
+                    &config.values,
+                    &settings.inter_broker_listener,
+                    *protocol,
+                    "sasl.mechanism.inter.broker.protocol",
+                )?,
+                _ => Connector::plaintext(),
+            },
+        );
         let propose_timeout = Duration::from_secs(8);
+        let transport = Arc::new(quorum_transport(config, &settings)?);
         let quorum = if settings.controller {
             let mut qc = QuorumConfig::new(
                 node_id as u64,
@@ -77,6 +97,7 @@ impl ClusterNode {
                 settings.voters.clone(),
             );
             qc.propose_timeout = propose_timeout;
+            qc.transport = transport;
             let quorum = MetadataQuorum::start(qc).await.map_err(|e| {
                 anyhow::anyhow!(
                     "metadata quorum: cannot start on {}: {e}",
@@ -89,6 +110,7 @@ impl ClusterNode {
                 node_id,
                 settings.bootstrap_servers.clone(),
                 propose_timeout,
+                transport,
             ))
         };
         let endpoints = config
@@ -105,6 +127,7 @@ impl ClusterNode {
         let node = Arc::new(ClusterNode {
             node_id,
             settings,
+            inter_broker,
             quorum,
             incarnation: Uuid::new_v4(),
             endpoints,
@@ -481,6 +504,37 @@ async fn process_gone(b: &super::image::BrokerRegistration, listener: &str, trie
         }
     }
     false
+}
+
+/// The security of the quorum's connections: the protocol of the first of
+/// `controller.listener.names` (which brokers use to reach the controllers, as in Kafka).
+fn quorum_transport(config: &Config, settings: &ClusterSettings) -> anyhow::Result<Transport> {
+    let Some(name) = config
+        .values
+        .get("controller.listener.names")
+        .and_then(|(v, _)| v.split(',').map(str::trim).find(|n| !n.is_empty()))
+        .map(str::to_string)
+    else {
+        return Ok(Transport::default());
+    };
+    // A controller listener the map does not name stays PLAINTEXT, as it always was here
+    // (Kafka would refuse to start); a map that names it with an unknown protocol is an error.
+    let mapped = config
+        .values
+        .get("listener.security.protocol.map")
+        .is_some_and(|(m, _)| {
+            m.split(',')
+                .filter_map(|e| e.split_once(':'))
+                .any(|(l, _)| l.trim() == name)
+        });
+    let protocol = if mapped || SecurityProtocol::parse(&name).is_some() {
+        crate::config::security::protocols(&config.values, std::slice::from_ref(&name))
+            .map_err(|e| anyhow::anyhow!("{}", e.0))?[&name]
+    } else {
+        SecurityProtocol::Plaintext
+    };
+    Transport::new(&config.values, &name, protocol, settings.controller)
+        .map_err(|e| anyhow::anyhow!("controller listener {name} ({}): {e:#}", protocol.name()))
 }
 
 /// The next thing the active controller must do, if any: set the cluster id, fence a broker

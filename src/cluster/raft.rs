@@ -14,6 +14,7 @@ mod observer;
 mod store;
 #[cfg(test)]
 mod tests;
+mod transport;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Cursor;
@@ -34,6 +35,7 @@ pub use network::Heartbeat;
 use network::{CallError, Connection, Reply, Request};
 pub use observer::MetadataObserver;
 use observer::{ForObservers, Recent};
+pub use transport::Transport;
 
 /// A controller's id (Kafka's `node.id`).
 pub type NodeId = u64;
@@ -76,6 +78,8 @@ pub struct QuorumConfig {
     pub keep_behind_snapshot: u64,
     /// How long `propose` tries (finding a leader, forwarding) before it gives up.
     pub propose_timeout: Duration,
+    /// The controller listener's security, both ways.
+    pub transport: Arc<Transport>,
 }
 
 impl QuorumConfig {
@@ -91,6 +95,7 @@ impl QuorumConfig {
             snapshot_every: 1000,
             keep_behind_snapshot: 1000,
             propose_timeout: Duration::from_secs(10),
+            transport: Arc::default(),
         }
     }
 
@@ -220,6 +225,7 @@ pub struct MetadataQuorum {
     store: Weak<store::Store>,
     addr: SocketAddr,
     propose_timeout: Duration,
+    transport: Arc<Transport>,
 }
 
 impl MetadataQuorum {
@@ -247,11 +253,24 @@ impl MetadataQuorum {
         let log = store::LogStore::new(db.clone());
         let weak = Arc::downgrade(&db);
         drop(db);
-        let raft = Raft::new(config.node_id, raft_config, network::Network, log, sm).await?;
+        let raft = Raft::new(
+            config.node_id,
+            raft_config,
+            network::Network(config.transport.clone()),
+            log,
+            sm,
+        )
+        .await?;
         let addr = listener.local_addr()?;
         let liveness = Arc::new(Liveness::default());
         let observers = Arc::new(ForObservers::new(recent, image.clone()));
-        let server = network::serve(listener, raft.clone(), liveness.clone(), observers.clone());
+        let server = network::serve(
+            listener,
+            raft.clone(),
+            liveness.clone(),
+            observers.clone(),
+            config.transport.clone(),
+        );
         let members: BTreeMap<NodeId, Node> = config
             .voters
             .iter()
@@ -279,6 +298,7 @@ impl MetadataQuorum {
             store: weak,
             addr,
             propose_timeout: config.propose_timeout,
+            transport: config.transport.clone(),
         })
     }
 
@@ -354,7 +374,7 @@ impl MetadataQuorum {
                         && id != self.node_id
                     {
                         let left = deadline.saturating_duration_since(Instant::now());
-                        match forward(&node.addr, &batch, left).await {
+                        match forward(&node.addr, &batch, left, &self.transport).await {
                             Forwarded::Done(index, applied) => return finish(index, applied),
                             Forwarded::Unknown(why) => return Err(ProposeError::Unknown(why)),
                             Forwarded::Retry => {}
@@ -382,7 +402,15 @@ impl MetadataQuorum {
         }
         match leader_of(&self.raft) {
             Some((leader, addr)) if leader != self.node_id => {
-                network::heartbeat_to(&self.heartbeat_conn, leader, addr, hb, timeout).await
+                network::heartbeat_to(
+                    &self.heartbeat_conn,
+                    leader,
+                    addr,
+                    hb,
+                    timeout,
+                    &self.transport,
+                )
+                .await
             }
             _ => false,
         }
@@ -395,7 +423,7 @@ impl MetadataQuorum {
         if leader == self.node_id {
             return Some(self.status());
         }
-        network::status_from(addr, timeout).await
+        network::status_from(addr, timeout, self.transport.clone()).await
     }
 
     /// Stops Raft and the quorum's server without giving up the handle (for owners that
@@ -480,8 +508,13 @@ enum Forwarded {
     Unknown(String),
 }
 
-async fn forward(addr: &str, batch: &RecordBatch, timeout: Duration) -> Forwarded {
-    let mut conn = Connection::new(addr.to_string());
+async fn forward(
+    addr: &str,
+    batch: &RecordBatch,
+    timeout: Duration,
+    transport: &Arc<Transport>,
+) -> Forwarded {
+    let mut conn = Connection::new(addr.to_string(), transport.clone());
     match conn.call(&Request::Propose(batch.clone()), timeout).await {
         Ok(Reply::Propose(Ok((index, applied)))) => Forwarded::Done(index, applied),
         Ok(Reply::Propose(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))))) => {

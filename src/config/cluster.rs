@@ -12,6 +12,9 @@ pub const CLUSTER_SETTINGS: &[&str] = &[
     "controller.quorum.voters",
     "controller.listener.names",
     "inter.broker.listener.name",
+    "security.inter.broker.protocol",
+    "sasl.mechanism.inter.broker.protocol",
+    "sasl.mechanism.controller.protocol",
     "listener.security.protocol.map",
     "broker.session.timeout.ms",
     "broker.heartbeat.interval.ms",
@@ -171,11 +174,23 @@ fn finish(
                 .into(),
         ));
     }
-    let inter_broker_listener = match get("inter.broker.listener.name") {
-        Some(l) => l,
+    let inter_broker_listener = match (
+        get("inter.broker.listener.name"),
+        get("security.inter.broker.protocol"),
+    ) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError(
+                "settings `inter.broker.listener.name` and `security.inter.broker.protocol`: \
+                 give only one"
+                    .into(),
+            ));
+        }
+        (Some(l), None) => l,
+        // As Kafka: the listener named after the protocol.
+        (None, Some(p)) => p.trim().to_ascii_uppercase(),
         // Kafka's default (`security.inter.broker.protocol=PLAINTEXT`): the plaintext
         // listener, else the first.
-        None => super::security::protocols(
+        (None, None) => super::security::protocols(
             &get_all(get, "listener.security.protocol.map"),
             broker_listeners,
         )
@@ -189,20 +204,6 @@ fn finish(
         .or_else(|| broker_listeners.first().cloned())
         .unwrap_or_default(),
     };
-    // Brokers talk to each other (replication, forwarding, transaction markers) with
-    // plaintext clients so far.
-    if broker
-        && let Ok(p) = super::security::protocols(
-            &get_all(get, "listener.security.protocol.map"),
-            std::slice::from_ref(&inter_broker_listener),
-        )
-        && p.values().any(|p| *p != super::SecurityProtocol::Plaintext)
-    {
-        return Err(ConfigError(format!(
-            "setting `inter.broker.listener.name`: {inter_broker_listener} must be a PLAINTEXT \
-             listener (brokers do not speak TLS to each other yet)"
-        )));
-    }
     if broker && !broker_listeners.contains(&inter_broker_listener) {
         return Err(ConfigError(format!(
             "setting `inter.broker.listener.name`: {inter_broker_listener} is not a broker listener \
@@ -358,17 +359,42 @@ mod tests {
         assert_eq!(c.heartbeat_interval_ms, 2000);
         assert_eq!(c.inter_broker_listener, "PLAINTEXT");
         assert!(c.broker && c.controller);
-        // A controller that is not a voter, a bad list, TLS.
+        // A controller that is not a voter, a bad list.
         assert!(parse(&v, 3, &["PLAINTEXT".into()]).is_err());
         assert!(parse_voters("1@a:1,1@b:2").is_err());
         assert!(parse_voters("x@a:1").is_err());
         assert!(parse_voters("1@a").is_err());
+        // Brokers may talk to each other over TLS; Kafka's older setting names the
+        // listener by its protocol.
         let mut w = v.clone();
         w.insert(
             "listener.security.protocol.map".into(),
-            ("PLAINTEXT:SSL".into(), Source::Flag),
+            ("PLAINTEXT:PLAINTEXT,INTERNAL:SASL_SSL".into(), Source::Flag),
         );
-        assert!(parse(&w, 1, &["PLAINTEXT".into()]).is_err());
+        w.insert(
+            "inter.broker.listener.name".into(),
+            ("INTERNAL".into(), Source::Flag),
+        );
+        let l = ["PLAINTEXT".to_string(), "INTERNAL".to_string()];
+        assert_eq!(
+            parse(&w, 1, &l).unwrap().unwrap().inter_broker_listener,
+            "INTERNAL"
+        );
+        let mut s = v.clone();
+        s.insert(
+            "security.inter.broker.protocol".into(),
+            ("sasl_ssl".into(), Source::Flag),
+        );
+        let l = ["PLAINTEXT".to_string(), "SASL_SSL".to_string()];
+        assert_eq!(
+            parse(&s, 1, &l).unwrap().unwrap().inter_broker_listener,
+            "SASL_SSL"
+        );
+        s.insert(
+            "inter.broker.listener.name".into(),
+            ("PLAINTEXT".into(), Source::Flag),
+        );
+        assert!(parse(&s, 1, &l).is_err(), "both settings");
     }
 
     #[test]

@@ -579,22 +579,6 @@ impl ConfigBuilder {
         };
         let listeners_names: Vec<String> = listeners.iter().map(|l| l.name.clone()).collect();
         let listener_protocols = security::protocols(&values, &listeners_names)?;
-        // The metadata quorum's own transport is plaintext: a controller listener mapped to
-        // another protocol would silently not be what the operator asked for.
-        if let Some((map, _)) = values.get("listener.security.protocol.map") {
-            for (name, proto) in map.split(',').filter_map(|e| e.split_once(':')) {
-                if controller_names.iter().any(|c| c == name.trim())
-                    && SecurityProtocol::parse(proto) != Some(SecurityProtocol::Plaintext)
-                {
-                    return Err(ConfigError(format!(
-                        "setting `listener.security.protocol.map`: controller listener {} uses {}; \
-                         the metadata quorum speaks PLAINTEXT only so far",
-                        name.trim(),
-                        proto.trim()
-                    )));
-                }
-            }
-        }
         let queued = int("queued.max.request.bytes");
         if queued > 0 && queued < int("socket.request.max.bytes") {
             return Err(ConfigError(format!(
@@ -753,8 +737,9 @@ mod tests {
             Source::File,
         )
         .unwrap();
-        let e = b.build().unwrap_err();
-        assert!(e.0.contains("controller listener CONTROLLER"), "{e}");
+        // The quorum's transport speaks TLS (and SASL) too.
+        let c = b.build().unwrap();
+        assert!(!c.listener_protocols.contains_key("CONTROLLER"));
     }
 
     #[test]

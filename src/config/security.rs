@@ -51,6 +51,7 @@ impl SecurityProtocol {
 /// having no effect).
 pub const TLS_SETTINGS: &[&str] = &[
     "ssl.keystore.type",
+    "ssl.endpoint.identification.algorithm",
     "ssl.keystore.location",
     "ssl.keystore.password",
     "ssl.key.password",

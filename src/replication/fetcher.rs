@@ -74,7 +74,7 @@ pub async fn run(broker: Weak<Broker>, leader: i32, follows: watch::Receiver<Arc
                 continue;
             };
             let id = format!("fjord-replica-fetcher-{}-{leader}", b.node_id());
-            match Client::connect(&addr, id, CONNECT_TIMEOUT).await {
+            match Client::connect(&node.inter_broker, &addr, id, CONNECT_TIMEOUT).await {
                 Ok(c) => conn = Some(c),
                 Err(e) => {
                     tracing::debug!(leader, error = %e, "cannot reach the leader");

@@ -4,6 +4,8 @@
 pub mod acl;
 pub mod authenticate;
 pub mod authz;
+pub mod connector;
+pub mod login;
 pub mod oauthbearer;
 pub mod principal;
 pub mod sasl;

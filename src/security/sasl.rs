@@ -185,7 +185,7 @@ pub fn session_lifetime_ms(max_reauth_ms: i64, expiry_ms: Option<i64>, now_ms: i
 
 /// `listener.name.<l>.<mechanism>.sasl.jaas.config`, then `listener.name.<l>.sasl.jaas.config`,
 /// then `sasl.jaas.config`.
-fn jaas_config(values: &Values, listener: &str, mechanism: &str) -> Option<String> {
+pub(super) fn jaas_config(values: &Values, listener: &str, mechanism: &str) -> Option<String> {
     let l = listener.to_ascii_lowercase();
     [
         format!("listener.name.{l}.{mechanism}.sasl.jaas.config"),

@@ -93,12 +93,12 @@ impl TlsListener {
     }
 }
 
-fn mtime(p: &PathBuf) -> Option<SystemTime> {
+pub(super) fn mtime(p: &PathBuf) -> Option<SystemTime> {
     std::fs::metadata(p).and_then(|m| m.modified()).ok()
 }
 
 /// The files with their modification times now.
-fn stamped(files: Vec<PathBuf>) -> Vec<(PathBuf, Option<SystemTime>)> {
+pub(super) fn stamped(files: Vec<PathBuf>) -> Vec<(PathBuf, Option<SystemTime>)> {
     files
         .into_iter()
         .map(|p| {
@@ -108,11 +108,11 @@ fn stamped(files: Vec<PathBuf>) -> Vec<(PathBuf, Option<SystemTime>)> {
         .collect()
 }
 
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+pub(super) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-type Files = Vec<(PathBuf, Option<SystemTime>)>;
+pub(super) type Files = Vec<(PathBuf, Option<SystemTime>)>;
 
 /// The rustls configuration of `listener` and the files it was read from (with their
 /// modification times taken before they were read, so a change while reading is seen).
@@ -208,7 +208,7 @@ fn pem_key(pem: &[u8], what: &str) -> anyhow::Result<PrivateKeyDer<'static>> {
     PrivateKeyDer::from_pem_slice(pem).map_err(|e| anyhow::anyhow!("{what}: no private key ({e})"))
 }
 
-fn key_store(
+pub(super) fn key_store(
     get: &dyn Fn(&str) -> Option<String>,
     files: &mut Files,
 ) -> anyhow::Result<(Certs, PrivateKeyDer<'static>)> {
@@ -256,7 +256,7 @@ fn key_store(
     }
 }
 
-fn trust_store(
+pub(super) fn trust_store(
     get: &dyn Fn(&str) -> Option<String>,
     files: &mut Files,
 ) -> anyhow::Result<Option<rustls::RootCertStore>> {

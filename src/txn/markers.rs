@@ -35,7 +35,12 @@ async fn connect(broker: &Broker, id: i32, what: &str) -> anyhow::Result<Client>
     let addr = broker
         .inter_broker_address(id)
         .ok_or_else(|| anyhow::anyhow!("broker {id} has no address"))?;
+    let connector = match &broker.cluster {
+        Some(node) => node.inter_broker.clone(),
+        None => std::sync::Arc::new(crate::security::connector::Connector::plaintext()),
+    };
     Client::connect(
+        &connector,
         &addr,
         format!("fjord-txn-{what}-{}", broker.node_id()),
         TIMEOUT,

@@ -17,13 +17,15 @@ use openraft::raft::{
 };
 use openraft::{BasicNode, RaftNetwork, RaftNetworkFactory};
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter, ReadHalf, WriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
 use super::observer::{Fetch, FetchReply, ForObservers, answer_fetch};
+use super::transport::Transport;
 use super::{Applied, Liveness, Node, NodeId, QuorumStatus, Raft, TypeConfig};
 use crate::cluster::records::RecordBatch;
+use crate::security::connector::BoxStream;
 
 /// The largest frame accepted. Snapshot chunks are capped well below it
 /// (`snapshot_max_chunk_size`), and JSON at most triples a chunk's bytes.
@@ -45,6 +47,11 @@ pub(super) enum Request {
     Status,
     /// An observer (a broker that is not a voter) asks for the entries after its last.
     FetchMetadata(Fetch),
+    /// A SASL message, before anything else on a SASL controller listener.
+    Authenticate {
+        mechanism: String,
+        bytes: Vec<u8>,
+    },
 }
 
 /// Kafka's BrokerHeartbeat, reduced to what the controller acts on.
@@ -69,9 +76,14 @@ pub(super) enum Reply {
     Heartbeat(bool),
     Status(QuorumStatus),
     Metadata(FetchReply),
+    /// (whether authentication is complete, the server's SASL message), or why it failed.
+    Authenticate(Result<(bool, Vec<u8>), String>),
 }
 
-async fn write_frame<W: AsyncWriteExt + Unpin, T: Serialize>(w: &mut W, msg: &T) -> io::Result<()> {
+pub(super) async fn write_frame<W: AsyncWriteExt + Unpin, T: Serialize>(
+    w: &mut W,
+    msg: &T,
+) -> io::Result<()> {
     let body = serde_json::to_vec(msg)?;
     if body.len() > MAX_FRAME {
         return Err(io::Error::new(
@@ -85,7 +97,7 @@ async fn write_frame<W: AsyncWriteExt + Unpin, T: Serialize>(w: &mut W, msg: &T)
 }
 
 /// Reads one frame; Ok(None) on a clean end of stream before a frame starts.
-async fn read_frame<R: AsyncReadExt + Unpin, T: for<'de> Deserialize<'de>>(
+pub(super) async fn read_frame<R: AsyncReadExt + Unpin, T: for<'de> Deserialize<'de>>(
     r: &mut R,
     body_timeout: Option<Duration>,
 ) -> io::Result<Option<T>> {
@@ -117,6 +129,7 @@ pub(super) fn serve(
     raft: Raft,
     liveness: Arc<Liveness>,
     observers: Arc<ForObservers>,
+    transport: Arc<Transport>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut conns = JoinSet::new();
@@ -130,6 +143,7 @@ pub(super) fn serve(
                             raft.clone(),
                             liveness.clone(),
                             observers.clone(),
+                            transport.clone(),
                         ));
                     }
                     Err(e) => {
@@ -148,7 +162,20 @@ async fn serve_conn(
     raft: Raft,
     liveness: Arc<Liveness>,
     observers: Arc<ForObservers>,
+    transport: Arc<Transport>,
 ) {
+    let peer = stream.peer_addr().ok();
+    let stream = match transport.accept(stream, &observers.image).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(
+                listener = %transport.listener,
+                peer = ?peer,
+                "metadata quorum: connection refused: {e:#}"
+            );
+            return;
+        }
+    };
     let mut heartbeats_of = None;
     serve_requests(
         stream,
@@ -166,13 +193,13 @@ async fn serve_conn(
 }
 
 async fn serve_requests(
-    stream: TcpStream,
+    stream: BoxStream,
     raft: Raft,
     liveness: Arc<Liveness>,
     observers: Arc<ForObservers>,
     heartbeats_of: &mut Option<(i32, i64)>,
 ) {
-    let (r, w) = stream.into_split();
+    let (r, w) = tokio::io::split(stream);
     let (mut r, mut w) = (BufReader::new(r), BufWriter::new(w));
     loop {
         let req: Request = match read_frame(&mut r, Some(FRAME_BODY_TIMEOUT)).await {
@@ -204,6 +231,9 @@ async fn serve_requests(
             Request::FetchMetadata(fetch) => {
                 Reply::Metadata(answer_fetch(&raft, &observers, fetch).await)
             }
+            Request::Authenticate { .. } => {
+                Reply::Authenticate(Err("already authenticated, or not a SASL listener".into()))
+            }
         };
         if write_frame(&mut w, &reply).await.is_err() {
             return;
@@ -215,13 +245,14 @@ fn raft_id(raft: &Raft) -> NodeId {
     raft.metrics().borrow().id
 }
 
+type Reader = BufReader<ReadHalf<BoxStream>>;
+type Writer = BufWriter<WriteHalf<BoxStream>>;
+
 /// One connection to a peer, opened on first use.
 pub(super) struct Connection {
     addr: String,
-    conn: Option<(
-        BufReader<tokio::net::tcp::OwnedReadHalf>,
-        BufWriter<tokio::net::tcp::OwnedWriteHalf>,
-    )>,
+    transport: Arc<Transport>,
+    conn: Option<(Reader, Writer)>,
 }
 
 /// Why a call failed: before anything was sent (so the request surely had no effect), or
@@ -241,8 +272,12 @@ impl CallError {
 }
 
 impl Connection {
-    pub(super) fn new(addr: String) -> Self {
-        Connection { addr, conn: None }
+    pub(super) fn new(addr: String, transport: Arc<Transport>) -> Self {
+        Connection {
+            addr,
+            transport,
+            conn: None,
+        }
     }
 
     /// Sends `req` and reads the reply, all within `timeout`.
@@ -266,11 +301,12 @@ impl Connection {
 
     async fn call_inner(&mut self, req: &Request) -> Result<Reply, CallError> {
         if self.conn.is_none() {
-            let stream = TcpStream::connect(&self.addr)
+            let stream = self
+                .transport
+                .connect(&self.addr)
                 .await
                 .map_err(CallError::Connect)?;
-            let _ = stream.set_nodelay(true);
-            let (r, w) = stream.into_split();
+            let (r, w) = tokio::io::split(stream);
             self.conn = Some((BufReader::new(r), BufWriter::new(w)));
         }
         let (r, w) = self.conn.as_mut().expect("connected above");
@@ -294,10 +330,11 @@ pub(super) async fn heartbeat_to(
     addr: String,
     hb: Heartbeat,
     timeout: Duration,
+    transport: &Arc<Transport>,
 ) -> bool {
     let mut slot = slot.lock().await;
     if slot.as_ref().is_none_or(|(id, _)| *id != leader) {
-        *slot = Some((leader, Connection::new(addr)));
+        *slot = Some((leader, Connection::new(addr, transport.clone())));
     }
     let (_, conn) = slot.as_mut().expect("set above");
     matches!(
@@ -307,15 +344,22 @@ pub(super) async fn heartbeat_to(
 }
 
 /// The quorum's state as the node at `addr` (the leader) reports it.
-pub(super) async fn status_from(addr: String, timeout: Duration) -> Option<QuorumStatus> {
-    match Connection::new(addr).call(&Request::Status, timeout).await {
+pub(super) async fn status_from(
+    addr: String,
+    timeout: Duration,
+    transport: Arc<Transport>,
+) -> Option<QuorumStatus> {
+    match Connection::new(addr, transport)
+        .call(&Request::Status, timeout)
+        .await
+    {
         Ok(Reply::Status(s)) => Some(s),
         _ => None,
     }
 }
 
 /// Makes a `Connection` per peer for openraft.
-pub(super) struct Network;
+pub(super) struct Network(pub(super) Arc<Transport>);
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Peer;
@@ -323,7 +367,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Peer {
         Peer {
             target,
-            conn: Connection::new(node.addr.clone()),
+            conn: Connection::new(node.addr.clone(), self.0.clone()),
         }
     }
 }
@@ -430,13 +474,14 @@ mod tests {
         let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = closed.local_addr().unwrap().to_string();
         drop(closed);
-        let mut conn = Connection::new(addr);
+        let mut conn = Connection::new(addr, Default::default());
         let req = Request::Propose(RecordBatch::default());
         let r = conn.call(&req, Duration::from_secs(2)).await;
         assert!(matches!(r, Err(CallError::Connect(_))));
 
         let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut conn = Connection::new(silent.local_addr().unwrap().to_string());
+        let mut conn =
+            Connection::new(silent.local_addr().unwrap().to_string(), Default::default());
         let started = std::time::Instant::now();
         let r = conn.call(&req, Duration::from_millis(200)).await;
         assert!(matches!(r, Err(CallError::Io(ref e)) if e.kind() == io::ErrorKind::TimedOut));

@@ -202,6 +202,7 @@ pub struct MetadataObserver {
     heartbeat_conn: tokio::sync::Mutex<Option<(NodeId, Connection)>>,
     task: tokio::task::JoinHandle<()>,
     propose_timeout: Duration,
+    transport: Arc<super::Transport>,
 }
 
 impl MetadataObserver {
@@ -211,11 +212,18 @@ impl MetadataObserver {
         node_id: i32,
         servers: Vec<String>,
         propose_timeout: Duration,
+        transport: Arc<super::Transport>,
     ) -> MetadataObserver {
         assert!(!servers.is_empty(), "an observer needs a quorum address");
         let (publish, image) = watch::channel(Arc::new(Image::default()));
         let leader = Arc::new(Mutex::new(None));
-        let task = tokio::spawn(follow(node_id, servers, publish, leader.clone()));
+        let task = tokio::spawn(follow(
+            node_id,
+            servers,
+            publish,
+            leader.clone(),
+            transport.clone(),
+        ));
         MetadataObserver {
             node_id,
             image,
@@ -223,6 +231,7 @@ impl MetadataObserver {
             heartbeat_conn: tokio::sync::Mutex::new(None),
             task,
             propose_timeout,
+            transport,
         }
     }
 
@@ -266,7 +275,7 @@ impl MetadataObserver {
             if let Some((id, addr)) = self.leader_addr() {
                 hint = Some(id);
                 let left = deadline.saturating_duration_since(Instant::now());
-                match forward(&addr, &batch, left).await {
+                match forward(&addr, &batch, left, &self.transport).await {
                     Forwarded::Done(index, applied) => return finish(index, applied),
                     Forwarded::Unknown(why) => return Err(ProposeError::Unknown(why)),
                     Forwarded::Retry => {}
@@ -282,8 +291,15 @@ impl MetadataObserver {
         let Some((leader, addr)) = self.leader_addr() else {
             return false;
         };
-        let taken =
-            super::network::heartbeat_to(&self.heartbeat_conn, leader, addr, hb, timeout).await;
+        let taken = super::network::heartbeat_to(
+            &self.heartbeat_conn,
+            leader,
+            addr,
+            hb,
+            timeout,
+            &self.transport,
+        )
+        .await;
         if !taken {
             // Ask anew who leads rather than heartbeating a former leader.
             let mut l = self.leader.lock().unwrap();
@@ -297,7 +313,7 @@ impl MetadataObserver {
     /// The quorum's state as its leader reports it.
     pub async fn leader_status(&self, timeout: Duration) -> Option<QuorumStatus> {
         let (_, addr) = self.leader_addr()?;
-        super::network::status_from(addr, timeout).await
+        super::network::status_from(addr, timeout, self.transport.clone()).await
     }
 
     pub fn stop(&self) {
@@ -317,6 +333,7 @@ async fn follow(
     addrs: Vec<String>,
     publish: watch::Sender<Arc<Image>>,
     leader: Arc<Mutex<Option<(NodeId, String)>>>,
+    transport: Arc<super::Transport>,
 ) {
     let mut next = node_id.unsigned_abs() as usize;
     let mut conn: Option<Connection> = None;
@@ -328,7 +345,7 @@ async fn follow(
             None => addrs[next % addrs.len()].clone(),
         };
         if conn.is_none() || conn_addr != target {
-            conn = Some(Connection::new(target.clone()));
+            conn = Some(Connection::new(target.clone(), transport.clone()));
             conn_addr = target.clone();
         }
         let after = publish.borrow().offset;

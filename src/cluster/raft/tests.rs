@@ -342,6 +342,7 @@ async fn an_observer_follows_proposes_and_survives_the_leader() {
             7,
             c.voters.values().cloned().collect(),
             Duration::from_secs(8),
+            Default::default(),
         );
         let mut last = join_broker(&c.nodes[&leader], 1).await;
         observed(&early, last).await;
@@ -376,6 +377,7 @@ async fn an_observer_follows_proposes_and_survives_the_leader() {
             8,
             c.voters.values().cloned().collect(),
             Duration::from_secs(8),
+            Default::default(),
         );
         let seen = observed(&late, last).await;
         assert_eq!(seen.topics, img.topics);

@@ -1,0 +1,320 @@
+//! How the quorum's connections are protected: the controller listener's security protocol
+//! (`controller.listener.names`, `listener.security.protocol.map`), as for Kafka's own
+//! listeners. `SSL` wraps the connection in TLS with the listener's `ssl.*` settings
+//! (mutual TLS with `ssl.client.auth`); on `SASL_*` the first frames are a SASL exchange
+//! with `sasl.mechanism.controller.protocol`, served by the listener's mechanisms (the
+//! credentials from its JAAS settings). With an authorizer set, a connection on an
+//! authenticated listener must come from one of `super.users`, as Kafka's controllers
+//! require of brokers.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use super::network::{Reply, Request, read_frame, write_frame};
+use crate::cluster::image::Image;
+use crate::config::Source;
+use crate::config::security::SecurityProtocol;
+use crate::security::connector::{BoxStream, Connector};
+use crate::security::sasl::{SaslListener, Step};
+use crate::security::tls::TlsListener;
+
+type Values = std::collections::BTreeMap<String, (String, Source)>;
+
+/// How long a new connection has for its TLS handshake and SASL exchange.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct Transport {
+    pub listener: String,
+    pub protocol: SecurityProtocol,
+    /// The client side, towards the other voters.
+    connector: Connector,
+    /// The server side (voters only).
+    tls: Option<Arc<TlsListener>>,
+    sasl: Option<SaslListener>,
+    /// The principals allowed in (`super.users`) when an authorizer is set and the
+    /// listener authenticates; None: whoever completes the handshake.
+    allowed: Option<Vec<String>>,
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Transport({} {:?})", self.listener, self.protocol)
+    }
+}
+
+impl Default for Transport {
+    fn default() -> Self {
+        Transport {
+            listener: String::new(),
+            protocol: SecurityProtocol::Plaintext,
+            connector: Connector::plaintext(),
+            tls: None,
+            sasl: None,
+            allowed: None,
+        }
+    }
+}
+
+impl Transport {
+    /// The controller listener `listener`'s security, as a client (every node) and, when
+    /// `serve` (a voter), as a server.
+    pub fn new(
+        values: &Values,
+        listener: &str,
+        protocol: SecurityProtocol,
+        serve: bool,
+    ) -> anyhow::Result<Transport> {
+        let connector = Connector::new(
+            values,
+            listener,
+            protocol,
+            "sasl.mechanism.controller.protocol",
+        )?;
+        let (tls, sasl) = if serve {
+            let tls = if protocol.uses_tls() {
+                Some(TlsListener::new(values, listener, protocol.uses_sasl())?)
+            } else {
+                None
+            };
+            let sasl = if protocol.uses_sasl() {
+                Some(SaslListener::new(values, listener)?)
+            } else {
+                None
+            };
+            (tls, sasl)
+        } else {
+            (None, None)
+        };
+        let authorizer = values
+            .get("authorizer.class.name")
+            .is_some_and(|(v, _)| !v.trim().is_empty());
+        let allowed = if authorizer && protocol != SecurityProtocol::Plaintext {
+            let users = values.get("super.users").map_or("", |(v, _)| v.as_str());
+            Some(
+                crate::security::acl::parse_super_users(users)
+                    .map_err(|e| anyhow::anyhow!("super.users: {e}"))?,
+            )
+        } else {
+            None
+        };
+        Ok(Transport {
+            listener: listener.to_string(),
+            protocol,
+            connector,
+            tls,
+            sasl,
+            allowed,
+        })
+    }
+
+    /// A connection to the voter at `addr`, through TLS and SASL when the listener has
+    /// them. An error here means nothing was sent.
+    pub(super) async fn connect(&self, addr: &str) -> io::Result<BoxStream> {
+        let mut stream = self
+            .connector
+            .connect(addr, HANDSHAKE_TIMEOUT)
+            .await
+            .map_err(|e| io::Error::new(io::ErrorKind::ConnectionRefused, format!("{e:#}")))?;
+        let Some(login) = &self.connector.login else {
+            return Ok(stream);
+        };
+        let refused = |msg: String| {
+            io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("{} authentication to {addr}: {msg}", login.mechanism),
+            )
+        };
+        let (mut exchange, mut msg) = login.start().map_err(|e| refused(e.to_string()))?;
+        for _ in 0..4 {
+            let req = Request::Authenticate {
+                mechanism: login.mechanism.clone(),
+                bytes: msg,
+            };
+            write_frame(&mut stream, &req).await?;
+            match read_frame(&mut stream, Some(HANDSHAKE_TIMEOUT)).await? {
+                Some(Reply::Authenticate(Ok((done, answer)))) => {
+                    match exchange.next(&answer).map_err(|e| refused(e.to_string()))? {
+                        Some(next) if !done => msg = next,
+                        None if done => return Ok(stream),
+                        _ => return Err(refused("the exchange went out of step".into())),
+                    }
+                }
+                Some(Reply::Authenticate(Err(why))) => return Err(refused(why)),
+                Some(_) => return Err(refused("unexpected reply".into())),
+                None => return Err(refused("the peer closed the connection".into())),
+            }
+        }
+        Err(refused("the exchange did not end".into()))
+    }
+
+    /// The server side of a new connection: TLS, SASL and the principal check, within
+    /// [`HANDSHAKE_TIMEOUT`]. Err: the connection is dropped (the reason logged by the
+    /// caller).
+    pub(super) async fn accept(
+        &self,
+        tcp: TcpStream,
+        image: &watch::Receiver<Arc<Image>>,
+    ) -> anyhow::Result<BoxStream> {
+        tokio::time::timeout(HANDSHAKE_TIMEOUT, self.handshake(tcp, image))
+            .await
+            .map_err(|_| anyhow::anyhow!("no complete handshake in time"))?
+    }
+
+    async fn handshake(
+        &self,
+        tcp: TcpStream,
+        image: &watch::Receiver<Arc<Image>>,
+    ) -> anyhow::Result<BoxStream> {
+        let (mut stream, mut principal): (BoxStream, String) = match &self.tls {
+            None => (
+                Box::new(tcp),
+                crate::security::principal::ANONYMOUS.to_string(),
+            ),
+            Some(tls) => {
+                tls.reload_if_changed();
+                let s = tls.acceptor().accept(tcp).await?;
+                let p = tls.principal(s.get_ref().1)?;
+                (Box::new(s), p)
+            }
+        };
+        if let Some(sasl) = &self.sasl {
+            principal = authenticate(sasl, &mut stream, image).await?;
+        }
+        if let Some(allowed) = &self.allowed
+            && !allowed.contains(&principal)
+        {
+            anyhow::bail!(
+                "{principal} is not in super.users: only brokers and controllers may use the \
+                 controller listener"
+            );
+        }
+        Ok(stream)
+    }
+}
+
+/// Runs the client's SASL exchange: its principal, or why it failed (also sent to it).
+async fn authenticate(
+    sasl: &SaslListener,
+    stream: &mut BoxStream,
+    image: &watch::Receiver<Arc<Image>>,
+) -> anyhow::Result<String> {
+    let data = Arc::new(image.borrow().security.clone());
+    let mut mechanism = None;
+    for _ in 0..4 {
+        let Some(Request::Authenticate {
+            mechanism: name,
+            bytes,
+        }) = read_frame(stream, Some(HANDSHAKE_TIMEOUT)).await?
+        else {
+            anyhow::bail!("a request before authentication");
+        };
+        if mechanism.is_none() {
+            mechanism = sasl.start(&name, data.clone());
+            if mechanism.is_none() {
+                let why = format!(
+                    "{name} is not enabled on listener {} (it has {})",
+                    sasl.listener,
+                    sasl.mechanisms.join(", ")
+                );
+                write_frame(stream, &Reply::Authenticate(Err(why.clone()))).await?;
+                anyhow::bail!(why);
+            }
+        }
+        let m = mechanism.as_mut().expect("started above");
+        match m.step(&bytes) {
+            Ok(Step::Continue(answer)) => {
+                write_frame(stream, &Reply::Authenticate(Ok((false, answer)))).await?
+            }
+            Ok(Step::Done { response, user }) => {
+                write_frame(stream, &Reply::Authenticate(Ok((true, response)))).await?;
+                return Ok(format!("User:{user}"));
+            }
+            Err(e) => {
+                write_frame(stream, &Reply::Authenticate(Err(e.0.clone()))).await?;
+                anyhow::bail!("{name} authentication failed: {}", e.0);
+            }
+        }
+    }
+    anyhow::bail!("the SASL exchange did not end")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    fn values(kv: &[(&str, &str)]) -> Values {
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), (v.to_string(), Source::File)))
+            .collect()
+    }
+
+    /// One connection from a client with `client` settings to a server with `server`
+    /// settings: the client's outcome and the server's.
+    async fn attempt(server: &Values, client: &Values) -> (io::Result<()>, anyhow::Result<()>) {
+        let p = SecurityProtocol::SaslPlaintext;
+        let server = Transport::new(server, "CONTROLLER", p, true).unwrap();
+        let client = Transport::new(client, "CONTROLLER", p, false).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let (_tx, image) = watch::channel(Arc::new(Image::default()));
+        let served = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            server.accept(tcp, &image).await.map(|_| ())
+        });
+        let connected = client.connect(&addr).await.map(|_| ());
+        (connected, served.await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn sasl_on_the_quorum_admits_super_users_only() {
+        let jaas = |user: &str, pw: &str| {
+            format!(
+                "org.apache.kafka.common.security.plain.PlainLoginModule required \
+                 username=\"{user}\" password=\"{pw}\" user_controller=\"secret\" user_eve=\"eve\";"
+            )
+        };
+        let base = |user: &str, pw: &str| {
+            values(&[
+                ("sasl.enabled.mechanisms", "PLAIN"),
+                ("sasl.mechanism.controller.protocol", "PLAIN"),
+                (
+                    "authorizer.class.name",
+                    "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+                ),
+                ("super.users", "User:controller"),
+                (
+                    "listener.name.controller.plain.sasl.jaas.config",
+                    &jaas(user, pw),
+                ),
+            ])
+        };
+        let server = base("controller", "secret");
+        let (c, s) = attempt(&server, &base("controller", "secret")).await;
+        assert!(c.is_ok() && s.is_ok(), "{c:?} {s:?}");
+        // A wrong password: refused, and the client is told.
+        let (c, s) = attempt(&server, &base("controller", "wrong")).await;
+        assert_eq!(c.unwrap_err().kind(), io::ErrorKind::PermissionDenied);
+        assert!(s.is_err());
+        // Authenticated, but not a super user: the server drops the connection.
+        let (_, s) = attempt(&server, &base("eve", "eve")).await;
+        let e = s.unwrap_err().to_string();
+        assert!(e.contains("User:eve is not in super.users"), "{e}");
+        // Kafka's default mechanism is not spoken: the node does not start.
+        let mut gssapi = base("controller", "secret");
+        gssapi.remove("sasl.mechanism.controller.protocol");
+        let e = Transport::new(
+            &gssapi,
+            "CONTROLLER",
+            SecurityProtocol::SaslPlaintext,
+            false,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("GSSAPI"), "{e}");
+    }
+}
