@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use kafka_protocol::messages::{SaslAuthenticateRequest, SaslHandshakeRequest};
 
-use crate::security::connector::{BoxStream, Connector};
+use crate::security::connector::{BoxStream, Connector, Refused};
 
 /// Responses larger than this are refused (a follower asks for at most `replica.fetch.
 /// response.max.bytes`, 10 MiB by default, plus headers).
@@ -45,10 +45,12 @@ impl Client {
             session_end: None,
         };
         if let Some(login) = &connector.login {
-            client
-                .authenticate(login, timeout)
-                .await
-                .with_context(|| format!("{} authentication to {addr}", login.mechanism))?;
+            client.authenticate(login, timeout).await.map_err(|e| {
+                Refused(format!(
+                    "{} authentication to {addr} as this broker: {e:#}",
+                    login.mechanism
+                ))
+            })?;
         }
         Ok(client)
     }

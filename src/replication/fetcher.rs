@@ -24,6 +24,7 @@ use super::client::Client;
 use super::{Follow, FollowMap};
 use crate::Broker;
 use crate::log::{EpochEnd, PartitionLog};
+use crate::security::connector::Refused;
 
 const FETCH_VERSION: i16 = 17;
 const OFFSET_FOR_LEADER_EPOCH_VERSION: i16 = 4;
@@ -38,6 +39,8 @@ type Key = (Uuid, i32);
 /// Fetches from `leader` until it leads none of the partitions this broker follows.
 pub async fn run(broker: Weak<Broker>, leader: i32, follows: watch::Receiver<Arc<FollowMap>>) {
     let mut conn: Option<Client> = None;
+    // The last connection attempt was refused (TLS or SASL): warned about already.
+    let mut refused = false;
     // The leader epoch each partition was reconciled in.
     let mut reconciled: HashMap<Key, i32> = HashMap::new();
     loop {
@@ -75,9 +78,20 @@ pub async fn run(broker: Weak<Broker>, leader: i32, follows: watch::Receiver<Arc
             };
             let id = format!("fjord-replica-fetcher-{}-{leader}", b.node_id());
             match Client::connect(&node.inter_broker, &addr, id, CONNECT_TIMEOUT).await {
-                Ok(c) => conn = Some(c),
+                Ok(c) => {
+                    refused = false;
+                    conn = Some(c)
+                }
                 Err(e) => {
-                    tracing::debug!(leader, error = %e, "cannot reach the leader");
+                    if e.downcast_ref::<Refused>().is_some() {
+                        // A security misconfiguration: said once per streak of failures.
+                        if !refused {
+                            tracing::warn!(leader, error = %e, "the leader refused this follower's connection (TLS or SASL on the inter-broker listener)");
+                        }
+                        refused = true;
+                    } else {
+                        tracing::debug!(leader, error = %e, "cannot reach the leader");
+                    }
                     drop(b);
                     tokio::time::sleep(BACKOFF * 2).await;
                     continue;

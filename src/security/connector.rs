@@ -31,6 +31,20 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> Stream for T {}
 /// A connection, plaintext or TLS.
 pub type BoxStream = Box<dyn Stream>;
 
+/// A connection the peer's security turned down, or that failed its checks: the TLS
+/// handshake or the SASL exchange. A configuration problem to log loudly, unlike a peer
+/// that is unreachable.
+#[derive(Debug)]
+pub struct Refused(pub String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
 /// The client side of one listener's security protocol.
 pub struct Connector {
     pub listener: String,
@@ -131,7 +145,7 @@ impl Connector {
             let stream = TlsConnector::from(tls.config())
                 .connect(name, tcp)
                 .await
-                .with_context(|| format!("TLS handshake with {addr}"))?;
+                .map_err(|e| Refused(format!("TLS handshake with {addr}: {e}")))?;
             Ok(Box::new(stream) as BoxStream)
         };
         tokio::time::timeout(timeout, open)
