@@ -281,3 +281,142 @@ async fn without_an_authorizer_acl_requests_are_security_disabled() {
     assert_eq!(m.topics[0].error_code, 0);
     assert_ne!(m.topics[0].topic_authorized_operations, 0);
 }
+
+/// What Kafka leaves out or refuses for topics the principal may not describe: a KIP-848
+/// heartbeat subscribing to one, a group assigned one, a transaction's partitions, a created
+/// topic's configs.
+#[tokio::test]
+async fn topics_that_may_not_be_described_stay_hidden_in_groups_transactions_and_creations() {
+    const GROUP: i8 = 3;
+    const TXN_ID: i8 = 5;
+    const CREATE: i8 = 5;
+    let b = acl_broker().await;
+    let mut admin = login(&b, "admin").await;
+    for t in ["orders", "secrets"] {
+        assert_eq!(admin.create_topic(t, 1).await, 0);
+    }
+    let r = admin
+        .call(
+            3,
+            &CreateAclsRequest::default().with_creations(vec![
+                creation(TOPIC, "orders", LITERAL, "User:alice", READ, ALLOW),
+                creation(TOPIC, "mine", LITERAL, "User:alice", CREATE, ALLOW),
+                creation(GROUP, "g", PREFIXED, "User:alice", READ, ALLOW),
+                creation(TXN_ID, "t", LITERAL, "User:alice", DESCRIBE, ALLOW),
+            ]),
+        )
+        .await;
+    assert!(r.results.iter().all(|x| x.error_code == 0), "{r:?}");
+    let mut alice = login(&b, "alice").await;
+    let heartbeat = |group: &str, topics: &[&str]| {
+        ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(GroupId(sb(group)))
+            .with_member_id(sb(&uuid::Uuid::new_v4().to_string()))
+            .with_member_epoch(0)
+            .with_rebalance_timeout_ms(30_000)
+            .with_subscribed_topic_names(Some(topics.iter().map(|t| tn(t)).collect()))
+            .with_topic_partitions(Some(vec![]))
+    };
+
+    // ConsumerGroupHeartbeat: one subscribed topic alice may not describe refuses it all.
+    let r = alice
+        .call(1, &heartbeat("g1", &["orders", "secrets"]))
+        .await;
+    assert_eq!(r.error_code, ResponseError::TopicAuthorizationFailed.code());
+    assert_eq!(r.error_message, None);
+    let r = alice.call(1, &heartbeat("g1", &["orders"])).await;
+    assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+
+    // ConsumerGroupDescribe: a group assigned "secrets" is refused to alice, with Kafka's
+    // message and no members; her own group is described.
+    let r = admin.call(1, &heartbeat("g2", &["secrets"])).await;
+    assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+    let d = alice
+        .call(
+            1,
+            &ConsumerGroupDescribeRequest::default()
+                .with_group_ids(vec![GroupId(sb("g1")), GroupId(sb("g2"))]),
+        )
+        .await;
+    assert_eq!(d.groups[0].error_code, 0);
+    assert_eq!(d.groups[0].members.len(), 1);
+    assert_eq!(
+        d.groups[1].error_code,
+        ResponseError::TopicAuthorizationFailed.code()
+    );
+    assert!(d.groups[1].members.is_empty());
+    assert!(
+        d.groups[1]
+            .error_message
+            .as_deref()
+            .is_some_and(|m| m.contains("not authorized to describe"))
+    );
+
+    // DescribeTransactions: the partitions of "secrets" are left out for alice.
+    let init = admin
+        .call(
+            5,
+            &InitProducerIdRequest::default()
+                .with_transactional_id(Some(TransactionalId(sb("t"))))
+                .with_transaction_timeout_ms(60_000)
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1),
+        )
+        .await;
+    assert_eq!(init.error_code, 0);
+    let add = AddPartitionsToTxnRequest::default()
+        .with_v3_and_below_transactional_id(TransactionalId(sb("t")))
+        .with_v3_and_below_producer_id(init.producer_id)
+        .with_v3_and_below_producer_epoch(init.producer_epoch)
+        .with_v3_and_below_topics(
+            ["orders", "secrets"]
+                .iter()
+                .map(|t| {
+                    add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                        .with_name(tn(t))
+                        .with_partitions(vec![0])
+                })
+                .collect(),
+        );
+    let r = admin.call(3, &add).await;
+    assert!(
+        r.results_by_topic_v3_and_below
+            .iter()
+            .all(|t| t.results_by_partition[0].partition_error_code == 0),
+        "{r:?}"
+    );
+    let describe = DescribeTransactionsRequest::default()
+        .with_transactional_ids(vec![TransactionalId(sb("t"))]);
+    let topics = |r: &DescribeTransactionsResponse| -> Vec<String> {
+        r.transaction_states[0]
+            .topics
+            .iter()
+            .map(|t| t.topic.to_string())
+            .collect()
+    };
+    let all = admin.call(0, &describe).await;
+    assert_eq!(topics(&all).len(), 2);
+    let mine = alice.call(0, &describe).await;
+    assert_eq!(mine.transaction_states[0].error_code, 0);
+    assert_eq!(topics(&mine), vec!["orders"]);
+
+    // CreateTopics: created, but without DESCRIBE_CONFIGS no configs or counts.
+    let create = CreateTopicsRequest::default()
+        .with_topics(vec![
+            create_topics_request::CreatableTopic::default()
+                .with_name(tn("mine"))
+                .with_num_partitions(2)
+                .with_replication_factor(1),
+        ])
+        .with_timeout_ms(10_000);
+    let r = alice.call(7, &create).await;
+    let t = &r.topics[0];
+    assert_eq!(t.error_code, 0);
+    assert_eq!(
+        t.topic_config_error_code,
+        ResponseError::TopicAuthorizationFailed.code()
+    );
+    assert_eq!((t.num_partitions, t.replication_factor), (-1, -1));
+    assert_eq!(t.configs.as_ref().map(Vec::len), Some(0));
+    assert!(!t.topic_id.is_nil());
+}

@@ -12,7 +12,7 @@ use crate::Broker;
 use crate::connection::RequestContext;
 use crate::group::Group;
 use crate::group::consumer::Assignment as Owned;
-use crate::security::acl::AclOperation;
+use crate::security::acl::{AclOperation, ResourceType};
 use crate::security::authz::Authz;
 
 /// Member type (v1): 1 = a member speaking the consumer protocol.
@@ -105,6 +105,28 @@ pub async fn handle(
                     x
                 })
                 .collect();
+            // As Kafka: a group whose members are assigned (or are to be assigned) a topic
+            // the principal may not describe is not shown, only refused.
+            let authz = Authz::of(broker, ctx);
+            let hidden = d
+                .members
+                .iter()
+                .flat_map(|m| {
+                    m.assignment
+                        .topic_partitions
+                        .iter()
+                        .chain(&m.target_assignment.topic_partitions)
+                })
+                .any(|tp| !authz.sees(AclOperation::Describe, ResourceType::Topic, tp.topic_name.as_str()));
+            if hidden {
+                return DescribedGroup::default()
+                    .with_group_id(gid.clone())
+                    .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                    .with_error_message(Some(str_bytes(
+                        "The group has described topic(s) that the client is not authorized to describe."
+                            .to_string(),
+                    )));
+            }
             d
         })
         .collect();

@@ -9,7 +9,7 @@ use super::str_bytes;
 use crate::Broker;
 use crate::connection::RequestContext;
 use crate::group::consumer::{self, HeartbeatRequest};
-use crate::security::acl::AclOperation;
+use crate::security::acl::{AclOperation, ResourceType};
 use crate::security::authz::Authz;
 
 pub async fn handle(
@@ -38,7 +38,8 @@ pub async fn handle(
             "group id must not be empty".into(),
         ));
     }
-    if let Err(e) = Authz::of(broker, ctx)
+    let authz = Authz::of(broker, ctx);
+    if let Err(e) = authz
         .group_check(AclOperation::Read, group_id)
         .and_then(|()| broker.groups.check(group_id))
     {
@@ -47,6 +48,17 @@ pub async fn handle(
             e,
             format!("This broker does not coordinate group {group_id} now."),
         ));
+    }
+    // As Kafka: every subscribed topic must be describable, or the whole heartbeat is
+    // refused (TOPIC_AUTHORIZATION_FAILED, no message) before the group is touched.
+    if let Some(names) = &req.subscribed_topic_names
+        && !names
+            .iter()
+            .all(|t| authz.topic(AclOperation::Describe, t.as_str()))
+    {
+        let mut r = fail(resp, ResponseError::TopicAuthorizationFailed, String::new());
+        r.error_message = None;
+        return Ok(r);
     }
     if ctx.api_version >= 1 && req.member_id.is_empty() {
         return Ok(fail(
@@ -77,10 +89,13 @@ pub async fn handle(
     };
     let topics = &broker.topics;
     let lookup = |name: &str| topics.get(name).map(|t| (t.id, t.partitions.len() as i32));
+    // A regex subscription matches only the topics the member may describe (Kafka drops
+    // the others silently).
     let all = || {
         topics
             .list()
             .iter()
+            .filter(|t| authz.sees(AclOperation::Describe, ResourceType::Topic, &t.name))
             .map(|t| t.name.clone())
             .collect::<Vec<_>>()
     };

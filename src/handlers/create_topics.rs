@@ -14,7 +14,7 @@ use crate::Broker;
 use crate::connection::RequestContext;
 use crate::meta::configs::resolve_topic_configs;
 use crate::meta::topics::TopicError;
-use crate::security::acl::AclOperation;
+use crate::security::acl::{AclOperation, ResourceType};
 use crate::security::authz::Authz;
 
 pub async fn handle(
@@ -52,7 +52,17 @@ pub async fn handle(
                 result.topic_id = topic.id;
                 result.num_partitions = partitions;
                 result.replication_factor = rf;
-                if ctx.api_version >= 5 {
+                // As Kafka: the configs and counts only for a principal that may describe
+                // the topic's configs; otherwise the config error says why they are missing.
+                if ctx.api_version >= 5
+                    && !authz.sees(AclOperation::DescribeConfigs, ResourceType::Topic, name)
+                {
+                    result.num_partitions = -1;
+                    result.replication_factor = -1;
+                    result.configs = Some(Vec::new());
+                    result.topic_config_error_code =
+                        kafka_protocol::ResponseError::TopicAuthorizationFailed.code();
+                } else if ctx.api_version >= 5 {
                     let mut all =
                         resolve_topic_configs(&broker.config, &broker.dynamic.get(), &configs);
                     // In name order, as Kafka lists them.

@@ -9,7 +9,7 @@ use kafka_protocol::messages::{
 use super::{str_bytes, topic_name};
 use crate::Broker;
 use crate::connection::RequestContext;
-use crate::security::acl::AclOperation;
+use crate::security::acl::{AclOperation, ResourceType};
 use crate::security::authz::Authz;
 
 pub async fn handle(
@@ -54,7 +54,11 @@ fn describe(
             s.producer_id = ProducerId(m.producer_id);
             s.producer_epoch = m.producer_epoch;
             let mut topics: Vec<TopicData> = Vec::new();
+            // As Kafka: the partitions of topics the principal may not describe are left out.
             for (t, p) in &m.partitions {
+                if !authz.sees(AclOperation::Describe, ResourceType::Topic, t) {
+                    continue;
+                }
                 match topics.iter_mut().find(|x| x.topic.as_str() == t) {
                     Some(x) => x.partitions.push(*p),
                     None => topics.push(
