@@ -75,7 +75,7 @@ COMMON=(
   "ssl.truststore.type=PEM" "ssl.truststore.location=$C/ca.pem"
   "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer"
   "super.users=User:broker;User:controller;User:CN=fjord-node;User:admin"
-  "num.partitions=3" "default.replication.factor=3"
+  "num.partitions=3" "default.replication.factor=3" "replica.lag.time.max.ms=4000"
 )
 MTLS=(
   "listener.security.protocol.map=SASL_SSL:SASL_SSL,CONTROLLER:SSL"
@@ -168,25 +168,36 @@ grep -q "committed 30 aborted 0" <<<"$out" \
   || fail "transactions: $(tail -3 <<<"$out")"
 
 QP="${QPORT[1]}"
-before="$(grep -c "metadata quorum: connection refused" "$CWORK/node1.log")"
-out="$(timeout 10 openssl s_client -connect "127.0.0.1:$QP" -CAfile "$C/ca.pem" </dev/null 2>&1)"
-sleep 0.5
-after="$(grep -c "metadata quorum: connection refused" "$CWORK/node1.log")"
-[ "$after" -gt "$before" ] && pass "a TLS client without a certificate is refused at the controller port" \
-  || fail "no certificate: not refused ($(tail -2 <<<"$out" | tr '\n' ' '))"
+# refused_since MARK REASON: node 1 logged a refused quorum connection with REASON after line MARK.
+refused_since() {
+  for _ in $(seq 1 20); do
+    tail -n "+$(($1 + 1))" "$CWORK/node1.log" | grep "metadata quorum: connection refused" | grep -q "$2" && return 0
+    sleep 0.25
+  done
+  return 1
+}
+mark="$(wc -l <"$CWORK/node1.log")"
+timeout 10 openssl s_client -connect "127.0.0.1:$QP" -CAfile "$C/ca.pem" </dev/null >/dev/null 2>&1
+refused_since "$mark" "peer sent no certificates" && pass "a TLS client without a certificate is refused at the controller port" \
+  || fail "no certificate: not refused for want of a certificate"
 printf 'not tls\n' | timeout 5 openssl s_client -connect "127.0.0.1:$QP" -CAfile "$C/ca.pem" \
   -cert "$C/stranger.pem" -key "$C/stranger.key" >/dev/null 2>&1
 sleep 0.5
 grep -q "User:CN=stranger is not in super.users" "$CWORK/node1.log" \
   && pass "a certificate the CA signed whose subject is no super user is refused" \
   || fail "stranger: not refused"
+mark="$(wc -l <"$CWORK/node1.log")"
 timeout 5 openssl s_client -connect "127.0.0.1:$QP" -CAfile "$C/ca.pem" \
   -cert "$C/rogue.pem" -key "$C/rogue.key" </dev/null >/dev/null 2>&1
+refused_since "$mark" "UnknownIssuer" && pass "a certificate of an untrusted CA (with a super user's subject) is refused" \
+  || fail "rogue CA: not refused as an unknown issuer"
+mark="$(wc -l <"$CWORK/node1.log")"
 printf 'GET / HTTP/1.0\r\n\r\n' | timeout 5 bash -c "cat >/dev/tcp/127.0.0.1/$QP" 2>/dev/null
-sleep 0.5
+refused_since "$mark" "InvalidContentType" && pass "plaintext bytes at the controller port are refused" \
+  || fail "plaintext bytes: not refused"
 out="$(kc -L -b "$BOOT" "${ADMIN[@]}" 2>&1)"
 if grep -q "3 brokers" <<<"$out" && node_alive 1 && node_alive 2 && node_alive 3; then
-  pass "an untrusted CA's certificate and plaintext bytes at the controller port leave the cluster unaffected"
+  pass "the hostile connections leave the cluster unaffected"
 else fail "after hostile connections: $(head -3 <<<"$out")"; fi
 
 step "b. all three restarted with SASL_SSL (PLAIN) on the quorum"
@@ -209,6 +220,13 @@ got="$(kc -C -b "$BOOT" "${ADMIN[@]}" -t secure -o beginning -e 2>/dev/null | gr
 ok=0
 for _ in $(seq 1 20); do in_sync secure && { ok=1; break; }; sleep 1; done
 [ "$ok" = 1 ] && pass "every replica is back in sync" || fail "ISR not full after the restart"
+# A status request (the quorum's own framing: length, then JSON) over TLS with no SASL first.
+mark="$(wc -l <"$CWORK/node1.log")"
+printf '\x00\x00\x00\x08"Status"' | timeout 5 openssl s_client -quiet -connect "127.0.0.1:$QP" \
+  -CAfile "$C/ca.pem" >/dev/null 2>&1
+refused_since "$mark" "a request before authentication" \
+  && pass "a request before SASL authentication on the quorum is refused" \
+  || fail "unauthenticated quorum request: not refused"
 
 step "c. a node with the wrong inter-broker password"
 node_kill 3 TERM >/dev/null
@@ -224,6 +242,10 @@ for _ in $(seq 1 30); do
 done
 [ "$ok" = 1 ] && pass "the node logs that the leaders refuse its connection (PLAIN authentication failed)" \
   || fail "no warning about the refused inter-broker authentication"
+ok=0
+for _ in $(seq 1 30); do in_sync secure || { ok=1; break; }; sleep 1; done
+[ "$ok" = 1 ] && pass "node 3 drops out of the ISR (replica.lag.time.max.ms=4000): it really cannot fetch" \
+  || fail "node 3 stayed in the ISR with a wrong password"
 node_kill 3 TERM >/dev/null
 CLUSTER_EXTRA=("${COMMON[@]}" "${SASL_CONTROLLER[@]}")
 node_start 3

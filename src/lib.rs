@@ -183,15 +183,15 @@ impl Broker {
         let authz = security::store::AuthorizerSettings::from_values(&config.values)?;
         if authz.enabled
             && let Some(node) = &cluster
-            && node.inter_broker.login.is_none()
-            && !node.inter_broker.protocol.uses_tls()
+            && !node.inter_broker.authenticates()
         {
             tracing::warn!(
-                "ACLs in a cluster: brokers reach each other over the plaintext inter-broker \
-                 listener unauthenticated, as User:ANONYMOUS, and need CLUSTER_ACTION on the \
+                "ACLs in a cluster: brokers reach each other over the inter-broker listener \
+                 unauthenticated, as User:ANONYMOUS, and need CLUSTER_ACTION on the \
                  cluster (follower fetches, transaction markers); grant it (or list \
                  User:ANONYMOUS in super.users) only if clients cannot reach that listener, \
-                 or set inter.broker.listener.name to an SSL or SASL listener"
+                 or set inter.broker.listener.name to a SASL listener or an SSL one with \
+                 ssl.client.auth=required"
             );
         }
         let security = match &cluster {

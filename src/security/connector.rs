@@ -52,6 +52,8 @@ pub struct Connector {
     tls: Option<ClientTls>,
     /// On SASL listeners: who this node authenticates as.
     pub login: Option<Login>,
+    /// On SSL listeners that ask for client certificates: this node offers its own.
+    certificate: bool,
 }
 
 struct ClientTls {
@@ -79,7 +81,14 @@ impl Connector {
             protocol: SecurityProtocol::Plaintext,
             tls: None,
             login: None,
+            certificate: false,
         }
+    }
+
+    /// Whether the peer learns who this node is (a SASL login, or a client certificate the
+    /// listener asks for); otherwise this node is `User:ANONYMOUS` there.
+    pub fn authenticates(&self) -> bool {
+        self.login.is_some() || self.certificate
     }
 
     /// The client side of `listener`, which speaks `protocol`; on SASL, with the mechanism
@@ -116,11 +125,22 @@ impl Connector {
         } else {
             None
         };
+        let get = |k: &str| listener_value(values, listener, k);
+        let certificate = protocol == SecurityProtocol::Ssl
+            && (get("ssl.keystore.location").is_some()
+                || get("ssl.keystore.certificate.chain").is_some())
+            && get("ssl.client.auth").is_some_and(|a| {
+                matches!(
+                    a.trim().to_ascii_lowercase().as_str(),
+                    "required" | "requested"
+                )
+            });
         Ok(Connector {
             listener: listener.to_string(),
             protocol,
             tls,
             login,
+            certificate,
         })
     }
 

@@ -11,7 +11,7 @@ use base64::Engine as _;
 use ring::rand::SecureRandom;
 
 use super::sasl::{jaas_config, parse_jaas};
-use super::scram::{MIN_ITERATIONS, ScramMechanism};
+use super::scram::{MAX_ITERATIONS, MIN_ITERATIONS, ScramMechanism};
 use crate::config::Source;
 
 type Values = BTreeMap<String, (String, Source)>;
@@ -218,6 +218,9 @@ impl ScramClient {
         }
         let attrs: BTreeMap<&str, &str> =
             text.split(',').filter_map(|a| a.split_once('=')).collect();
+        if attrs.contains_key("m") {
+            anyhow::bail!("SCRAM: the server requires an extension this client does not know");
+        }
         let b64 = &base64::engine::general_purpose::STANDARD;
         let (Some(nonce), Some(salt), Some(iterations)) =
             (attrs.get("r"), attrs.get("s"), attrs.get("i"))
@@ -233,7 +236,9 @@ impl ScramClient {
         let iterations: u32 = iterations
             .parse()
             .ok()
-            .filter(|i| *i >= MIN_ITERATIONS as u32)
+            // Bounded above too: the derivation runs inline, and a hostile server must not
+            // make it run for ever (Kafka's credentials stay within these bounds).
+            .filter(|i| (MIN_ITERATIONS as u32..=MAX_ITERATIONS as u32).contains(i))
             .ok_or_else(|| anyhow::anyhow!("SCRAM: iteration count {iterations} refused"))?;
         let m = self.mechanism;
         let salted = m.salted_password(&self.password, &salt, iterations);
@@ -366,6 +371,14 @@ mod tests {
         let Exchange::Scram(c) = &ex else { panic!() };
         let weak = format!("r={}x,s=c2FsdA==,i=1", c.nonce);
         assert!(ex.next(weak.as_bytes()).is_err());
+        let (mut ex, _) = login.start().unwrap();
+        let Exchange::Scram(c) = &ex else { panic!() };
+        let endless = format!("r={}x,s=c2FsdA==,i=4294967295", c.nonce);
+        assert!(ex.next(endless.as_bytes()).is_err());
+        let (mut ex, _) = login.start().unwrap();
+        let Exchange::Scram(c) = &ex else { panic!() };
+        let extension = format!("m=ext,r={}x,s=c2FsdA==,i=4096", c.nonce);
+        assert!(ex.next(extension.as_bytes()).is_err());
 
         let oauth = Login::from_values(&v, "INTERNAL", "OAUTHBEARER", "s").unwrap();
         assert_eq!(

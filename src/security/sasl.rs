@@ -155,6 +155,12 @@ impl SaslListener {
 }
 
 impl SaslListener {
+    /// Whether OAUTHBEARER is served with unsecured (unsigned) tokens: anyone can then be
+    /// anyone.
+    pub fn accepts_unsecured_tokens(&self) -> bool {
+        self.oauth.as_ref().is_some_and(|o| o.is_unsecured())
+    }
+
     /// How long a session authenticated with `mechanism` at `now_ms` lasts, in ms, as Kafka
     /// computes it (KIP-368): the sooner of `connections.max.reauth.ms` and the credential's
     /// expiry; None when neither applies (the session does not expire).

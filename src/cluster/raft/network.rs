@@ -4,7 +4,7 @@
 
 use std::io;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use openraft::error::{
     ClientWriteError, InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError,
@@ -76,8 +76,9 @@ pub(super) enum Reply {
     Heartbeat(bool),
     Status(QuorumStatus),
     Metadata(FetchReply),
-    /// (whether authentication is complete, the server's SASL message), or why it failed.
-    Authenticate(Result<(bool, Vec<u8>), String>),
+    /// (whether authentication is complete, the server's SASL message, the session's
+    /// lifetime in ms once complete, -1 when it does not end), or why it failed.
+    Authenticate(Result<(bool, Vec<u8>, i64), String>),
 }
 
 pub(super) async fn write_frame<W: AsyncWriteExt + Unpin, T: Serialize>(
@@ -165,8 +166,8 @@ async fn serve_conn(
     transport: Arc<Transport>,
 ) {
     let peer = stream.peer_addr().ok();
-    let stream = match transport.accept(stream, &observers.image).await {
-        Ok(s) => s,
+    let opened = match transport.accept(stream, &observers.image).await {
+        Ok(o) => o,
         Err(e) => {
             tracing::warn!(
                 listener = %transport.listener,
@@ -178,7 +179,7 @@ async fn serve_conn(
     };
     let mut heartbeats_of = None;
     serve_requests(
-        stream,
+        opened,
         raft,
         liveness.clone(),
         observers,
@@ -193,13 +194,13 @@ async fn serve_conn(
 }
 
 async fn serve_requests(
-    stream: BoxStream,
+    opened: super::transport::Opened,
     raft: Raft,
     liveness: Arc<Liveness>,
     observers: Arc<ForObservers>,
     heartbeats_of: &mut Option<(i32, i64)>,
 ) {
-    let (r, w) = tokio::io::split(stream);
+    let (r, w) = tokio::io::split(opened.stream);
     let (mut r, mut w) = (BufReader::new(r), BufWriter::new(w));
     loop {
         let req: Request = match read_frame(&mut r, Some(FRAME_BODY_TIMEOUT)).await {
@@ -210,6 +211,10 @@ async fn serve_requests(
                 return;
             }
         };
+        if opened.session_end.is_some_and(|t| Instant::now() >= t) {
+            tracing::debug!("metadata quorum: a request after the SASL session ended: closing");
+            return;
+        }
         let reply = match req {
             Request::Append(rpc) => Reply::Append(raft.append_entries(rpc).await),
             Request::Vote(rpc) => Reply::Vote(raft.vote(rpc).await),
@@ -253,6 +258,8 @@ pub(super) struct Connection {
     addr: String,
     transport: Arc<Transport>,
     conn: Option<(Reader, Writer)>,
+    /// When the connection's SASL session is to be given up (a new one opened).
+    session_end: Option<Instant>,
 }
 
 /// Why a call failed: before anything was sent (so the request surely had no effect), or
@@ -277,6 +284,7 @@ impl Connection {
             addr,
             transport,
             conn: None,
+            session_end: None,
         }
     }
 
@@ -300,13 +308,17 @@ impl Connection {
     }
 
     async fn call_inner(&mut self, req: &Request) -> Result<Reply, CallError> {
+        if self.session_end.is_some_and(|t| Instant::now() >= t) {
+            self.conn = None;
+        }
         if self.conn.is_none() {
-            let stream = self
+            let opened = self
                 .transport
                 .connect(&self.addr)
                 .await
                 .map_err(CallError::Connect)?;
-            let (r, w) = tokio::io::split(stream);
+            self.session_end = opened.session_end;
+            let (r, w) = tokio::io::split(opened.stream);
             self.conn = Some((BufReader::new(r), BufWriter::new(w)));
         }
         let (r, w) = self.conn.as_mut().expect("connected above");

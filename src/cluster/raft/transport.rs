@@ -5,11 +5,13 @@
 //! with `sasl.mechanism.controller.protocol`, served by the listener's mechanisms (the
 //! credentials from its JAAS settings). With an authorizer set, a connection on an
 //! authenticated listener must come from one of `super.users`, as Kafka's controllers
-//! require of brokers.
+//! require of brokers. A SASL session ends when `connections.max.reauth.ms` or the token's
+//! expiry says (KIP-368): the client opens a new connection before, the server closes one
+//! used after.
 
 use std::io;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -18,7 +20,7 @@ use super::network::{Reply, Request, read_frame, write_frame};
 use crate::cluster::image::Image;
 use crate::config::Source;
 use crate::config::security::SecurityProtocol;
-use crate::security::connector::{BoxStream, Connector};
+use crate::security::connector::{BoxStream, Connector, Refused};
 use crate::security::sasl::{SaslListener, Step};
 use crate::security::tls::TlsListener;
 
@@ -38,6 +40,17 @@ pub struct Transport {
     /// The principals allowed in (`super.users`) when an authorizer is set and the
     /// listener authenticates; None: whoever completes the handshake.
     allowed: Option<Vec<String>>,
+    /// When a refused connection (TLS, SASL) was last warned about: at most one warning
+    /// per [`WARN_EVERY`], the rest at debug level.
+    warned: Mutex<Option<Instant>>,
+}
+
+const WARN_EVERY: Duration = Duration::from_secs(30);
+
+/// A connection ready for requests, and when its SASL session ends (if it does).
+pub(super) struct Opened {
+    pub stream: BoxStream,
+    pub session_end: Option<Instant>,
 }
 
 impl std::fmt::Debug for Transport {
@@ -55,6 +68,7 @@ impl Default for Transport {
             tls: None,
             sasl: None,
             allowed: None,
+            warned: Mutex::new(None),
         }
     }
 }
@@ -92,6 +106,13 @@ impl Transport {
         let authorizer = values
             .get("authorizer.class.name")
             .is_some_and(|(v, _)| !v.trim().is_empty());
+        if authorizer && sasl.as_ref().is_some_and(|s| s.accepts_unsecured_tokens()) {
+            anyhow::bail!(
+                "OAUTHBEARER with unsecured tokens on the controller listener lets anyone \
+                 claim a super user's name and change the cluster's metadata; configure \
+                 signed tokens (a JWKS) or another mechanism there"
+            );
+        }
         let allowed = if authorizer && protocol != SecurityProtocol::Plaintext {
             let users = values.get("super.users").map_or("", |(v, _)| v.as_str());
             Some(
@@ -108,19 +129,51 @@ impl Transport {
             tls,
             sasl,
             allowed,
+            warned: Mutex::new(None),
         })
+    }
+
+    /// Logs a connection the peer refused: a warning now and then, debug otherwise.
+    fn refused(&self, e: &io::Error) {
+        let mut last = self.warned.lock().unwrap();
+        if last.is_none_or(|t| t.elapsed() >= WARN_EVERY) {
+            *last = Some(Instant::now());
+            tracing::warn!(listener = %self.listener, "metadata quorum: connection refused by the peer: {e}");
+        } else {
+            tracing::debug!(listener = %self.listener, "metadata quorum: connection refused by the peer: {e}");
+        }
     }
 
     /// A connection to the voter at `addr`, through TLS and SASL when the listener has
     /// them. An error here means nothing was sent.
-    pub(super) async fn connect(&self, addr: &str) -> io::Result<BoxStream> {
+    pub(super) async fn connect(&self, addr: &str) -> io::Result<Opened> {
+        let r = self.open(addr).await;
+        if let Err(e) = &r
+            && e.kind() == io::ErrorKind::PermissionDenied
+        {
+            self.refused(e);
+        }
+        r
+    }
+
+    async fn open(&self, addr: &str) -> io::Result<Opened> {
         let mut stream = self
             .connector
             .connect(addr, HANDSHAKE_TIMEOUT)
             .await
-            .map_err(|e| io::Error::new(io::ErrorKind::ConnectionRefused, format!("{e:#}")))?;
+            .map_err(|e| {
+                let kind = if e.downcast_ref::<Refused>().is_some() {
+                    io::ErrorKind::PermissionDenied
+                } else {
+                    io::ErrorKind::ConnectionRefused
+                };
+                io::Error::new(kind, format!("{e:#}"))
+            })?;
         let Some(login) = &self.connector.login else {
-            return Ok(stream);
+            return Ok(Opened {
+                stream,
+                session_end: None,
+            });
         };
         let refused = |msg: String| {
             io::Error::new(
@@ -136,10 +189,20 @@ impl Transport {
             };
             write_frame(&mut stream, &req).await?;
             match read_frame(&mut stream, Some(HANDSHAKE_TIMEOUT)).await? {
-                Some(Reply::Authenticate(Ok((done, answer)))) => {
+                Some(Reply::Authenticate(Ok((done, answer, lifetime_ms)))) => {
                     match exchange.next(&answer).map_err(|e| refused(e.to_string()))? {
                         Some(next) if !done => msg = next,
-                        None if done => return Ok(stream),
+                        None if done => {
+                            // Given up at 90% of its lifetime, as Kafka's clients
+                            // re-authenticate.
+                            let session_end = (lifetime_ms >= 0).then(|| {
+                                Instant::now() + Duration::from_millis(lifetime_ms as u64 * 9 / 10)
+                            });
+                            return Ok(Opened {
+                                stream,
+                                session_end,
+                            });
+                        }
                         _ => return Err(refused("the exchange went out of step".into())),
                     }
                 }
@@ -152,13 +215,13 @@ impl Transport {
     }
 
     /// The server side of a new connection: TLS, SASL and the principal check, within
-    /// [`HANDSHAKE_TIMEOUT`]. Err: the connection is dropped (the reason logged by the
-    /// caller).
+    /// [`HANDSHAKE_TIMEOUT`]; the stream and when its session ends. Err: the connection is
+    /// dropped (the reason logged by the caller).
     pub(super) async fn accept(
         &self,
         tcp: TcpStream,
         image: &watch::Receiver<Arc<Image>>,
-    ) -> anyhow::Result<BoxStream> {
+    ) -> anyhow::Result<Opened> {
         tokio::time::timeout(HANDSHAKE_TIMEOUT, self.handshake(tcp, image))
             .await
             .map_err(|_| anyhow::anyhow!("no complete handshake in time"))?
@@ -168,7 +231,7 @@ impl Transport {
         &self,
         tcp: TcpStream,
         image: &watch::Receiver<Arc<Image>>,
-    ) -> anyhow::Result<BoxStream> {
+    ) -> anyhow::Result<Opened> {
         let (mut stream, mut principal): (BoxStream, String) = match &self.tls {
             None => (
                 Box::new(tcp),
@@ -181,8 +244,12 @@ impl Transport {
                 (Box::new(s), p)
             }
         };
+        let mut session_end = None;
         if let Some(sasl) = &self.sasl {
-            principal = authenticate(sasl, &mut stream, image).await?;
+            let (p, lifetime_ms) = authenticate(sasl, &mut stream, image).await?;
+            principal = p;
+            session_end =
+                lifetime_ms.map(|ms| Instant::now() + Duration::from_millis(ms.max(0) as u64));
         }
         if let Some(allowed) = &self.allowed
             && !allowed.contains(&principal)
@@ -192,16 +259,20 @@ impl Transport {
                  controller listener"
             );
         }
-        Ok(stream)
+        Ok(Opened {
+            stream,
+            session_end,
+        })
     }
 }
 
-/// Runs the client's SASL exchange: its principal, or why it failed (also sent to it).
+/// Runs the client's SASL exchange: its principal and its session's lifetime (ms, if it
+/// ends), or why it failed (also sent to it).
 async fn authenticate(
     sasl: &SaslListener,
     stream: &mut BoxStream,
     image: &watch::Receiver<Arc<Image>>,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<(String, Option<i64>)> {
     let data = Arc::new(image.borrow().security.clone());
     let mut mechanism = None;
     for _ in 0..4 {
@@ -227,11 +298,16 @@ async fn authenticate(
         let m = mechanism.as_mut().expect("started above");
         match m.step(&bytes) {
             Ok(Step::Continue(answer)) => {
-                write_frame(stream, &Reply::Authenticate(Ok((false, answer)))).await?
+                write_frame(stream, &Reply::Authenticate(Ok((false, answer, -1)))).await?
             }
             Ok(Step::Done { response, user }) => {
-                write_frame(stream, &Reply::Authenticate(Ok((true, response)))).await?;
-                return Ok(format!("User:{user}"));
+                let now_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64);
+                let lifetime = sasl.session_lifetime_ms(&name, m.session_expiry_ms(), now_ms);
+                let reply = Reply::Authenticate(Ok((true, response, lifetime.unwrap_or(-1))));
+                write_frame(stream, &reply).await?;
+                return Ok((format!("User:{user}"), lifetime));
             }
             Err(e) => {
                 write_frame(stream, &Reply::Authenticate(Err(e.0.clone()))).await?;
@@ -254,8 +330,11 @@ mod tests {
     }
 
     /// One connection from a client with `client` settings to a server with `server`
-    /// settings: the client's outcome and the server's.
-    async fn attempt(server: &Values, client: &Values) -> (io::Result<()>, anyhow::Result<()>) {
+    /// settings: the client's outcome (when its session ends) and the server's.
+    async fn attempt(
+        server: &Values,
+        client: &Values,
+    ) -> (io::Result<Option<Instant>>, anyhow::Result<()>) {
         let p = SecurityProtocol::SaslPlaintext;
         let server = Transport::new(server, "CONTROLLER", p, true).unwrap();
         let client = Transport::new(client, "CONTROLLER", p, false).unwrap();
@@ -266,7 +345,7 @@ mod tests {
             let (tcp, _) = listener.accept().await.unwrap();
             server.accept(tcp, &image).await.map(|_| ())
         });
-        let connected = client.connect(&addr).await.map(|_| ());
+        let connected = client.connect(&addr).await.map(|o| o.session_end);
         (connected, served.await.unwrap())
     }
 
@@ -293,9 +372,23 @@ mod tests {
                 ),
             ])
         };
-        let server = base("controller", "secret");
+        let mut server = base("controller", "secret");
         let (c, s) = attempt(&server, &base("controller", "secret")).await;
-        assert!(c.is_ok() && s.is_ok(), "{c:?} {s:?}");
+        assert!(s.is_ok(), "{s:?}");
+        assert_eq!(
+            c.unwrap(),
+            None,
+            "no session lifetime: the session does not end"
+        );
+        // KIP-368: the client learns the session's lifetime and gives it up at 90%.
+        server.insert(
+            "listener.name.controller.connections.max.reauth.ms".into(),
+            ("10000".into(), Source::File),
+        );
+        let before = Instant::now();
+        let (c, _) = attempt(&server, &base("controller", "secret")).await;
+        let end = c.unwrap().expect("a session that ends");
+        assert!(end > before + Duration::from_secs(8) && end < before + Duration::from_secs(10));
         // A wrong password: refused, and the client is told.
         let (c, s) = attempt(&server, &base("controller", "wrong")).await;
         assert_eq!(c.unwrap_err().kind(), io::ErrorKind::PermissionDenied);
@@ -316,5 +409,15 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("GSSAPI"), "{e}");
+        // Unsecured tokens on the quorum with an authorizer: anyone could be a super user.
+        let mut oauth = base("controller", "secret");
+        oauth.insert(
+            "sasl.enabled.mechanisms".into(),
+            ("PLAIN,OAUTHBEARER".into(), Source::File),
+        );
+        let e = Transport::new(&oauth, "CONTROLLER", SecurityProtocol::SaslPlaintext, true)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unsecured tokens"), "{e}");
     }
 }
