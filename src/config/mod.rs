@@ -690,6 +690,14 @@ impl Config {
     }
 }
 
+/// Settings as the resolved values hold them (all from the file), for tests.
+#[cfg(test)]
+pub(crate) fn test_values(kv: &[(&str, &str)]) -> BTreeMap<String, (String, Source)> {
+    kv.iter()
+        .map(|(k, v)| (k.to_string(), (v.to_string(), Source::File)))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

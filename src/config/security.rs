@@ -170,11 +170,7 @@ pub fn listener_value(
 mod tests {
     use super::*;
 
-    fn vals(kv: &[(&str, &str)]) -> BTreeMap<String, (String, Source)> {
-        kv.iter()
-            .map(|(k, v)| (k.to_string(), (v.to_string(), Source::File)))
-            .collect()
-    }
+    use crate::config::test_values as vals;
 
     #[test]
     fn protocols_follow_the_map_or_kafkas_default() {

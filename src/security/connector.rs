@@ -19,7 +19,9 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use super::login::Login;
-use super::tls::{Files, key_store, mtime, provider, stamped, trust_store};
+use super::tls::{
+    Files, client_auth, has_key_store, key_store, mtime, provider, stamped, trust_store,
+};
 use crate::config::Source;
 use crate::config::security::{SecurityProtocol, listener_value};
 
@@ -127,14 +129,14 @@ impl Connector {
         };
         let get = |k: &str| listener_value(values, listener, k);
         let certificate = protocol == SecurityProtocol::Ssl
-            && (get("ssl.keystore.location").is_some()
-                || get("ssl.keystore.certificate.chain").is_some())
-            && get("ssl.client.auth").is_some_and(|a| {
-                matches!(
-                    a.trim().to_ascii_lowercase().as_str(),
-                    "required" | "requested"
-                )
-            });
+            && has_key_store(&get)
+            && matches!(
+                client_auth(values, listener, false)
+                    .trim()
+                    .to_ascii_lowercase()
+                    .as_str(),
+                "required" | "requested"
+            );
         Ok(Connector {
             listener: listener.to_string(),
             protocol,
@@ -219,9 +221,7 @@ fn client_config(values: &Values, listener: &str) -> anyhow::Result<(ClientConfi
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AnyHostName(verifier)))
     };
-    let has_key =
-        get("ssl.keystore.location").is_some() || get("ssl.keystore.certificate.chain").is_some();
-    let config = if has_key {
+    let config = if has_key_store(&get) {
         let (certs, key) = key_store(&get, &mut files)?;
         builder
             .with_client_auth_cert(certs, key)

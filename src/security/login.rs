@@ -277,11 +277,7 @@ mod tests {
     use crate::security::scram::{ScramCredential, ScramServer};
     use crate::security::store::{SecurityData, credential_record};
 
-    fn vals(kv: &[(&str, &str)]) -> Values {
-        kv.iter()
-            .map(|(k, v)| (k.to_string(), (v.to_string(), Source::File)))
-            .collect()
-    }
+    use crate::config::test_values as vals;
 
     /// Runs `login` against `server` to the end: the user it authenticated as.
     fn run(login: &Login, server: &mut dyn Mechanism) -> anyhow::Result<String> {

@@ -10,11 +10,7 @@ const SIGNED: &str =
     "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler";
 const L: &str = "SASL_SSL";
 
-fn vals(kv: &[(&str, &str)]) -> Values {
-    kv.iter()
-        .map(|(k, v)| (k.to_string(), (v.to_string(), Source::File)))
-        .collect()
-}
+use crate::config::test_values as vals;
 
 fn b64(b: &[u8]) -> String {
     B64.encode(b)

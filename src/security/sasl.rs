@@ -311,11 +311,7 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    fn vals(kv: &[(&str, &str)]) -> Values {
-        kv.iter()
-            .map(|(k, v)| (k.to_string(), (v.to_string(), Source::File)))
-            .collect()
-    }
+    use crate::config::test_values as vals;
 
     #[test]
     fn jaas_entries_parse_as_kafka_writes_them() {

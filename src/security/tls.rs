@@ -124,18 +124,7 @@ fn server_config(
     let get = |k: &str| listener_value(values, listener, k);
     let mut files = Vec::new();
     let (certs, key) = key_store(&get, &mut files)?;
-    // KIP-684: on SASL_SSL the clients authenticate with SASL; a certificate is asked for
-    // only when the listener itself says so.
-    let client_auth = if sasl {
-        let scoped = format!(
-            "listener.name.{}.ssl.client.auth",
-            listener.to_ascii_lowercase()
-        );
-        values.get(&scoped).map(|(v, _)| v.clone())
-    } else {
-        get("ssl.client.auth")
-    }
-    .unwrap_or_else(|| "none".into());
+    let client_auth = client_auth(values, listener, sasl);
     let builder = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| anyhow::anyhow!("TLS protocol versions: {e}"))?;
@@ -164,6 +153,26 @@ fn server_config(
         .with_single_cert(certs, key)
         .map_err(|e| anyhow::anyhow!("the key store's key and certificate do not fit: {e}"))?;
     Ok((config, files))
+}
+
+/// `listener`'s `ssl.client.auth` (`none` when not set). KIP-684: on SASL_SSL the clients
+/// authenticate with SASL; a certificate is asked for only when the listener itself says so.
+pub(super) fn client_auth(values: &Values, listener: &str, sasl: bool) -> String {
+    if sasl {
+        let scoped = format!(
+            "listener.name.{}.ssl.client.auth",
+            listener.to_ascii_lowercase()
+        );
+        values.get(&scoped).map(|(v, _)| v.clone())
+    } else {
+        listener_value(values, listener, "ssl.client.auth")
+    }
+    .unwrap_or_else(|| "none".into())
+}
+
+/// Whether the listener's settings name a key store (a file, or inline PEM).
+pub(super) fn has_key_store(get: &dyn Fn(&str) -> Option<String>) -> bool {
+    get("ssl.keystore.location").is_some() || get("ssl.keystore.certificate.chain").is_some()
 }
 
 type Certs = Vec<CertificateDer<'static>>;

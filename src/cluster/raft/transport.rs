@@ -103,25 +103,16 @@ impl Transport {
         } else {
             (None, None)
         };
-        let authorizer = values
-            .get("authorizer.class.name")
-            .is_some_and(|(v, _)| !v.trim().is_empty());
-        if authorizer && sasl.as_ref().is_some_and(|s| s.accepts_unsecured_tokens()) {
+        let authz = crate::security::store::AuthorizerSettings::from_values(values)?;
+        if authz.enabled && sasl.as_ref().is_some_and(|s| s.accepts_unsecured_tokens()) {
             anyhow::bail!(
                 "OAUTHBEARER with unsecured tokens on the controller listener lets anyone \
                  claim a super user's name and change the cluster's metadata; configure \
                  signed tokens (a JWKS) or another mechanism there"
             );
         }
-        let allowed = if authorizer && protocol != SecurityProtocol::Plaintext {
-            let users = values.get("super.users").map_or("", |(v, _)| v.as_str());
-            Some(
-                crate::security::acl::parse_super_users(users)
-                    .map_err(|e| anyhow::anyhow!("super.users: {e}"))?,
-            )
-        } else {
-            None
-        };
+        let allowed =
+            (authz.enabled && protocol != SecurityProtocol::Plaintext).then_some(authz.super_users);
         Ok(Transport {
             listener: listener.to_string(),
             protocol,
@@ -323,11 +314,7 @@ mod tests {
     use super::*;
     use tokio::net::TcpListener;
 
-    fn values(kv: &[(&str, &str)]) -> Values {
-        kv.iter()
-            .map(|(k, v)| (k.to_string(), (v.to_string(), Source::File)))
-            .collect()
-    }
+    use crate::config::test_values as values;
 
     /// One connection from a client with `client` settings to a server with `server`
     /// settings: the client's outcome (when its session ends) and the server's.
