@@ -62,16 +62,7 @@ pub async fn run(broker: Weak<Broker>, leader: i32, follows: watch::Receiver<Arc
             return;
         };
         if conn.is_none() {
-            let img = node.image();
-            let listener = &node.settings.inter_broker_listener;
-            let addr = img.brokers.get(&leader).and_then(|r| {
-                r.endpoints
-                    .iter()
-                    .find(|e| &e.name == listener)
-                    .or_else(|| r.endpoints.first())
-                    .map(|e| format!("{}:{}", e.host, e.port))
-            });
-            let Some(addr) = addr else {
+            let Some(addr) = b.inter_broker_address(leader) else {
                 drop(b);
                 tokio::time::sleep(BACKOFF).await;
                 continue;
